@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "articles-fcgi",
+    products: [
+        .executable(name: "articles-fcgi", targets: ["FCGIApp"]),
+        .library(name: "PG", targets: ["PG"]),
+    ],
+    dependencies: [
+        // Subcommands (serve, migrate, check-config) and their options.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Leveled logging to standard error, which systemd sends to the journal.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // MARK: - C libraries (Debian -dev packages)
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+
+        // MARK: - Swift targets
+        .target(name: "PG", dependencies: ["CLibPQ"]),
+        .executableTarget(
+            name: "FCGIApp",
+            dependencies: [
+                "PG", "CFastCGI", "COpenSSL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .testTarget(name: "PGTests", dependencies: ["PG"]),
+        .testTarget(name: "FCGIAppTests", dependencies: ["FCGIApp", "PG"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct ArticlesFCGI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "articles-fcgi",
+        abstract: "The articles API: a FastCGI worker for nginx over PostgreSQL.",
+        discussion: "Configured through the environment; see the README for every variable.",
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self],
+        defaultSubcommand: Serve.self)
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import FoundationEssentials
+import Logging
+import PG
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve FastCGI requests (the default).",
+        discussion: """
+            Listens where FCGI_LISTEN says, or on the socket inherited from systemd (LISTEN_FDS) \
+            or on fd 0. SIGTERM or SIGINT stops it after in-flight requests finish.
+            """)
+
+    func run() throws {
+        let config = try Config.fromEnvironment(ProcessInfo.processInfo.environment)
+        Logger.bootstrap(level: config.logLevel)
+        let logger = Logger(label: "articles-fcgi")
+
+        // Fail fast on a wrong DATABASE_URL; each thread then opens its own connection.
+        do {
+            let probe = try Connection(config.databaseURL)
+            logger.info("database reachable", metadata: ["server_version": "\(probe.serverVersion)"])
+        } catch {
+            throw ConfigError("cannot connect to the database: \(error.message)")
+        }
+
+        try FastCGIServer.initialiseLibrary()
+        let server = try FastCGIServer(listener: try Listener.open(config.listen), logger: logger)
+        let conninfo = config.databaseURL
+        try server.run(threads: config.threads) {
+            App(database: Connection(lazy: conninfo), logger: logger)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import FoundationEssentials
+import Logging
+
+/// A configuration error, reported before the worker starts.
+struct ConfigError: Error, CustomStringConvertible, Equatable {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The worker's configuration, read from its environment (the variables in the README).
+struct Config: Sendable, Equatable {
+    /// `DATABASE_URL`: a libpq connection string or URI; `nil` for libpq's own defaults.
+    var databaseURL: String?
+    /// `FCGI_LISTEN`; `nil` to use the socket inherited from systemd or on fd 0.
+    var listen: ListenAddress?
+    /// `FCGI_THREADS`: threads serving requests, each with its own database connection.
+    var threads: Int
+    /// `LOG_LEVEL`.
+    var logLevel: Logger.Level
+
+    static let defaultThreads = 8
+    static let threadRange = 1...512
+
+    static func fromEnvironment(_ environment: [String: String]) throws(ConfigError) -> Config {
+        func value(_ name: String) -> String? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            return text
+        }
+        var threads = defaultThreads
+        if let text = value("FCGI_THREADS") {
+            guard let number = Int(text), threadRange.contains(number) else {
+                throw ConfigError(
+                    "FCGI_THREADS must be a whole number from \(threadRange.lowerBound) to \(threadRange.upperBound), got \"\(text)\"")
+            }
+            threads = number
+        }
+        var level = Logger.Level.info
+        if let text = value("LOG_LEVEL") {
+            let levels: [String: Logger.Level] = [
+                "debug": .debug, "info": .info, "warning": .warning, "error": .error,
+            ]
+            guard let parsed = levels[text.lowercased()] else {
+                throw ConfigError("LOG_LEVEL must be debug, info, warning or error, got \"\(text)\"")
+            }
+            level = parsed
+        }
+        let databaseURL = value("DATABASE_URL")
+        if let databaseURL, databaseURL.utf8.contains(0) {
+            throw ConfigError("DATABASE_URL contains a NUL byte")
+        }
+        return Config(
+            databaseURL: databaseURL,
+            listen: try value("FCGI_LISTEN").map { text throws(ConfigError) in try ListenAddress(parsing: text) },
+            threads: threads,
+            logLevel: level)
+    }
+
+    /// What `check-config` prints: each setting as the worker will use it, secrets masked.
+    var summary: [(name: String, value: String)] {
+        [
+            ("DATABASE_URL", databaseURL.map(Self.maskingPassword) ?? "(unset: libpq defaults from PGHOST, PGDATABASE, ...)"),
+            ("FCGI_LISTEN", listen?.description ?? "(unset: the socket inherited through LISTEN_FDS or on fd 0)"),
+            ("FCGI_THREADS", String(threads)),
+            ("LOG_LEVEL", logLevel.rawValue),
+        ]
+    }
+
+    /// Replaces the password in a libpq URI (`user:secret@`, `?password=secret`) or keyword
+    /// string (`password=secret`) with `***`.
+    static func maskingPassword(_ conninfo: String) -> String {
+        var text = conninfo
+        if text.hasPrefix("postgresql://") || text.hasPrefix("postgres://") {
+            let schemeEnd = text.firstRange(of: "://")!.upperBound
+            let authorityEnd = text[schemeEnd...].firstIndex { $0 == "/" || $0 == "?" } ?? text.endIndex
+            if let at = text[schemeEnd..<authorityEnd].lastIndex(of: "@"),
+                let colon = text[schemeEnd..<at].firstIndex(of: ":")
+            {
+                text.replaceSubrange(text.index(after: colon)..<at, with: "***")
+            }
+        }
+        // password=... as a keyword or a URI query parameter, up to the next space or &.
+        var result = ""
+        var rest = Substring(text)
+        while let match = rest.firstRange(of: "password=") {
+            let before = rest[..<match.lowerBound]
+            let boundary = before.last
+            result += rest[..<match.upperBound]
+            rest = rest[match.upperBound...]
+            guard boundary == nil || boundary == " " || boundary == "?" || boundary == "&" else { continue }
+            var valueEnd = rest.startIndex
+            if rest.first == "'" {
+                // A quoted keyword value: up to the closing quote that is not escaped.
+                var index = rest.index(after: rest.startIndex)
+                while index < rest.endIndex, rest[index] != "'" {
+                    if rest[index] == "\\" { index = rest.index(after: index) }
+                    if index < rest.endIndex { index = rest.index(after: index) }
+                }
+                valueEnd = index < rest.endIndex ? rest.index(after: index) : index
+            } else {
+                valueEnd = rest.firstIndex { $0 == " " || $0 == "&" } ?? rest.endIndex
+            }
+            result += "***"
+            rest = rest[valueEnd...]
+        }
+        return result + rest
+    }
+}

@@ -1,0 +1,189 @@
+import CFastCGI
+import Glibc
+import Logging
+import Synchronization
+
+/// Handles requests on one thread. Each serving thread makes its own, so a responder may hold
+/// state that is not thread-safe, such as a database connection.
+protocol Responder {
+    func respond(to request: Request) -> Response
+}
+
+/// Serves FastCGI requests from nginx on a pool of threads, each with its own `FCGX_Request`
+/// and `Responder`, until `SIGTERM` or `SIGINT`.
+///
+/// Threads wait with `poll` on the listening socket (non-blocking, so a thread that loses the
+/// race to `accept` goes back to waiting) and on a wake-up pipe. Stopping sets a flag and writes
+/// to the pipe: each thread finishes the request it is serving, then returns.
+final class FastCGIServer: Sendable {
+    let listener: Listener
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    /// libfcgi's global initialisation. It installs its own SIGPIPE/SIGTERM/SIGUSR1 handlers
+    /// where the disposition is still the default; `run` blocks SIGTERM and SIGINT in every
+    /// thread and takes them with `sigwait`, so those handlers never run.
+    static func initialiseLibrary() throws(ConfigError) {
+        signal(SIGPIPE, SIG_IGN)
+        guard FCGX_Init() == 0 else { throw ConfigError("libfcgi failed to initialise (FCGX_Init)") }
+    }
+
+    init(listener: Listener, logger: Logger) throws(ConfigError) {
+        self.listener = listener
+        self.logger = logger
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            throw ConfigError("cannot create the wake-up pipe: \(String(cString: strerror(errno)))")
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        let flags = fcntl(listener.fd, F_GETFL)
+        guard flags >= 0, fcntl(listener.fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw ConfigError("cannot make the listening socket non-blocking: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// Serves on `threads` threads until SIGTERM or SIGINT, then waits for in-flight requests,
+    /// and removes the socket file if the worker created it.
+    func run(threads: Int, makeResponder: @escaping @Sendable () -> any Responder) throws(ConfigError) {
+        // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches
+        // sigwait, so take both back to their defaults before blocking them.
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        // Blocked here, so every thread started below inherits the mask; only sigwait takes them.
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        var workers: [PosixThread] = []
+        for _ in 0..<threads {
+            workers.append(try PosixThread { [self] in serveLoop(responder: makeResponder()) })
+        }
+        logger.info("serving", metadata: ["listen": "\(listener.description)", "threads": "\(threads)"])
+
+        var received: Int32 = 0
+        while sigwait(&signals, &received) != 0 {}
+        logger.info("stopping: finishing in-flight requests", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        stop()
+        for worker in workers { worker.join() }
+        if let path = listener.createdPath {
+            unlink(path)
+            close(listener.fd)
+        }
+        logger.info("stopped")
+    }
+
+    /// Asks every serving thread to return once its current request is answered.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    private func serveLoop(responder: any Responder) {
+        var request = FCGX_Request()
+        guard FCGX_InitRequest(&request, listener.fd, 0) == 0 else {
+            logger.error("FCGX_InitRequest failed")
+            return
+        }
+        defer { FCGX_Free(&request, 1) }
+        while !stopping.load(ordering: .acquiring) {
+            // A kept connection (fastcgi_keep_conn) brings its next request on the same socket.
+            let waitOn = request.ipcFd >= 0 ? request.ipcFd : listener.fd
+            var fds = [
+                pollfd(fd: waitOn, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+            ]
+            guard poll(&fds, 2, -1) >= 0 else {
+                if errno == EINTR { continue }
+                logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                return
+            }
+            if fds[1].revents != 0 { return }
+            let status = FCGX_Accept_r(&request)
+            if status < 0 {
+                switch -status {
+                case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED:
+                    continue  // another thread took the connection, or the client left
+                default:
+                    logger.error("FCGX_Accept_r failed", metadata: ["error": "\(String(cString: strerror(-status)))"])
+                    usleep(10_000)
+                    continue
+                }
+            }
+            serve(&request, responder)
+            FCGX_Finish_r(&request)
+        }
+    }
+
+    private func serve(_ request: inout FCGX_Request, _ responder: any Responder) {
+        let parameters = Self.parameters(request.envp)
+        let method = parameters["REQUEST_METHOD"] ?? "GET"
+        let response: Response
+        switch Self.readBody(&request, contentLength: parameters["CONTENT_LENGTH"]) {
+        case .success(let body):
+            response = responder.respond(to: Request(parameters: parameters, body: body))
+        case .failure(let error):
+            response = error.response
+        }
+        let bytes = response.cgiBytes(includeBody: method != "HEAD")
+        let written = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { FCGX_PutStr($0.baseAddress, Int32($0.count), request.out) }
+        }
+        if written < 0 {
+            logger.debug("client went away before the response was written")
+        }
+    }
+
+    /// The CGI parameters of a request, from libfcgi's `NAME=value` array.
+    static func parameters(_ envp: FCGX_ParamArray?) -> [String: String] {
+        var parameters: [String: String] = [:]
+        guard var cursor = envp else { return parameters }
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                parameters[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            cursor += 1
+        }
+        return parameters
+    }
+
+    /// Reads a body of `CONTENT_LENGTH` bytes, refusing one over `Request.maxBodyBytes`.
+    private static func readBody(_ request: inout FCGX_Request, contentLength: String?) -> Result<[UInt8], HTTPError> {
+        guard let contentLength, !contentLength.isEmpty else { return .success([]) }
+        guard let length = Int(contentLength), length >= 0 else {
+            return .failure(HTTPError(status: .badRequest, detail: "Invalid Content-Length."))
+        }
+        guard length <= Request.maxBodyBytes else {
+            // Unread input would corrupt a kept connection: close it after the response.
+            request.keepConnection = 0
+            return .failure(HTTPError(
+                status: .contentTooLarge,
+                detail: "Request body is larger than \(Request.maxBodyBytes) bytes."))
+        }
+        var body = [UInt8](repeating: 0, count: length)
+        var filled = 0
+        while filled < length {
+            let count = body.withUnsafeMutableBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) {
+                    FCGX_GetStr($0.baseAddress! + filled, Int32(length - filled), request.in)
+                }
+            }
+            guard count > 0 else {
+                return .failure(HTTPError(status: .badRequest, detail: "Request body ended before Content-Length bytes."))
+            }
+            filled += Int(count)
+        }
+        return .success(body)
+    }
+}

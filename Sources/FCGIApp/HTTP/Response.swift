@@ -1,0 +1,49 @@
+import FoundationEssentials
+
+/// An HTTP response, written to nginx in CGI form (`Status:` line, headers, blank line, body).
+struct Response: Sendable {
+    var status: HTTPStatus
+    var headers: [(name: String, value: String)]
+    var body: [UInt8]
+
+    init(status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON response with `value` encoded as the body.
+    static func json(_ value: some Encodable, status: HTTPStatus = .ok) -> Response {
+        let body = (try? Self.encoder.encode(value)).map(Array.init) ?? Array(#"{"detail":"A server error occurred."}"#.utf8)
+        return Response(status: status, headers: [("Content-Type", "application/json")], body: body)
+    }
+
+    /// `{"detail": "<message>"}` with `status`, the shape of every error this service returns.
+    static func error(_ status: HTTPStatus, _ detail: String, headers: [(name: String, value: String)] = []) -> Response {
+        var response = json(ErrorBody(detail: detail), status: status)
+        response.headers += headers
+        return response
+    }
+
+    /// The bytes of the response in CGI form. A `HEAD` response keeps its headers and drops the
+    /// body.
+    func cgiBytes(includeBody: Bool = true) -> [UInt8] {
+        var head = "Status: \(status.code) \(status.reason)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if status != .noContent { head += "Content-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        if includeBody { bytes += body }
+        return bytes
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+}
+
+struct ErrorBody: Codable, Equatable {
+    let detail: String
+}

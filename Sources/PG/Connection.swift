@@ -1,0 +1,251 @@
+import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A connection to a PostgreSQL server, closed when deinitialized. The C type is `PGconn`.
+///
+/// A connection is used by one thread at a time. Statements are sent with bound parameters only
+/// (`PQexecParams`, `PQexecPrepared`). When the server drops the connection (a restart,
+/// `pg_terminate_backend`), the statement that finds out fails with a `.connection` error, and
+/// the next use outside a transaction connects again and re-prepares statements as they run.
+public final class Connection {
+    /// The connection string or URI this connection was opened with; `nil` for libpq's
+    /// environment defaults (`PGHOST`, `PGDATABASE`, ...).
+    public let conninfo: String?
+    private let connectTimeout: Int
+    private let applicationName: String
+    private var conn: OpaquePointer?
+    private var isClosed = false
+    /// Statements prepared on the current server session, by name.
+    private var prepared: [String: String] = [:]
+    private var inTransaction = false
+
+    /// Connects with `conninfo` (a `key=value` string or a `postgresql://` URI), falling back
+    /// to libpq's environment defaults for what it leaves out. The C function is
+    /// `PQconnectdbParams`.
+    ///
+    /// - Parameters:
+    ///   - connectTimeout: seconds to wait for the server, unless `conninfo` sets
+    ///     `connect_timeout` itself.
+    ///   - applicationName: shown in `pg_stat_activity`, unless `conninfo` sets one.
+    public init(
+        _ conninfo: String? = nil, connectTimeout: Int = 5, applicationName: String = "articles-fcgi"
+    ) throws(PGError) {
+        self.conninfo = conninfo
+        self.connectTimeout = connectTimeout
+        self.applicationName = applicationName
+        try reconnect()
+    }
+
+    /// A connection that connects on first use, so it can be made while the server is down.
+    public init(lazy conninfo: String?, connectTimeout: Int = 5, applicationName: String = "articles-fcgi") {
+        self.conninfo = conninfo
+        self.connectTimeout = connectTimeout
+        self.applicationName = applicationName
+    }
+
+    deinit {
+        if let conn { PQfinish(conn) }
+    }
+
+    /// Closes the connection. Later use throws. The C function is `PQfinish`.
+    public func close() {
+        if let conn { PQfinish(conn) }
+        conn = nil
+        isClosed = true
+    }
+
+    /// The server's version as a number, e.g. `150018` for 15.18. The C function is
+    /// `PQserverVersion`.
+    public var serverVersion: Int {
+        conn.map { Int(PQserverVersion($0)) } ?? 0
+    }
+
+    /// Whether the last known state of the connection is good. The C function is `PQstatus`.
+    public var isConnected: Bool {
+        conn.map { PQstatus($0) == CONNECTION_OK } ?? false
+    }
+
+    // MARK: - Statements
+
+    /// Runs one statement with `$1…$n` bound to `parameters`. The C function is `PQexecParams`.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [(any PGEncodable)?]) throws(PGError) -> QueryResult {
+        let conn = try open()
+        let result = try withCParameters(parameters) { count, values in
+            PQexecParams(conn, sql, count, nil, values, nil, nil, 0)
+        }
+        return try check(result, conn)
+    }
+
+    /// Runs one statement with `$1…$n` bound to `parameters`. The C function is `PQexecParams`.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: (any PGEncodable)?...) throws(PGError) -> QueryResult {
+        try query(sql, parameters)
+    }
+
+    /// Runs a prepared statement, preparing it on this connection first if needed. The C
+    /// functions are `PQprepare` and `PQexecPrepared`.
+    @discardableResult
+    public func query(
+        _ statement: PreparedStatement, _ parameters: [(any PGEncodable)?]
+    ) throws(PGError) -> QueryResult {
+        var conn = try open()
+        do {
+            try prepareIfNeeded(statement, conn)
+            return try executePrepared(statement, parameters, conn)
+        } catch let error where error.sqlState == .invalidSQLStatementName && !inTransaction {
+            // Someone ran DEALLOCATE or DISCARD ALL: nothing ran, so prepare it again and retry.
+            prepared[statement.name] = nil
+            conn = try open()
+            try prepareIfNeeded(statement, conn)
+            return try executePrepared(statement, parameters, conn)
+        }
+    }
+
+    /// Runs a prepared statement, preparing it on this connection first if needed.
+    @discardableResult
+    public func query(
+        _ statement: PreparedStatement, _ parameters: (any PGEncodable)?...
+    ) throws(PGError) -> QueryResult {
+        try query(statement, parameters)
+    }
+
+    /// Runs trusted SQL text that may hold several statements and no parameters, such as a
+    /// migration file. Never build `script` from request data. The C function is `PQexec`.
+    @discardableResult
+    public func execute(script: String) throws(PGError) -> QueryResult {
+        let conn = try open()
+        return try check(PQexec(conn, script), conn)
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` inside `BEGIN` … `COMMIT`, or `ROLLBACK` when it throws (the error is
+    /// rethrown). A lost connection inside the transaction is never silently replaced.
+    public func transaction<T>(_ body: (Connection) throws -> T) throws -> T {
+        guard !inTransaction else {
+            throw PGError(kind: .client, message: "a transaction is already open on this connection")
+        }
+        try query("BEGIN")
+        inTransaction = true
+        defer { inTransaction = false }
+        let value: T
+        do {
+            value = try body(self)
+        } catch {
+            if isConnected { _ = try? query("ROLLBACK") }
+            throw error
+        }
+        let commit = try query("COMMIT")
+        if commit.commandTag == "ROLLBACK" {
+            throw PGError(
+                kind: .server, sqlState: .transactionRollback,
+                message: "the transaction was rolled back: a statement in it failed")
+        }
+        return value
+    }
+
+    // MARK: - Internals
+
+    /// The live connection, after noticing a drop that happened while idle and connecting again
+    /// if the previous one is gone (never inside a transaction).
+    private func open() throws(PGError) -> OpaquePointer {
+        if isClosed {
+            throw PGError(kind: .connection, sqlState: .connectionDoesNotExist, message: "the connection was closed")
+        }
+        if let conn, PQstatus(conn) == CONNECTION_OK, !droppedWhileIdle(conn) {
+            return conn
+        }
+        if inTransaction {
+            throw PGError(
+                kind: .connection, sqlState: .connectionFailure,
+                message: "the connection was lost inside a transaction")
+        }
+        try reconnect()
+        return conn!
+    }
+
+    /// Whether the server closed an idle connection: a terminated backend sends its FATAL
+    /// message and closes, so the socket is readable while no statement is in flight. Costs one
+    /// `poll` with no wait when nothing is pending.
+    private func droppedWhileIdle(_ conn: OpaquePointer) -> Bool {
+        var pollfd = Glibc.pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+        for _ in 0..<16 {
+            guard poll(&pollfd, 1, 0) > 0 else { return false }
+            if PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK { return true }
+            while let notify = PQnotifies(conn) { PQfreemem(notify) }
+        }
+        return false
+    }
+
+    private func reconnect() throws(PGError) {
+        if let conn { PQfinish(conn) }
+        conn = nil
+        prepared = [:]
+        // Later entries win, so conninfo may override connect_timeout, while client_encoding
+        // stays UTF8 (text is decoded as UTF-8) and application_name is only a fallback.
+        var keywords = ["connect_timeout"]
+        var values = [String(connectTimeout)]
+        if let conninfo {
+            keywords.append("dbname")
+            values.append(conninfo)
+        }
+        keywords += ["client_encoding", "fallback_application_name"]
+        values += ["UTF8", applicationName]
+        let fresh = withCStrings(keywords) { keys in
+            withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
+        }
+        guard let fresh else { throw PGError(connection: nil) }
+        guard PQstatus(fresh) == CONNECTION_OK else {
+            defer { PQfinish(fresh) }
+            throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection)
+        }
+        PQsetNoticeProcessor(fresh, { _, _ in }, nil)
+        // Timestamps are parsed in ISO form.
+        _ = try check(PQexec(fresh, "SET DateStyle TO ISO"), fresh)
+        conn = fresh
+    }
+
+    private func prepareIfNeeded(_ statement: PreparedStatement, _ conn: OpaquePointer) throws(PGError) {
+        if let sql = prepared[statement.name] {
+            guard sql == statement.sql else {
+                throw PGError(
+                    kind: .client,
+                    message: "prepared statement \"\(statement.name)\" is already prepared with other SQL")
+            }
+            return
+        }
+        _ = try check(PQprepare(conn, statement.name, statement.sql, 0, nil), conn)
+        prepared[statement.name] = statement.sql
+    }
+
+    private func executePrepared(
+        _ statement: PreparedStatement, _ parameters: [(any PGEncodable)?], _ conn: OpaquePointer
+    ) throws(PGError) -> QueryResult {
+        let result = try withCParameters(parameters) { count, values in
+            PQexecPrepared(conn, statement.name, count, values, nil, nil, 0)
+        }
+        return try check(result, conn)
+    }
+
+    private func check(_ result: OpaquePointer?, _ conn: OpaquePointer) throws(PGError) -> QueryResult {
+        guard let result else { throw PGError(connection: conn) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return QueryResult(ResultHandle(result))
+        default:
+            defer { PQclear(result) }
+            throw PGError(result: result, connection: conn)
+        }
+    }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings, freed afterwards.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { UnsafePointer(strdup($0)) } + [nil]
+    defer { for copy in copies { free(UnsafeMutablePointer(mutating: copy)) } }
+    return copies.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

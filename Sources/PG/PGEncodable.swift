@@ -1,0 +1,50 @@
+import FoundationEssentials
+
+/// A Swift value that can be sent as a statement parameter, in PostgreSQL's text format.
+///
+/// `nil` (an absent optional) is sent as SQL NULL.
+public protocol PGEncodable {
+    /// The text form PostgreSQL's input function for the column type accepts, or `nil` for NULL.
+    var pgText: String? { get }
+}
+
+extension String: PGEncodable {
+    public var pgText: String? { self }
+}
+
+extension Substring: PGEncodable {
+    public var pgText: String? { String(self) }
+}
+
+extension Int: PGEncodable {
+    public var pgText: String? { String(self) }
+}
+
+extension Int64: PGEncodable {
+    public var pgText: String? { String(self) }
+}
+
+extension Int32: PGEncodable {
+    public var pgText: String? { String(self) }
+}
+
+extension Bool: PGEncodable {
+    public var pgText: String? { self ? "t" : "f" }
+}
+
+extension Double: PGEncodable {
+    public var pgText: String? {
+        if isNaN { return "NaN" }
+        if isInfinite { return self < 0 ? "-Infinity" : "Infinity" }
+        return String(self)
+    }
+}
+
+extension Date: PGEncodable {
+    /// ISO 8601 in UTC with microseconds, as `timestamptz` input accepts.
+    public var pgText: String? { Timestamp.format(self) }
+}
+
+extension Optional: PGEncodable where Wrapped: PGEncodable {
+    public var pgText: String? { self?.pgText }
+}

@@ -1,0 +1,10 @@
+-- Lists every user with their article count.
+--
+--   psql "$ADMIN_DATABASE_URL" -f sql/admin/list_users.sql
+\set ON_ERROR_STOP on
+\set VERBOSITY terse
+\set QUIET on
+SELECT u.id, u.username, u.email, u.cognito_sub, u.is_active, u.created_at,
+       (SELECT count(*) FROM articles a WHERE a.owner_id = u.id) AS articles
+FROM users u
+ORDER BY u.id;
