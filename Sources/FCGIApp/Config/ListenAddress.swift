@@ -14,6 +14,9 @@ enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
             guard path.hasPrefix("/") else {
                 throw ConfigError("FCGI_LISTEN: the unix socket path must be absolute, got \"\(path)\"")
             }
+            guard !path.contains(":") else {
+                throw ConfigError("FCGI_LISTEN: the unix socket path must not contain \":\" (libfcgi would read it as HOST:PORT)")
+            }
             guard path.utf8.count <= Self.maxUnixPathBytes else {
                 throw ConfigError("FCGI_LISTEN: the unix socket path is longer than \(Self.maxUnixPathBytes) bytes")
             }

@@ -1,0 +1,43 @@
+import Testing
+
+@testable import FCGIApp
+
+@Suite struct HTTPTests {
+    @Test func requestComesFromCGIParameters() {
+        let request = Request(parameters: [
+            "REQUEST_METHOD": "POST", "DOCUMENT_URI": "/articles/", "REQUEST_URI": "/articles/?limit=5",
+            "QUERY_STRING": "limit=5", "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": "2",
+            "HTTP_AUTHORIZATION": "Bearer abc", "HTTP_X_REQUEST_ID": "r-1", "SERVER_NAME": "_",
+        ], body: Array("{}".utf8))
+        #expect(request.method == "POST")
+        #expect(request.path == "/articles/")
+        #expect(request.query == "limit=5")
+        #expect(request.headers == [
+            "authorization": "Bearer abc", "x-request-id": "r-1", "content-type": "application/json", "content-length": "2",
+        ])
+        #expect(request.body == Array("{}".utf8))
+    }
+
+    @Test func pathFallsBackToTheRequestURI() {
+        let request = Request(parameters: ["REQUEST_URI": "/healthz?x=1"], body: [])
+        #expect(request.method == "GET")
+        #expect(request.path == "/healthz")
+    }
+
+    @Test func responseIsWrittenInCGIForm() {
+        let response = Response.error(.notFound, "Not found.")
+        #expect(String(decoding: response.cgiBytes(), as: UTF8.self)
+            == "Status: 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n{\"detail\":\"Not found.\"}")
+        #expect(String(decoding: response.cgiBytes(includeBody: false), as: UTF8.self)
+            == "Status: 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n")
+        let escaped = Response.error(.methodNotAllowed, "Method \"PUT\" not allowed. </a>")
+        #expect(String(decoding: escaped.body, as: UTF8.self) == #"{"detail":"Method \"PUT\" not allowed. </a>"}"#)
+    }
+
+    @Test func routing() {
+        #expect(Route(path: "/healthz") == .health)
+        #expect(Route(path: "/healthz/x") == nil)
+        #expect(Route(path: "/") == nil)
+        #expect(Route.health.allowedMethods == ["GET", "HEAD"])
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import PG
+import Testing
+
+@testable import FCGIApp
+
+@Suite struct MigrationTests {
+    @Test func applyingTwiceChangesNothing() throws {
+        let database = try TestDatabase.migrated()
+        let db = try database.connect()
+        let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
+        let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
+        #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003"])
+        let schemaBefore = try schema(db)
+        #expect(try migrator.apply(to: db).isEmpty)
+        #expect(try schema(db) == schemaBefore)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 3)
+    }
+
+    @Test func theMigrateCommandReportsWhatItApplied() throws {
+        let database = TestDatabase(name: "m_" + UUID().uuidString.prefix(8).lowercased())
+        try Connection(database.conninfo(database: "postgres")).query("CREATE DATABASE \(database.name)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = try database.conninfo()
+        let binary = try TestEnvironment.binary()
+        let dir = TestEnvironment.path("sql/migrations")
+        let first = try run(binary, ["migrate", "--dir", dir], environment: environment)
+        #expect(first.status == 0)
+        #expect(first.output == """
+            applied 0001_create_users
+            applied 0002_create_articles
+            applied 0003_create_app_role
+            migrated to 0003_create_app_role
+
+            """)
+        let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
+        #expect(second.status == 0)
+        #expect(second.output == "up to date at 0003_create_app_role\n")
+    }
+
+    @Test func aFailingMigrationLeavesNothingBehind() throws {
+        let database = TestDatabase(name: "f_" + UUID().uuidString.prefix(8).lowercased())
+        try Connection(database.conninfo(database: "postgres")).query("CREATE DATABASE \(database.name)")
+        let dir = try TestEnvironment.scratchFolder("migrations")
+        try "CREATE TABLE good (id int);".write(toFile: "\(dir)/0001_good.sql", atomically: true, encoding: .utf8)
+        try "CREATE TABLE half (id int);\nCREATE TABLE broken (;".write(
+            toFile: "\(dir)/0002_broken.sql", atomically: true, encoding: .utf8)
+        let db = try database.connect()
+        let error = try #require(throws: PGError.self) { try Migrator(directory: dir).apply(to: db) }
+        #expect(error.sqlState == .syntaxError)
+        #expect(try db.query("SELECT version FROM schema_migrations").map { $0["version"] } == ["0001"])
+        #expect(try db.query("SELECT to_regclass('half') IS NULL AS gone").first?.decode(Bool.self, "gone") == true)
+    }
+
+    @Test func misnamedMigrationFilesAreRefused() throws {
+        let dir = try TestEnvironment.scratchFolder("migrations")
+        try "SELECT 1;".write(toFile: "\(dir)/create.sql", atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError("migration file create.sql is not named NNNN_name.sql")) {
+            try Migrator(directory: dir)
+        }
+    }
+
+    /// Tables, columns, constraints and indexes of the public schema.
+    private func schema(_ db: Connection) throws -> [String] {
+        try db.query("""
+            SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || coalesce(column_default, '')
+            FROM information_schema.columns WHERE table_schema = 'public'
+            UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+            UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+            ORDER BY 1
+            """).map { try $0.decode(String.self, at: 0) }
+    }
+}
+
+@Suite struct SchemaTests {
+    let database: TestDatabase
+    let db: Connection
+    init() throws {
+        database = try TestDatabase.migrated()
+        db = try database.connect()
+    }
+
+    @Test func psqlStyleInsertsGetDefaults() throws {
+        let user = try #require(try db.query(
+            "INSERT INTO users (username, email) VALUES ('ann', 'Ann@Example.com') RETURNING id, is_active, cognito_sub, created_at"
+        ).first)
+        #expect(try user.decode(Bool.self, "is_active") == true)
+        #expect(try user.decode(String?.self, "cognito_sub") == nil)
+        #expect(abs(try user.decode(Date.self, "created_at").timeIntervalSinceNow) < 60)
+        let article = try #require(try db.query(
+            "INSERT INTO articles (name, owner_id) VALUES ('First', $1) RETURNING id, created_at, updated_at",
+            try user.decode(Int64.self, "id")
+        ).first)
+        #expect(try article.decode(Int64.self, "id") == 1)
+        #expect(try article.decode(Date.self, "created_at") == article.decode(Date.self, "updated_at"))
+    }
+
+    @Test func emailIsUniqueWhateverItsCase() throws {
+        try db.query("INSERT INTO users (username, email) VALUES ('ann', 'ann@example.com')")
+        let error = try #require(throws: PGError.self) {
+            try db.query("INSERT INTO users (username, email) VALUES ('other', 'ANN@EXAMPLE.COM')")
+        }
+        #expect(error.sqlState == .uniqueViolation)
+        #expect(error.constraint == "users_email_key")
+        let username = try #require(throws: PGError.self) {
+            try db.query("INSERT INTO users (username, email) VALUES ('ann', 'new@example.com')")
+        }
+        #expect(username.constraint == "users_username_key")
+    }
+
+    @Test func anArticleNameOf51CharactersIs23514AndFiftyCodePointsFit() throws {
+        let owner = try #require(try db.query(
+            "INSERT INTO users (username, email) VALUES ('ann', 'ann@example.com') RETURNING id").first?.decode(Int64.self, at: 0))
+        let error = try #require(throws: PGError.self) {
+            try db.query("INSERT INTO articles (name, owner_id) VALUES ($1, $2)", String(repeating: "a", count: 51), owner)
+        }
+        #expect(error.sqlState == .checkViolation)
+        #expect(error.constraint == "articles_name_length")
+        let empty = try #require(throws: PGError.self) {
+            try db.query("INSERT INTO articles (name, owner_id) VALUES ('', $1)", owner)
+        }
+        #expect(empty.sqlState == .checkViolation)
+        // 50 code points: emoji and combining marks count one each, as PostgreSQL counts.
+        let emoji = String(repeating: "😀", count: 25) + String(repeating: "e\u{301}", count: 12) + "x"
+        #expect(emoji.unicodeScalars.count == 50)
+        try db.query("INSERT INTO articles (name, owner_id) VALUES ($1, $2)", emoji, owner)
+        #expect(try db.query("SELECT name FROM articles").first?.decode(String.self, "name") == emoji)
+    }
+
+    @Test func updatedAtFollowsChanges() throws {
+        try db.query("INSERT INTO users (username, email) VALUES ('ann', 'ann@example.com')")
+        try db.query("INSERT INTO articles (name, owner_id) SELECT 'a', id FROM users")
+        try db.query("UPDATE articles SET name = 'b', updated_at = '2000-01-01Z'")
+        let row = try #require(try db.query("SELECT created_at, updated_at FROM articles").first)
+        #expect(try row.decode(Date.self, "updated_at") >= row.decode(Date.self, "created_at"))
+    }
+
+    @Test func theWorkerRoleHasOnlyTheRightsItNeeds() throws {
+        try db.query("INSERT INTO users (username, email) VALUES ('ann', 'ann@example.com')")
+        let app = try database.connect(user: "articles_app")
+        #expect(try app.query("SELECT username FROM users").first?["username"] == "ann")
+        #expect(try app.query("UPDATE users SET cognito_sub = 'sub-1' WHERE username = 'ann'").rowsAffected == 1)
+        #expect(try app.query("INSERT INTO articles (name, owner_id) SELECT 'mine', id FROM users RETURNING id").count == 1)
+        #expect(try app.query("SELECT name FROM articles").first?["name"] == "mine")
+        for statement in [
+            "UPDATE users SET is_active = false", "INSERT INTO users (username, email) VALUES ('x', 'x@example.com')",
+            "DELETE FROM users", "DELETE FROM articles", "SELECT * FROM schema_migrations", "CREATE TABLE evil (id int)",
+        ] {
+            let error = try #require(throws: PGError.self, "\(statement)") { try app.query(statement) }
+            #expect(error.sqlState == .insufficientPrivilege, "\(statement): \(error)")
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// A program the test starts with `posix_spawn`, its output in a file, reaped only by this
+/// object (Foundation's `Process` on Linux blocks in `wait4` on one child while another exits,
+/// which stalls tests that keep servers running).
+final class ChildProcess: @unchecked Sendable {
+    let pid: pid_t
+    let logPath: String
+    private let lock = NSLock()
+    private var exitStatus: Int32?
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String], log logPath: String) throws {
+        self.logPath = logPath
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard status == 0 else {
+            throw HTTPClient.Failure(description: "cannot start \(executable): \(String(cString: strerror(status)))")
+        }
+        self.pid = pid
+    }
+
+    var isRunning: Bool { status == nil }
+    var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The exit status (128 + signal number when killed by a signal), or `nil` while running.
+    var status: Int32? {
+        lock.withLock {
+            if exitStatus == nil {
+                var raw: Int32 = 0
+                if waitpid(pid, &raw, WNOHANG) == pid {
+                    exitStatus = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+                }
+            }
+            return exitStatus
+        }
+    }
+
+    func signal(_ signal: Int32) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// Waits up to `timeout` seconds for the process to exit; its status, or `nil` if it is
+    /// still running.
+    @discardableResult
+    func wait(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        return status
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL after `grace` seconds.
+    func stop(grace: TimeInterval = 5) {
+        guard isRunning else { return }
+        signal(SIGTERM)
+        if wait(timeout: grace) == nil {
+            signal(SIGKILL)
+            wait(timeout: 5)
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// Runs a program to completion; its exit status and output (standard output and error).
+func run(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: TimeInterval = 300
+) throws -> (status: Int32, output: String) {
+    let dir = try TestEnvironment.scratchFolder("run")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let child = try ChildProcess(
+        executable, arguments, environment: environment ?? ProcessInfo.processInfo.environment, log: "\(dir)/output")
+    guard let status = child.wait(timeout: timeout) else {
+        child.stop()
+        throw HTTPClient.Failure(description: "\(executable) did not finish in \(Int(timeout)) s: \(child.output)")
+    }
+    return (status, child.output)
+}

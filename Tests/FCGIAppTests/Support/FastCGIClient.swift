@@ -1,0 +1,97 @@
+import Foundation
+
+/// Speaks FastCGI to the worker directly, record by record, so a test can hold a request
+/// half-sent (in flight) or send what nginx never would.
+final class FastCGIClient {
+    enum RecordType: UInt8 {
+        case beginRequest = 1, endRequest = 3, params = 4, stdin = 5, stdout = 6, stderr = 7
+    }
+
+    private let fd: Int32
+    private let requestID: UInt16 = 1
+
+    init(unixPath: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: unixPath.utf8) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw HTTPClient.Failure(description: "connect to \(unixPath): errno \(errno)")
+        }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// BEGIN_REQUEST (responder role) and the CGI parameters, with the closing empty PARAMS
+    /// record only if `finish` is true.
+    func begin(_ parameters: [String: String], finish: Bool = true) throws {
+        try send(.beginRequest, [0, 1, 0, 0, 0, 0, 0, 0])
+        var encoded: [UInt8] = []
+        for (name, value) in parameters {
+            for length in [name.utf8.count, value.utf8.count] {
+                if length < 128 {
+                    encoded.append(UInt8(length))
+                } else {
+                    encoded += [UInt8(length >> 24) | 0x80, UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff)]
+                }
+            }
+            encoded += Array(name.utf8) + Array(value.utf8)
+        }
+        try send(.params, encoded)
+        if finish { try send(.params, []) }
+    }
+
+    func finishParameters() throws { try send(.params, []) }
+
+    /// The body in STDIN records, then the closing empty one.
+    func body(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(offset + 65_535, bytes.count)
+            try send(.stdin, Array(bytes[offset..<end]))
+            offset = end
+        }
+        try send(.stdin, [])
+    }
+
+    /// Reads STDOUT until END_REQUEST; the response as the worker wrote it (CGI form).
+    func response() throws -> String {
+        var stdout: [UInt8] = []
+        while true {
+            let header = try read(8)
+            let length = Int(header[4]) << 8 | Int(header[5])
+            let content = try read(length + Int(header[6]))
+            switch RecordType(rawValue: header[1]) {
+            case .stdout: stdout += content.prefix(length)
+            case .endRequest: return String(decoding: stdout, as: UTF8.self)
+            default: continue
+            }
+        }
+    }
+
+    private func send(_ type: RecordType, _ content: [UInt8]) throws {
+        let padding = (8 - content.count % 8) % 8
+        let record = [1, type.rawValue, UInt8(requestID >> 8), UInt8(requestID & 0xff),
+                      UInt8(content.count >> 8), UInt8(content.count & 0xff), UInt8(padding), 0]
+            + content + [UInt8](repeating: 0, count: padding)
+        let sent = record.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == record.count else { throw HTTPClient.Failure(description: "send: errno \(errno)") }
+    }
+
+    private func read(_ count: Int) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + filled, count - filled, 0) }
+            guard got > 0 else { throw HTTPClient.Failure(description: "recv: connection closed or errno \(errno)") }
+            filled += got
+        }
+        return buffer
+    }
+}

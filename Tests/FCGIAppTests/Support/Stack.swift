@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+/// The worker behind a real nginx, on a migrated database of its own: what `scripts/run`
+/// starts, on free ports, with nginx configured by `scripts/nginx-conf` from the production site.
+final class Stack: @unchecked Sendable {
+    enum Listen {
+        /// `FCGI_LISTEN=unix:…`: the worker creates the socket.
+        case unix
+        /// `FCGI_LISTEN=127.0.0.1:PORT`.
+        case tcp
+        /// `systemd-socket-activate` holds the socket and starts the worker at the first
+        /// connection, passing it through `LISTEN_FDS`.
+        case socketActivated
+    }
+
+    let dir: String
+    let database: TestDatabase
+    let httpPort: Int
+    let socketPath: String
+    let worker: ChildProcess
+    let nginx: ChildProcess
+
+    init(_ listen: Listen = .unix, database: TestDatabase? = nil, environment: [String: String] = [:]) throws {
+        dir = try TestEnvironment.scratchFolder("stack")
+        self.database = try database ?? TestDatabase.migrated()
+        httpPort = try TestEnvironment.freePort()
+        socketPath = "\(dir)/fcgi.sock"
+        var workerEnvironment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "DATABASE_URL": try self.database.conninfo(user: "articles_app"),
+            "FCGI_THREADS": "4",
+            "LOG_LEVEL": "debug",
+        ]
+        workerEnvironment.merge(environment) { $1 }
+        let binary = try TestEnvironment.binary()
+        let upstream: String
+        switch listen {
+        case .unix:
+            workerEnvironment["FCGI_LISTEN"] = "unix:\(socketPath)"
+            upstream = "unix:\(socketPath)"
+            worker = try ChildProcess(binary, ["serve"], environment: workerEnvironment, log: "\(dir)/worker.log")
+        case .tcp:
+            let port = try TestEnvironment.freePort()
+            workerEnvironment["FCGI_LISTEN"] = "127.0.0.1:\(port)"
+            upstream = "127.0.0.1:\(port)"
+            worker = try ChildProcess(binary, ["serve"], environment: workerEnvironment, log: "\(dir)/worker.log")
+        case .socketActivated:
+            upstream = "unix:\(socketPath)"
+            let passed = workerEnvironment.keys.sorted().flatMap { ["-E", "\($0)=\(workerEnvironment[$0]!)"] }
+            worker = try ChildProcess(
+                "/usr/bin/systemd-socket-activate", ["-l", socketPath] + passed + [binary, "serve"],
+                environment: workerEnvironment, log: "\(dir)/worker.log")
+        }
+        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [dir, "127.0.0.1:\(httpPort)", upstream])
+        guard generated.status == 0 else { throw HTTPClient.Failure(description: "nginx-conf: \(generated.output)") }
+        nginx = try ChildProcess(
+            "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
+            environment: [:], log: "\(dir)/nginx.log")
+        try waitUntilHealthy()
+    }
+
+    /// Waits up to 20 s for `/healthz` to answer 200 through nginx.
+    func waitUntilHealthy() throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let response = try? get("/healthz"), response.status == 200 { return }
+            if !worker.isRunning { throw HTTPClient.Failure(description: "the worker exited: \(worker.output)") }
+            if !nginx.isRunning { throw HTTPClient.Failure(description: "nginx exited: \(nginx.output)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw HTTPClient.Failure(description: "the stack did not become healthy; worker log: \(worker.output)")
+    }
+
+    func get(_ path: String, headers: [(String, String)] = []) throws -> HTTPResponse {
+        try HTTPClient.request(port: httpPort, path: path, headers: headers)
+    }
+
+    func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: Data? = nil) throws -> HTTPResponse {
+        try HTTPClient.request(port: httpPort, method: method, path: path, headers: headers, body: body)
+    }
+
+    deinit {
+        worker.stop()
+        nginx.stop()
+    }
+}

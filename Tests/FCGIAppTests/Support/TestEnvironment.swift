@@ -1,0 +1,86 @@
+import Foundation
+import PG
+import Testing
+
+@testable import FCGIApp
+
+/// What scripts/test provides: the test cluster, a scratch folder and the built worker. A
+/// missing variable fails the test; it never skips.
+enum TestEnvironment {
+    struct Missing: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "\(name) is not set: run the tests with scripts/test" }
+    }
+
+    static func value(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { throw Missing(name: name) }
+        return value
+    }
+
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static func path(_ relative: String) -> String { repositoryRoot.appendingPathComponent(relative).path }
+
+    static func binary() throws -> String { try value("ARTICLES_TEST_BINARY") }
+
+    /// A new folder under the test run's scratch folder, reachable by nginx and postgres.
+    static func scratchFolder(_ prefix: String) throws -> String {
+        let base = try value("ARTICLES_TEST_RUN_DIR")
+        let path = "\(base)/\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        chmod(path, 0o755)
+        return path
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A database of its own for one test, created in the test cluster and migrated.
+struct TestDatabase {
+    let name: String
+
+    static func migrated() throws -> TestDatabase {
+        let database = TestDatabase(name: "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+        let admin = try Connection(database.conninfo(database: "postgres"))
+        try admin.query("CREATE DATABASE \(database.name)")
+        try Migrator(directory: TestEnvironment.path("sql/migrations")).apply(to: database.connect())
+        return database
+    }
+
+    func conninfo(user: String = "postgres", database: String? = nil) throws -> String {
+        let host = try TestEnvironment.value("ARTICLES_TEST_PGHOST")
+        let port = ProcessInfo.processInfo.environment["ARTICLES_TEST_PGPORT"] ?? "5432"
+        return "host=\(host) port=\(port) user=\(user) dbname=\(database ?? name)"
+    }
+
+    /// A connection as the superuser (the owner that migrates), or as `user`.
+    func connect(user: String = "postgres") throws -> Connection {
+        try Connection(conninfo(user: user))
+    }
+
+    /// The URI psql takes, as the administrator.
+    func adminURI() throws -> String {
+        let host = try TestEnvironment.value("ARTICLES_TEST_PGHOST")
+        let port = ProcessInfo.processInfo.environment["ARTICLES_TEST_PGPORT"] ?? "5432"
+        return "postgresql:///\(name)?host=\(host)&port=\(port)&user=postgres"
+    }
+}

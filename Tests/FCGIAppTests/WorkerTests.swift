@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+
+/// The worker behind a real nginx and PostgreSQL, over each way it can listen.
+@Suite struct WorkerTests {
+    @Test(arguments: [Stack.Listen.unix, .tcp, .socketActivated])
+    func answersHealthAndNotFoundThroughNginx(listen: Stack.Listen) throws {
+        let stack = try Stack(listen)
+        let health = try stack.get("/healthz")
+        #expect(health.status == 200)
+        #expect(health.header("Content-Type") == "application/json")
+        #expect(health.text == #"{"status":"ok"}"#)
+        let missing = try stack.get("/nope")
+        #expect(missing.status == 404)
+        #expect(missing.header("Content-Type") == "application/json")
+        #expect(missing.text == #"{"detail":"Not found."}"#)
+        let post = try stack.request("POST", "/healthz", headers: [("Content-Type", "application/json")], body: Data("{}".utf8))
+        #expect(post.status == 405)
+        #expect(post.header("Allow") == "GET, HEAD")
+        #expect(post.json == ["detail": "Method \"POST\" not allowed."])
+        let head = try stack.request("HEAD", "/healthz")
+        #expect(head.status == 200)
+        #expect(head.body.isEmpty)
+    }
+
+    @Test func aBodyOverTheLimitIs413JSON() throws {
+        let stack = try Stack()
+        let big = Data(repeating: UInt8(ascii: "x"), count: 70_000)
+        let response = try stack.request("POST", "/healthz", headers: [("Content-Type", "application/json")], body: big)
+        #expect(response.status == 413)
+        #expect(response.header("Content-Type") == "application/json")
+        #expect(response.json == ["detail": "Request body is too large."])
+        // The worker holds the same limit when something other than nginx sends the body.
+        let client = try FastCGIClient(unixPath: stack.socketPath)
+        try client.begin(["REQUEST_METHOD": "POST", "DOCUMENT_URI": "/healthz", "CONTENT_LENGTH": "70000"])
+        try client.body(Array(big))
+        let direct = try client.response()
+        #expect(direct.hasPrefix("Status: 413 Content Too Large\r\n"))
+        #expect(direct.hasSuffix(#"{"detail":"Request body is larger than 65536 bytes."}"#))
+    }
+
+    @Test func errorsNginxAnswersItselfAreJSON() throws {
+        let stack = try Stack()
+        let longURI = try stack.get("/" + String(repeating: "a", count: 40_000))
+        #expect(longURI.status == 414)
+        #expect(longURI.json == ["detail": "Request URI is too long."])
+        let bigHeader = try stack.get("/healthz", headers: [("X-Big", String(repeating: "b", count: 40_000))])
+        #expect(bigHeader.status == 400)
+        #expect(bigHeader.json == ["detail": "Request header is too large."])
+        let twoTokens = try stack.get("/healthz", headers: [("Authorization", "a"), ("Authorization", "b")])
+        #expect(twoTokens.status == 400)
+        #expect(twoTokens.header("Content-Type") == "application/json")
+        #expect(twoTokens.json == ["detail": "Bad request."])
+        let garbage = try HTTPClient.parse(HTTPClient.exchange(port: stack.httpPort, Data("NONSENSE\r\n\r\n".utf8)))
+        #expect(garbage.status == 400)
+        #expect(garbage.json == ["detail": "Bad request."])
+        // A 20 KiB Authorization header gets through to the worker.
+        let token = try stack.get("/nope", headers: [("Authorization", String(repeating: "t", count: 20 * 1024))])
+        #expect(token.status == 404)
+        #expect(token.json == ["detail": "Not found."])
+        stack.worker.stop()
+        let down = try stack.get("/healthz")
+        #expect(down.status == 502)
+        #expect(down.header("Content-Type") == "application/json")
+        #expect(down.json == ["detail": "The service is unavailable."])
+    }
+
+    @Test func sigtermFinishesTheRequestInFlightThenExits() throws {
+        let stack = try Stack()
+        let client = try FastCGIClient(unixPath: stack.socketPath)
+        // Half a request: a thread has accepted it and waits for the rest.
+        try client.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], finish: false)
+        Thread.sleep(forTimeInterval: 0.2)
+        stack.worker.signal(SIGTERM)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(stack.worker.isRunning, "the worker exited with a request in flight")
+        try client.finishParameters()
+        let response = try client.response()
+        #expect(response.hasPrefix("Status: 200 OK\r\n"))
+        #expect(response.hasSuffix(#"{"status":"ok"}"#))
+        #expect(stack.worker.wait(timeout: 5) == 0)
+        #expect(!FileManager.default.fileExists(atPath: stack.socketPath), "the socket the worker created is removed")
+        #expect(stack.worker.output.contains("stopped"))
+    }
+
+    @Test func sigtermUnderTrafficFailsNoRequestItAccepted() throws {
+        let stack = try Stack()
+        let results = Results()
+        let clients = (0..<8).map { _ in
+            Thread {
+                let deadline = Date().addingTimeInterval(3)
+                while Date() < deadline {
+                    do {
+                        let response = try HTTPClient.request(port: stack.httpPort, path: "/healthz")
+                        results.add(response.status, response.text)
+                    } catch {
+                        results.add(-1, "\(error)")
+                    }
+                }
+            }
+        }
+        for client in clients { client.start() }
+        Thread.sleep(forTimeInterval: 1)
+        stack.worker.signal(SIGTERM)
+        #expect(stack.worker.wait(timeout: 5) == 0)
+        Thread.sleep(forTimeInterval: 2.5)
+        let all = results.all
+        #expect(all.filter { $0.status == 200 }.count > 50)
+        // Served before the stop: 200 with its body; refused after it: nginx's 502 JSON.
+        for (status, body) in all {
+            #expect(
+                (status == 200 && body == #"{"status":"ok"}"#)
+                    || (status == 502 && body == "{\"detail\":\"The service is unavailable.\"}\n"),
+                "\(status) \(body)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: stack.socketPath))
+    }
+
+    @Test func anInheritedSocketIsLeftForItsOwner() throws {
+        let stack = try Stack(.socketActivated)
+        #expect(try stack.get("/healthz").status == 200)
+        stack.worker.signal(SIGTERM)
+        #expect(stack.worker.wait(timeout: 5) == 0)
+        var info = stat()
+        #expect(lstat(stack.socketPath, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK, "the socket file stays")
+    }
+
+    @Test func healthIs503WithinASecondWhilePostgreSQLIsDownAnd200AfterItReturns() throws {
+        let clusterDir = try TestEnvironment.scratchFolder("cluster")
+        let cluster = "source \(TestEnvironment.path("scripts/lib/common.sh"))"
+        let started = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
+        try #require(started.status == 0, "\(started.output)")
+        defer { _ = try? run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"]) }
+        let database = "host=\(clusterDir)/pg port=5432 user=postgres dbname=articles"
+        let stack = try Stack(environment: ["DATABASE_URL": database])
+        let worker = stack.worker.pid
+
+        let stopped = try run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"])
+        try #require(stopped.status == 0, "\(stopped.output)")
+        for _ in 0..<8 {
+            let began = Date()
+            let response = try stack.get("/healthz")
+            #expect(Date().timeIntervalSince(began) < 1)
+            #expect(response.status == 503)
+            #expect(response.header("Content-Type") == "application/json")
+            #expect(response.json == ["status": "unavailable", "detail": "database unavailable"])
+        }
+
+        let restarted = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
+        try #require(restarted.status == 0, "\(restarted.output)")
+        for _ in 0..<8 {
+            let response = try stack.get("/healthz")
+            #expect(response.status == 200)
+            #expect(response.text == #"{"status":"ok"}"#)
+        }
+        #expect(stack.worker.pid == worker && stack.worker.isRunning)
+    }
+
+    @Test func refusesToStartWithoutADatabase() throws {
+        let dir = try TestEnvironment.scratchFolder("nodb")
+        let result = try run(try TestEnvironment.binary(), ["serve"], environment: [
+            "DATABASE_URL": "host=\(dir) port=5432 user=postgres dbname=articles connect_timeout=2",
+            "FCGI_LISTEN": "unix:\(dir)/fcgi.sock",
+        ])
+        #expect(result.status != 0)
+        #expect(result.output.contains("cannot connect to the database"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/fcgi.sock"))
+    }
+}
+
+/// Responses collected from several client threads.
+final class Results: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [(status: Int, body: String)] = []
+    func add(_ status: Int, _ body: String) { lock.withLock { items.append((status, body)) } }
+    var all: [(status: Int, body: String)] { lock.withLock { items } }
+}
