@@ -7,6 +7,9 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'articles_app') THEN
     CREATE ROLE articles_app LOGIN;
   END IF;
+EXCEPTION
+  -- Another database's migration created it at the same moment.
+  WHEN duplicate_object OR unique_violation THEN NULL;
 END
 $$;
 

@@ -1,0 +1,71 @@
+import Foundation
+import PG
+import Testing
+
+/// scripts/run as a new user runs it: ready line, answers through nginx, Ctrl-C stops every
+/// process, and the next run keeps the data.
+@Suite struct RunScriptTests {
+    @Test func runStartsTheStackStopsItCleanlyAndKeepsDataAcrossRuns() throws {
+        let runDir = try TestEnvironment.scratchFolder("run")
+        let port = try TestEnvironment.freePort()
+        var environment = ProcessInfo.processInfo.environment
+        environment["RUN_DIR"] = runDir
+        environment["HTTP_PORT"] = String(port)
+        for name in ["AWS_USER_POOLS_ID", "DATABASE_URL", "FCGI_LISTEN"] { environment[name] = nil }
+
+        let first = try start(environment, log: "\(runDir)/first.out")
+        let health = try HTTPClient.request(port: port, path: "/healthz")
+        #expect(health.status == 200)
+        #expect(health.text == #"{"status":"ok"}"#)
+        let missing = try HTTPClient.request(port: port, path: "/nope")
+        #expect(missing.status == 404)
+        #expect(missing.json == ["detail": "Not found."])
+        let uri = try String(contentsOfFile: "\(runDir)/database-url", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let inserted = try run("/usr/bin/psql", ["-X", uri, "-c", "INSERT INTO articles (name, owner_id) SELECT 'kept', id FROM users WHERE username = 'demo'"])
+        #expect(inserted.output == "INSERT 0 1\n")
+        #expect(FileManager.default.fileExists(atPath: "\(runDir)/keys/jwks.json"))
+
+        first.signal(SIGINT)
+        #expect(first.wait(timeout: 60) == 130)
+        #expect(first.output.contains("stopped"))
+        #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
+        #expect(!FileManager.default.fileExists(atPath: "\(runDir)/fcgi.sock"))
+        #expect(!FileManager.default.fileExists(atPath: "\(runDir)/pgdata/postmaster.pid"))
+
+        let second = try start(environment, log: "\(runDir)/second.out")
+        let kept = try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT name FROM articles"])
+        #expect(kept.output == "kept\n")
+        let users = try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT count(*) FROM users WHERE username = 'demo'"])
+        #expect(users.output == "1\n")
+        second.signal(SIGTERM)
+        #expect(second.wait(timeout: 60) == 143)
+        #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
+    }
+
+    /// Starts scripts/run and waits for its ready line.
+    private func start(_ environment: [String: String], log: String) throws -> ChildProcess {
+        let script = try ChildProcess(TestEnvironment.path("scripts/run"), [], environment: environment, log: log)
+        let deadline = Date().addingTimeInterval(600)
+        while Date() < deadline {
+            if script.output.contains("ready http://127.0.0.1:\(environment["HTTP_PORT"]!)/\n") { return script }
+            if !script.isRunning { throw HTTPClient.Failure(description: "scripts/run exited: \(script.output)") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw HTTPClient.Failure(description: "no ready line: \(script.output)")
+    }
+
+    /// Processes whose command line or environment names `dir` (postgres, nginx, the worker).
+    private func processes(mentioning dir: String) -> [String] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil } ?? []
+        return pids.compactMap { pid -> String? in
+            guard pid != String(getpid()) else { return nil }
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            let command = String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            let mentions = command.contains(dir) || String(decoding: environ, as: UTF8.self).contains("RUN_DIR=\(dir)")
+                || String(decoding: environ, as: UTF8.self).contains("unix:\(dir)/")
+            return mentions ? "\(pid): \(command)" : nil
+        }
+    }
+}
