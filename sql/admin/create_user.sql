@@ -1,14 +1,10 @@
 -- Creates a user of the API. The first valid Cognito token with this email (any case, verified)
 -- binds the row to that Cognito account.
 --
---   psql "$ADMIN_DATABASE_URL" -v username=alice -v email=alice@example.com -f sql/admin/create_user.sql
+--   psql "$ADMIN_URL" -v username=alice -v email=alice@example.com -f sql/admin/create_user.sql
 --
 -- A username or email that is taken prints one ERROR line, changes nothing and exits non-zero.
-\set ON_ERROR_STOP on
-\set VERBOSITY terse
-\set QUIET on
-\pset tuples_only on
-\pset format unaligned
+\ir lib/settings.psql
 \if :{?username}
 \else
 \set username ''

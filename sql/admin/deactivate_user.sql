@@ -1,12 +1,8 @@
 -- Deactivates a user: the worker refuses their tokens from the next request on. Their articles
 -- stay.
 --
---   psql "$ADMIN_DATABASE_URL" -v username=alice -f sql/admin/deactivate_user.sql
-\set ON_ERROR_STOP on
-\set VERBOSITY terse
-\set QUIET on
-\pset tuples_only on
-\pset format unaligned
+--   psql "$ADMIN_URL" -v username=alice -f sql/admin/deactivate_user.sql
+\ir lib/settings.psql
 \if :{?username}
 \else
 \set username ''

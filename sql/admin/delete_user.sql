@@ -1,14 +1,10 @@
 -- Deletes a user. A user who owns articles is deleted only when the articles go to another user:
 --
---   psql "$ADMIN_DATABASE_URL" -v username=alice -f sql/admin/delete_user.sql
---   psql "$ADMIN_DATABASE_URL" -v username=alice -v reassign_to=bob -f sql/admin/delete_user.sql
+--   psql "$ADMIN_URL" -v username=alice -f sql/admin/delete_user.sql
+--   psql "$ADMIN_URL" -v username=alice -v reassign_to=bob -f sql/admin/delete_user.sql
 --
 -- Without reassign_to, a user who owns articles is not deleted (ERROR, nothing changed).
-\set ON_ERROR_STOP on
-\set VERBOSITY terse
-\set QUIET on
-\pset tuples_only on
-\pset format unaligned
+\ir lib/settings.psql
 \if :{?username}
 \else
 \set username ''

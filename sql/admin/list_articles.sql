@@ -1,6 +1,6 @@
 -- Lists every article with its owner's username.
 --
---   psql "$ADMIN_DATABASE_URL" -f sql/admin/list_articles.sql
+--   psql "$ADMIN_URL" -f sql/admin/list_articles.sql
 \set ON_ERROR_STOP on
 \set VERBOSITY terse
 \set QUIET on

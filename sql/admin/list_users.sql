@@ -1,6 +1,6 @@
 -- Lists every user with their article count.
 --
---   psql "$ADMIN_DATABASE_URL" -f sql/admin/list_users.sql
+--   psql "$ADMIN_URL" -f sql/admin/list_users.sql
 \set ON_ERROR_STOP on
 \set VERBOSITY terse
 \set QUIET on

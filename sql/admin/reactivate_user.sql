@@ -1,11 +1,7 @@
 -- Reactivates a user deactivated with deactivate_user.sql: their tokens are accepted again.
 --
---   psql "$ADMIN_DATABASE_URL" -v username=alice -f sql/admin/reactivate_user.sql
-\set ON_ERROR_STOP on
-\set VERBOSITY terse
-\set QUIET on
-\pset tuples_only on
-\pset format unaligned
+--   psql "$ADMIN_URL" -v username=alice -f sql/admin/reactivate_user.sql
+\ir lib/settings.psql
 \if :{?username}
 \else
 \set username ''

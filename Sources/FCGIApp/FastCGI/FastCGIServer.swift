@@ -126,6 +126,7 @@ final class FastCGIServer: Sendable {
     }
 
     private func serve(_ request: inout FCGX_Request, _ responder: any Responder) {
+        let started = ContinuousClock.now
         let parameters = Self.parameters(request.envp)
         let method = parameters["REQUEST_METHOD"] ?? "GET"
         let response: Response
@@ -142,6 +143,11 @@ final class FastCGIServer: Sendable {
         if written < 0 {
             logger.debug("client went away before the response was written")
         }
+        // Method, path and status only: the query string and headers may carry tokens.
+        logger.debug("request", metadata: [
+            "method": "\(method)", "path": "\(parameters["DOCUMENT_URI"] ?? "")",
+            "status": "\(response.status.code)", "duration": "\(ContinuousClock.now - started)",
+        ])
     }
 
     /// The CGI parameters of a request, from libfcgi's `NAME=value` array.
