@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 #include <openssl/bn.h>
+#include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -11,5 +12,11 @@
 
 /* OPENSSL_free is a function-like macro; Swift cannot import it. */
 static inline void copenssl_free(void *ptr) { OPENSSL_free(ptr); }
+
+/* EVP_RSA_gen is a macro over the variadic EVP_PKEY_Q_keygen. */
+static inline EVP_PKEY *copenssl_rsa_generate(unsigned int bits) { return EVP_RSA_gen(bits); }
+
+/* EVP_PKEY_PUBLIC_KEY is an expression macro. */
+static const int COPENSSL_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;
 
 #endif

@@ -1,28 +1,61 @@
 import Logging
 import PG
 
-/// Answers requests on one serving thread, with that thread's database connection.
+/// Answers requests on one serving thread, with that thread's database connection and the
+/// token verifier all threads share.
 final class App: Responder {
     let database: Connection
+    let verifier: TokenVerifier
     let logger: Logger
 
-    init(database: Connection, logger: Logger) {
+    init(database: Connection, verifier: TokenVerifier, logger: Logger) {
         self.database = database
+        self.verifier = verifier
         self.logger = logger
     }
 
     func respond(to request: Request) -> Response {
         guard let route = Route(path: request.path) else { return HTTPError.notFound.response }
-        let method = request.method == "HEAD" ? "GET" : request.method
         guard route.allowedMethods.contains(request.method) else {
             return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
         }
-        switch (method, route) {
-        case ("GET", .health):
-            return health()
-        default:
-            return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
+        do {
+            switch (route, request.method) {
+            case (.health, _):
+                return health()
+            case (.articles, "POST"):
+                let user = try authenticate(request)
+                let draft = try NewArticle.validate(request.jsonBody()).get()
+                return .json(try ArticleStore.create(name: draft.name, owner: user, in: database), status: .created)
+            case (.articles, _):
+                _ = try authenticate(request)
+                return .json(try ArticleStore.all(in: database))
+            }
+        } catch let error as AuthError {
+            logger.info("request refused", metadata: ["status": "\(error.status.code)", "reason": "\(error.reason)"])
+            return error.response
+        } catch let error as HTTPError {
+            return error.response
+        } catch let error as PGError where error.isConnectionError {
+            logger.warning("database unavailable", metadata: ["error": "\(error)"])
+            return .error(.serviceUnavailable, "The database is unavailable; try again later.")
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            return .error(.internalServerError, "A server error occurred.")
         }
+    }
+
+    /// The active user the request's token maps to. The database is touched only for a token
+    /// that passed every check.
+    func authenticate(_ request: Request) throws -> User {
+        let claims = try verifier.verify(authorization: request.header("authorization"))
+        guard let user = try UserStore.user(for: claims, in: database) else {
+            throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
+        }
+        guard user.isActive else {
+            throw AuthError.invalid("User is inactive.", "user \(user.username) is inactive (sub \(claims.sub))")
+        }
+        return user
     }
 
     struct Health: Codable, Equatable {
@@ -30,15 +63,29 @@ final class App: Responder {
         var detail: String?
     }
 
-    /// 200 when this thread's database connection answers (reconnecting if it was dropped),
-    /// 503 otherwise.
+    /// 200 when signing keys are loaded and this thread's database connection answers
+    /// (reconnecting if it was dropped), 503 with the reason otherwise.
     func health() -> Response {
+        if let reason = verifier.keys.unavailableReason {
+            return .json(Health(status: "unavailable", detail: "signing keys not loaded: \(reason)"), status: .serviceUnavailable)
+        }
         do {
             try database.query("SELECT 1")
             return .json(Health(status: "ok"))
         } catch {
             logger.warning("health check: database unavailable", metadata: ["error": "\(error)"])
             return .json(Health(status: "unavailable", detail: "database unavailable"), status: .serviceUnavailable)
+        }
+    }
+}
+
+extension Request {
+    /// The body as JSON, or 400 `{"detail": "JSON parse error - ..."}`.
+    func jsonBody() throws(HTTPError) -> JSONValue {
+        do {
+            return try StrictJSON.parse(body)
+        } catch {
+            throw HTTPError(status: .badRequest, detail: "JSON parse error - \(error.description)")
         }
     }
 }

@@ -5,19 +5,47 @@ import Testing
 @testable import FCGIApp
 
 @Suite struct ConfigTests {
+    static let pool = ["AWS_USER_POOLS_ID": "ap-southeast-2_AbC123", "AWS_APP_CLIENT_ID": "client1"]
+    static let defaultCognito = CognitoConfig(
+        poolID: "ap-southeast-2_AbC123", region: "ap-southeast-2", clientIDs: ["client1"], tokenUses: [.id],
+        keySource: .url("https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json"),
+        leewaySeconds: 60)
+
     @Test func defaults() throws {
-        let config = try Config.fromEnvironment([:])
-        #expect(config == Config(databaseURL: nil, listen: nil, threads: 8, logLevel: .info))
+        let config = try Config.fromEnvironment(Self.pool)
+        #expect(config == Config(databaseURL: nil, listen: nil, threads: 8, logLevel: .info, cognito: Self.defaultCognito))
+        #expect(config.cognito.issuer == "https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123")
     }
 
     @Test func readsEveryVariable() throws {
         let config = try Config.fromEnvironment([
             "DATABASE_URL": "postgresql://app@db/articles", "FCGI_LISTEN": "unix:/run/articles-fcgi.sock",
-            "FCGI_THREADS": "16", "LOG_LEVEL": "WARNING",
+            "FCGI_THREADS": "16", "LOG_LEVEL": "WARNING", "AWS_USER_POOLS_ID": "us-east-1_Xy9", "AWS_REGION": "us-east-1",
+            "AWS_APP_CLIENT_ID": "a, b", "COGNITO_TOKEN_USE": "id,access", "COGNITO_JWKS_FILE": "/etc/jwks.json",
+            "COGNITO_LEEWAY_SECONDS": "5",
         ])
         #expect(config == Config(
             databaseURL: "postgresql://app@db/articles", listen: .unix(path: "/run/articles-fcgi.sock"),
-            threads: 16, logLevel: .warning))
+            threads: 16, logLevel: .warning,
+            cognito: CognitoConfig(
+                poolID: "us-east-1_Xy9", region: "us-east-1", clientIDs: ["a", "b"], tokenUses: [.id, .access],
+                keySource: .file("/etc/jwks.json"), leewaySeconds: 5)))
+    }
+
+    @Test(arguments: [
+        ([:], "AWS_USER_POOLS_ID is not set: the Cognito user pool id, e.g. ap-southeast-2_AbC123"),
+        (["AWS_USER_POOLS_ID": "nounderscore"], "AWS_USER_POOLS_ID must be <region>_<letters and digits>, e.g. ap-southeast-2_AbC123, got \"nounderscore\""),
+        (["AWS_USER_POOLS_ID": "us-east-1_ab-c"], "AWS_USER_POOLS_ID must be <region>_<letters and digits>, e.g. ap-southeast-2_AbC123, got \"us-east-1_ab-c\""),
+        (["AWS_USER_POOLS_ID": "us-east-1_abc"], "AWS_APP_CLIENT_ID is not set: the app client id(s) tokens are issued for, comma-separated"),
+        (["AWS_USER_POOLS_ID": "us-east-1_abc", "AWS_REGION": "eu-west-1", "AWS_APP_CLIENT_ID": "c"], "AWS_REGION is eu-west-1 but the user pool us-east-1_abc is in us-east-1"),
+        (["AWS_USER_POOLS_ID": "us-east-1_abc", "AWS_APP_CLIENT_ID": "a,,b"], "AWS_APP_CLIENT_ID has an empty client id: \"a,,b\""),
+        (["AWS_USER_POOLS_ID": "us-east-1_abc", "AWS_APP_CLIENT_ID": "a", "COGNITO_TOKEN_USE": "refresh"], "COGNITO_TOKEN_USE must be id, access or id,access, got \"refresh\""),
+        (["AWS_USER_POOLS_ID": "us-east-1_abc", "AWS_APP_CLIENT_ID": "a", "COGNITO_JWKS_URL": "http://x", "COGNITO_JWKS_FILE": "/f"], "set COGNITO_JWKS_URL or COGNITO_JWKS_FILE, not both"),
+        (["AWS_USER_POOLS_ID": "us-east-1_abc", "AWS_APP_CLIENT_ID": "a", "COGNITO_JWKS_URL": "ftp://x"], "COGNITO_JWKS_URL must be an https:// or http:// URL, got \"ftp://x\""),
+        (["AWS_USER_POOLS_ID": "us-east-1_abc", "AWS_APP_CLIENT_ID": "a", "COGNITO_LEEWAY_SECONDS": "61"], "COGNITO_LEEWAY_SECONDS must be a whole number from 0 to 60, got \"61\""),
+    ])
+    func refusesBadCognitoSettings(environment: [String: String], message: String) {
+        #expect(throws: ConfigError(message)) { try Config.fromEnvironment(environment) }
     }
 
     @Test(arguments: [
@@ -42,7 +70,7 @@ import Testing
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be debug, info, warning or error, got \"verbose\""),
     ])
     func refusesBadValues(name: String, value: String, message: String) {
-        #expect(throws: ConfigError(message)) { try Config.fromEnvironment([name: value]) }
+        #expect(throws: ConfigError(message)) { try Config.fromEnvironment(Self.pool.merging([name: value]) { $1 }) }
     }
 
     @Test(arguments: [
@@ -59,19 +87,25 @@ import Testing
 
     @Test func checkConfigPrintsTheSettingsWithoutSecrets() throws {
         let binary = try TestEnvironment.binary()
-        let good = try run(binary, ["check-config"], environment: [
+        let good = try run(binary, ["check-config"], environment: Self.pool.merging([
             "DATABASE_URL": "postgresql://app:hunter2@db/articles", "FCGI_LISTEN": "127.0.0.1:9000", "FCGI_THREADS": "3",
-        ])
+        ]) { $1 })
         #expect(good.status == 0)
         #expect(good.output == """
             DATABASE_URL=postgresql://app:***@db/articles
             FCGI_LISTEN=127.0.0.1:9000
             FCGI_THREADS=3
             LOG_LEVEL=info
+            AWS_USER_POOLS_ID=ap-southeast-2_AbC123
+            AWS_APP_CLIENT_ID=client1
+            COGNITO_TOKEN_USE=id
+            COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
+            COGNITO_LEEWAY_SECONDS=60
+            issuer=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123
             configuration OK
 
             """)
-        let bad = try run(binary, ["check-config"], environment: ["FCGI_THREADS": "-1"])
+        let bad = try run(binary, ["check-config"], environment: Self.pool.merging(["FCGI_THREADS": "-1"]) { $1 })
         #expect(bad.status != 0)
         #expect(bad.output.contains("FCGI_THREADS must be a whole number from 1 to 512, got \"-1\""))
     }

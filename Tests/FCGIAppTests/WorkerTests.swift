@@ -158,10 +158,10 @@ import Testing
 
     @Test func refusesToStartWithoutADatabase() throws {
         let dir = try TestEnvironment.scratchFolder("nodb")
-        let result = try run(try TestEnvironment.binary(), ["serve"], environment: [
+        let result = try run(try TestEnvironment.binary(), ["serve"], environment: try TestPool.environment(dir: dir).merging([
             "DATABASE_URL": "host=\(dir) port=5432 user=postgres dbname=articles connect_timeout=2",
             "FCGI_LISTEN": "unix:\(dir)/fcgi.sock",
-        ])
+        ]) { $1 })
         #expect(result.status != 0)
         #expect(result.output.contains("cannot connect to the database"))
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/fcgi.sock"))

@@ -14,11 +14,11 @@ struct Migrate: ParsableCommand {
     var dir: String?
 
     func run() throws {
-        let config = try Config.fromEnvironment(ProcessInfo.processInfo.environment)
+        let databaseURL = try Config.databaseURL(ProcessInfo.processInfo.environment)
         let migrator = try Migrator(directory: dir ?? Self.defaultDirectory())
         let database: Connection
         do {
-            database = try Connection(config.databaseURL)
+            database = try Connection(databaseURL)
         } catch {
             throw ConfigError("cannot connect to the database: \(error.message)")
         }

@@ -24,11 +24,16 @@ struct Serve: ParsableCommand {
             throw ConfigError("cannot connect to the database: \(error.message)")
         }
 
+        // Requests get 503 until the keys load; a request with an unknown kid retries.
+        let keys = KeyStore(source: config.cognito.keySource, logger: logger)
+        keys.reload(force: true)
+        let verifier = TokenVerifier(config: config.cognito, keys: keys)
+
         try FastCGIServer.initialiseLibrary()
         let server = try FastCGIServer(listener: try Listener.open(config.listen), logger: logger)
         let conninfo = config.databaseURL
         try server.run(threads: config.threads) {
-            App(database: Connection(lazy: conninfo), logger: logger)
+            App(database: Connection(lazy: conninfo), verifier: verifier, logger: logger)
         }
     }
 }

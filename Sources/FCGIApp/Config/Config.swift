@@ -17,6 +17,8 @@ struct Config: Sendable, Equatable {
     var threads: Int
     /// `LOG_LEVEL`.
     var logLevel: Logger.Level
+    /// The Cognito user pool and the tokens it accepts.
+    var cognito: CognitoConfig
 
     static let defaultThreads = 8
     static let threadRange = 1...512
@@ -44,15 +46,19 @@ struct Config: Sendable, Equatable {
             }
             level = parsed
         }
-        let databaseURL = value("DATABASE_URL")
-        if let databaseURL, databaseURL.utf8.contains(0) {
-            throw ConfigError("DATABASE_URL contains a NUL byte")
-        }
         return Config(
-            databaseURL: databaseURL,
+            databaseURL: try databaseURL(environment),
             listen: try value("FCGI_LISTEN").map { text throws(ConfigError) in try ListenAddress(parsing: text) },
             threads: threads,
-            logLevel: level)
+            logLevel: level,
+            cognito: try CognitoConfig.fromEnvironment(value))
+    }
+
+    /// `DATABASE_URL`, all that `migrate` needs.
+    static func databaseURL(_ environment: [String: String]) throws(ConfigError) -> String? {
+        guard let url = environment["DATABASE_URL"], !url.isEmpty else { return nil }
+        guard !url.utf8.contains(0) else { throw ConfigError("DATABASE_URL contains a NUL byte") }
+        return url
     }
 
     /// What `check-config` prints: each setting as the worker will use it, secrets masked.
@@ -62,7 +68,20 @@ struct Config: Sendable, Equatable {
             ("FCGI_LISTEN", listen?.description ?? "(unset: the socket inherited through LISTEN_FDS or on fd 0)"),
             ("FCGI_THREADS", String(threads)),
             ("LOG_LEVEL", logLevel.rawValue),
+            ("AWS_USER_POOLS_ID", cognito.poolID),
+            ("AWS_APP_CLIENT_ID", cognito.clientIDs.joined(separator: ",")),
+            ("COGNITO_TOKEN_USE", CognitoConfig.TokenUse.allCases.filter(cognito.tokenUses.contains).map(\.rawValue).joined(separator: ",")),
+            keySourceSummary,
+            ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
+            ("issuer", cognito.issuer),
         ]
+    }
+
+    private var keySourceSummary: (name: String, value: String) {
+        switch cognito.keySource {
+        case .url(let url): ("COGNITO_JWKS_URL", url)
+        case .file(let path): ("COGNITO_JWKS_FILE", path)
+        }
     }
 
     /// Replaces the password in a libpq URI (`user:secret@`, `?password=secret`) or keyword

@@ -1,8 +1,14 @@
-/// An error that becomes an HTTP response: `{"detail": "<detail>"}` with `status`.
+/// An error that becomes an HTTP response: `{"detail": "<detail>"}` with `status`, or, for
+/// validation errors, `{"<field>": ["<message>", ...]}` as Django REST framework writes them.
 struct HTTPError: Error, Sendable {
     var status: HTTPStatus
     var detail: String
     var headers: [(name: String, value: String)] = []
+    var fieldErrors: [String: [String]]? = nil
+
+    static func fields(_ errors: [String: [String]]) -> HTTPError {
+        HTTPError(status: .badRequest, detail: "Invalid input.", fieldErrors: errors)
+    }
 
     static let notFound = HTTPError(status: .notFound, detail: "Not found.")
 
@@ -12,5 +18,8 @@ struct HTTPError: Error, Sendable {
             headers: [("Allow", allow.joined(separator: ", "))])
     }
 
-    var response: Response { .error(status, detail, headers: headers) }
+    var response: Response {
+        if let fieldErrors { return .json(fieldErrors, status: status) }
+        return .error(status, detail, headers: headers)
+    }
 }

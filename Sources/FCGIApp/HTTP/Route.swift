@@ -3,10 +3,13 @@
 enum Route: Equatable {
     /// `/healthz`: whether the worker can serve (no token needed).
     case health
+    /// `/articles/` (or `/articles`): the list, and where new articles are posted.
+    case articles
 
     init?(path: String) {
         switch path {
         case "/healthz": self = .health
+        case "/articles", "/articles/": self = .articles
         default: return nil
         }
     }
@@ -15,6 +18,7 @@ enum Route: Equatable {
     var allowedMethods: [String] {
         switch self {
         case .health: ["GET", "HEAD"]
+        case .articles: ["GET", "HEAD", "POST"]
         }
     }
 }

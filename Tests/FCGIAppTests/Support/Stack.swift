@@ -32,6 +32,7 @@ final class Stack: @unchecked Sendable {
             "FCGI_THREADS": "4",
             "LOG_LEVEL": "debug",
         ]
+        workerEnvironment.merge(try TestPool.environment(dir: dir)) { $1 }
         workerEnvironment.merge(environment) { $1 }
         let binary = try TestEnvironment.binary()
         let upstream: String

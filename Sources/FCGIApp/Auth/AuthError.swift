@@ -1,0 +1,36 @@
+/// Why a request was not authenticated: a 401 (or a 503 when no signing keys are loaded) with a
+/// message a client can act on. `reason` is for the log and never holds the token.
+struct AuthError: Error, Sendable, Equatable {
+    let status: HTTPStatus
+    let detail: String
+    let reason: String
+    let credentialsPresent: Bool
+
+    static let realm = "articles"
+
+    static let missing = AuthError(
+        status: .unauthorized, detail: "Authentication credentials were not provided.", reason: "no credentials",
+        credentialsPresent: false)
+
+    static func invalid(_ detail: String, _ reason: String? = nil) -> AuthError {
+        AuthError(status: .unauthorized, detail: detail, reason: reason ?? detail, credentialsPresent: true)
+    }
+
+    static func keysUnavailable(_ reason: String) -> AuthError {
+        AuthError(
+            status: .serviceUnavailable, detail: "Signing keys are not available; try again later.", reason: reason,
+            credentialsPresent: true)
+    }
+
+    static let malformed = invalid("Malformed token.")
+    static let badHeader = invalid(#"Invalid Authorization header: expected "Bearer <token>"."#)
+
+    /// `{"detail": ...}` with the RFC 6750 challenge on a 401.
+    var response: Response {
+        guard status == .unauthorized else { return .error(status, detail) }
+        let challenge = credentialsPresent
+            ? #"Bearer realm="\#(Self.realm)", error="invalid_token", error_description="\#(detail)""#
+            : #"Bearer realm="\#(Self.realm)""#
+        return .error(status, detail, headers: [("WWW-Authenticate", challenge)])
+    }
+}

@@ -1,0 +1,148 @@
+import FoundationEssentials
+
+/// Accepts exactly the tokens the configured Cognito user pool issued for the configured app
+/// clients: compact JWS, RS256 by a key of the pool's JWKS, the pool's issuer, an accepted
+/// `token_use`, one of the client ids, and `exp`/`iat`/`nbf` within the leeway. Every claim is
+/// checked at its JSON type, after a strict parse (no duplicate members, valid UTF-8).
+final class TokenVerifier: Sendable {
+    /// Cognito tokens are a few KB; anything longer is refused before any decoding.
+    static let maxTokenBytes = 16 * 1024
+
+    let config: CognitoConfig
+    let keys: KeyStore
+    let cache: TokenCache
+    private let clock: @Sendable () -> Double
+
+    init(config: CognitoConfig, keys: KeyStore, cache: TokenCache = TokenCache(),
+         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        self.config = config
+        self.keys = keys
+        self.cache = cache
+        self.clock = clock
+    }
+
+    /// The claims of the token in an `Authorization` header value: `Bearer <jwt>` (the scheme
+    /// in any case, one space) or a bare `<jwt>`.
+    func verify(authorization: String?) throws(AuthError) -> Claims {
+        guard let authorization, !authorization.isEmpty else { throw .missing }
+        let token = try Self.token(fromAuthorization: authorization)
+        let now = clock()
+        let leeway = Double(config.leewaySeconds)
+        if let cached = cache.entry(for: token) {
+            if keys.current?[cached.kid] === cached.key {
+                try checkTimes(expiresAt: cached.claims.expiresAt, issuedAt: nil, notBefore: nil, now: now)
+                return cached.claims
+            }
+            cache.remove(token)
+        }
+        let (claims, kid, key) = try verifySignedToken(token, now: now)
+        cache.insert(TokenCache.Entry(claims: claims, kid: kid, key: key), for: token, now: now, leeway: leeway)
+        return claims
+    }
+
+    static func token(fromAuthorization value: String) throws(AuthError) -> String {
+        var token = Substring(value)
+        if value.utf8.count >= 6, value.utf8.prefix(6).map({ $0 | 0x20 }) == Array("bearer".utf8) {
+            let rest = value.utf8.dropFirst(6)
+            if rest.isEmpty { throw .invalid("No token after \"Bearer\".") }
+            if rest.first == UInt8(ascii: " ") { token = Substring(rest.dropFirst()) }
+        }
+        guard token.utf8.count <= maxTokenBytes else { throw .invalid("Token is too large.") }
+        // Compact JWS is base64url and dots only: this refuses other schemes, extra spaces
+        // or tabs, several tokens and trailing text alike.
+        guard !token.isEmpty, token.utf8.allSatisfy(isTokenCharacter) else { throw .badHeader }
+        return String(token)
+    }
+
+    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+            true
+        default:
+            false
+        }
+    }
+
+    private func verifySignedToken(_ token: String, now: Double) throws(AuthError) -> (Claims, KeyID, RSAPublicKey) {
+        let bytes = Array(token.utf8)
+        let segments = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard segments.count == 3, !segments[0].isEmpty, !segments[1].isEmpty else { throw .malformed }
+        let header = try Self.jsonObject(segments[0])
+        let payload = try Self.jsonObject(segments[1])
+
+        guard let alg = header["alg"] else { throw .malformed }
+        guard alg.string == "RS256" else { throw .invalid("Unsupported token algorithm.", "alg \(alg)") }
+        guard header["crit"] == nil else { throw .invalid("Unsupported token header.", "crit header") }
+        guard let kidText = header["kid"]?.string else { throw .invalid("Malformed token.", "no kid") }
+        guard let signature = Base64URL.decode(segments[2]), !signature.isEmpty else {
+            throw .invalid("Invalid token signature.", "signature is not base64url")
+        }
+        let kid = KeyID(kidText)
+        let key = try keys.key(for: kid)
+        let signed = bytes.count - segments[2].count - 1
+        let verified = bytes.withUnsafeBytes { key.verifyRS256(signature: signature, message: UnsafeRawBufferPointer(rebasing: $0.prefix(signed))) }
+        guard verified else { throw .invalid("Invalid token signature.", "bad signature for kid \(kid)") }
+        return (try claims(payload, now: now), kid, key)
+    }
+
+    private static func jsonObject(_ segment: ArraySlice<UInt8>) throws(AuthError) -> [String: JSONValue] {
+        guard let decoded = Base64URL.decode(segment) else { throw .invalid("Malformed token.", "segment is not base64url") }
+        do {
+            guard let object = try StrictJSON.parse(decoded).object else { throw AuthError.malformed }
+            return object
+        } catch let error as JSONError {
+            throw .invalid("Malformed token.", "segment is not strict JSON: \(error)")
+        } catch {
+            throw .malformed
+        }
+    }
+
+    private func claims(_ payload: [String: JSONValue], now: Double) throws(AuthError) -> Claims {
+        func string(_ name: String) throws(AuthError) -> String? {
+            guard let value = payload[name] else { return nil }
+            guard let text = value.string else { throw .invalid("Malformed token claims.", "\(name) is not a string") }
+            return text
+        }
+        func number(_ name: String) throws(AuthError) -> Double? {
+            guard let value = payload[name] else { return nil }
+            guard let number = value.number else { throw .invalid("Malformed token claims.", "\(name) is not a number") }
+            return number
+        }
+        guard let expiresAt = try number("exp") else { throw .invalid("Malformed token claims.", "no exp") }
+        let issuedAt = try number("iat")
+        let notBefore = try number("nbf")
+        guard try string("iss") == config.issuer else {
+            throw .invalid("Token was not issued by this user pool.", "iss \(payload["iss"].map { "\($0)" } ?? "missing")")
+        }
+        guard let use = try string("token_use").flatMap(CognitoConfig.TokenUse.init(rawValue:)),
+            config.tokenUses.contains(use)
+        else {
+            throw .invalid("Tokens of this kind are not accepted.", "token_use \(payload["token_use"].map { "\($0)" } ?? "missing")")
+        }
+        let client = try string(use == .id ? "aud" : "client_id")
+        guard let client, config.clientIDs.contains(client) else {
+            throw .invalid("Token was not issued for this client.", "\(use == .id ? "aud" : "client_id") \(client ?? "missing")")
+        }
+        guard let sub = try string("sub"), !sub.isEmpty else { throw .invalid("Malformed token claims.", "no sub") }
+        try checkTimes(expiresAt: expiresAt, issuedAt: issuedAt, notBefore: notBefore, now: now)
+        var groups: [String] = []
+        if let value = payload["cognito:groups"] {
+            guard case .array(let items) = value, items.allSatisfy({ $0.string != nil }) else {
+                throw .invalid("Malformed token claims.", "cognito:groups is not an array of strings")
+            }
+            groups = items.compactMap(\.string)
+        }
+        let verified = payload["email_verified"] == .bool(true) || payload["email_verified"] == .string("true")
+        return Claims(
+            sub: sub, tokenUse: use, email: try string("email"), emailVerified: verified,
+            username: try string(use == .id ? "cognito:username" : "username"), groups: groups, expiresAt: expiresAt)
+    }
+
+    private func checkTimes(expiresAt: Double, issuedAt: Double?, notBefore: Double?, now: Double) throws(AuthError) {
+        let leeway = Double(config.leewaySeconds)
+        guard now < expiresAt + leeway else { throw .invalid("Token has expired.") }
+        if let issuedAt, issuedAt > now + leeway { throw .invalid("Token was issued in the future.") }
+        if let notBefore, notBefore > now + leeway { throw .invalid("Token is not valid yet.") }
+    }
+}

@@ -1,0 +1,95 @@
+import FoundationEssentials
+
+/// Which Cognito tokens the worker accepts (the variables in the README).
+struct CognitoConfig: Sendable, Equatable {
+    enum TokenUse: String, Sendable, CaseIterable {
+        case id, access
+    }
+
+    enum KeySource: Sendable, Equatable {
+        /// `COGNITO_JWKS_URL`, or the pool's own `.well-known/jwks.json`.
+        case url(String)
+        /// `COGNITO_JWKS_FILE`.
+        case file(String)
+    }
+
+    /// `AWS_USER_POOLS_ID`, e.g. `ap-southeast-2_AbC123`.
+    var poolID: String
+    /// The prefix of the pool id.
+    var region: String
+    /// `AWS_APP_CLIENT_ID`: the app clients tokens must be issued for.
+    var clientIDs: [String]
+    /// `COGNITO_TOKEN_USE`.
+    var tokenUses: Set<TokenUse>
+    var keySource: KeySource
+    /// `COGNITO_LEEWAY_SECONDS`.
+    var leewaySeconds: Int
+
+    /// The `iss` every token must carry.
+    var issuer: String { "https://cognito-idp.\(region).amazonaws.com/\(poolID)" }
+
+    static let maxLeewaySeconds = 60
+
+    static func fromEnvironment(_ value: (String) -> String?) throws(ConfigError) -> CognitoConfig {
+        guard let poolID = value("AWS_USER_POOLS_ID") else {
+            throw ConfigError("AWS_USER_POOLS_ID is not set: the Cognito user pool id, e.g. ap-southeast-2_AbC123")
+        }
+        let parts = poolID.split(separator: "_", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+            parts[0].allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }),
+            parts[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
+        else {
+            throw ConfigError("AWS_USER_POOLS_ID must be <region>_<letters and digits>, e.g. ap-southeast-2_AbC123, got \"\(poolID)\"")
+        }
+        let region = String(parts[0])
+        if let awsRegion = value("AWS_REGION"), awsRegion != region {
+            throw ConfigError("AWS_REGION is \(awsRegion) but the user pool \(poolID) is in \(region)")
+        }
+        guard let clients = value("AWS_APP_CLIENT_ID") else {
+            throw ConfigError("AWS_APP_CLIENT_ID is not set: the app client id(s) tokens are issued for, comma-separated")
+        }
+        let clientIDs = clients.split(separator: ",", omittingEmptySubsequences: false).map(trimmed)
+        guard !clientIDs.contains(where: \.isEmpty) else {
+            throw ConfigError("AWS_APP_CLIENT_ID has an empty client id: \"\(clients)\"")
+        }
+        var tokenUses: Set<TokenUse> = [.id]
+        if let text = value("COGNITO_TOKEN_USE") {
+            let uses = text.split(separator: ",", omittingEmptySubsequences: false).map {
+                TokenUse(rawValue: trimmed($0))
+            }
+            guard !uses.contains(nil) else {
+                throw ConfigError("COGNITO_TOKEN_USE must be id, access or id,access, got \"\(text)\"")
+            }
+            tokenUses = Set(uses.compactMap { $0 })
+        }
+        let keySource: KeySource
+        switch (value("COGNITO_JWKS_URL"), value("COGNITO_JWKS_FILE")) {
+        case (.some, .some):
+            throw ConfigError("set COGNITO_JWKS_URL or COGNITO_JWKS_FILE, not both")
+        case (.some(let url), nil):
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                throw ConfigError("COGNITO_JWKS_URL must be an https:// or http:// URL, got \"\(url)\"")
+            }
+            keySource = .url(url)
+        case (nil, .some(let file)):
+            keySource = .file(file)
+        case (nil, nil):
+            keySource = .url("https://cognito-idp.\(region).amazonaws.com/\(poolID)/.well-known/jwks.json")
+        }
+        var leeway = maxLeewaySeconds
+        if let text = value("COGNITO_LEEWAY_SECONDS") {
+            guard let seconds = Int(text), (0...maxLeewaySeconds).contains(seconds) else {
+                throw ConfigError("COGNITO_LEEWAY_SECONDS must be a whole number from 0 to \(maxLeewaySeconds), got \"\(text)\"")
+            }
+            leeway = seconds
+        }
+        return CognitoConfig(
+            poolID: poolID, region: region, clientIDs: clientIDs, tokenUses: tokenUses, keySource: keySource,
+            leewaySeconds: leeway)
+    }
+}
+
+/// `text` without leading and trailing spaces and tabs.
+private func trimmed(_ text: Substring) -> String {
+    String(text.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+}

@@ -1,0 +1,41 @@
+import PG
+
+/// A row of `users` that a token maps to.
+struct User: Sendable, Equatable {
+    let id: Int64
+    let username: String
+    let isActive: Bool
+}
+
+/// Maps verified tokens to users.
+///
+/// By `sub` first. Failing that, an ID token with a verified email binds its `sub` to the row
+/// with that email (any case) whose `cognito_sub` is still empty, in one statement, so the next
+/// request maps by `sub`. A row bound to another `sub` never matches by email; access tokens
+/// map by `sub` only.
+enum UserStore {
+    static let bySub = PreparedStatement(
+        name: "user_by_sub", sql: "SELECT id, username, is_active FROM users WHERE cognito_sub = $1")
+    static let bindByEmail = PreparedStatement(
+        name: "user_bind_by_email",
+        sql: """
+            UPDATE users SET cognito_sub = $1
+            WHERE lower(email) = lower($2) AND cognito_sub IS NULL
+            RETURNING id, username, is_active
+            """)
+
+    static func user(for claims: Claims, in db: Connection) throws(PGError) -> User? {
+        if let user = try first(db.query(bySub, claims.sub)) { return user }
+        guard claims.tokenUse == .id, claims.emailVerified, let email = claims.email else { return nil }
+        if let user = try first(db.query(bindByEmail, claims.sub, email)) { return user }
+        // Another request bound the same row a moment ago.
+        return try first(db.query(bySub, claims.sub))
+    }
+
+    private static func first(_ rows: QueryResult) throws(PGError) -> User? {
+        guard let row = rows.first else { return nil }
+        return User(
+            id: try row.decode(Int64.self, "id"), username: try row.decode(String.self, "username"),
+            isActive: try row.decode(Bool.self, "is_active"))
+    }
+}
