@@ -32,7 +32,7 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "PGTests", dependencies: ["PG"]),
-        .testTarget(name: "FCGIAppTests", dependencies: ["FCGIApp", "PG"]),
+        .testTarget(name: "FCGIAppTests", dependencies: ["FCGIApp", "PG"], resources: [.copy("Vectors")]),
     ],
     swiftLanguageModes: [.v6]
 )

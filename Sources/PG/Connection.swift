@@ -21,6 +21,12 @@ public final class Connection {
     /// Statements prepared on the current server session, by name.
     private var prepared: [String: String] = [:]
     private var inTransaction = false
+    /// Set when the server sends a FATAL report outside a statement (the backend is ending).
+    private let fatalWhileIdle = Flag()
+
+    private final class Flag {
+        var isSet = false
+    }
 
     /// Connects with `conninfo` (a `key=value` string or a `postgresql://` URI), falling back
     /// to libpq's environment defaults for what it leaves out. The C function is
@@ -174,11 +180,14 @@ public final class Connection {
     private func droppedWhileIdle(_ conn: OpaquePointer) -> Bool {
         var pollfd = Glibc.pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
         for _ in 0..<16 {
-            guard poll(&pollfd, 1, 0) > 0 else { return false }
+            guard poll(&pollfd, 1, 0) > 0 else { return fatalWhileIdle.isSet }
             if PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK { return true }
+            // Parses what arrived: a FATAL report reaches the notice receiver, which sets the flag.
+            _ = PQisBusy(conn)
+            if fatalWhileIdle.isSet { return true }
             while let notify = PQnotifies(conn) { PQfreemem(notify) }
         }
-        return false
+        return fatalWhileIdle.isSet
     }
 
     private func reconnect() throws(PGError) {
@@ -203,7 +212,16 @@ public final class Connection {
             defer { PQfinish(fresh) }
             throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection)
         }
-        PQsetNoticeProcessor(fresh, { _, _ in }, nil)
+        // Notices are dropped, except that a FATAL report (the server ending this backend, as
+        // pg_terminate_backend does) marks the connection for replacement before it is used.
+        fatalWhileIdle.isSet = false
+        PQsetNoticeReceiver(fresh, { context, result in
+            guard let context, let result,
+                let severity = PQresultErrorField(result, CLIBPQ_DIAG_SEVERITY_NONLOCALIZED),
+                String(cString: severity) == "FATAL"
+            else { return }
+            Unmanaged<Flag>.fromOpaque(context).takeUnretainedValue().isSet = true
+        }, Unmanaged.passUnretained(fatalWhileIdle).toOpaque())
         // Timestamps are parsed in ISO form.
         _ = try check(PQexec(fresh, "SET DateStyle TO ISO"), fresh)
         conn = fresh
