@@ -26,6 +26,25 @@ import Testing
         #expect(inserted.output == "INSERT 0 1\n")
         #expect(FileManager.default.fileExists(atPath: "\(runDir)/keys/jwks.json"))
 
+        // The README's way to call the API locally: a token from dev-token, sent both ways.
+        let binary = TestEnvironment.path(".build-release/release/articles-fcgi")
+        let token = try run(binary, ["dev-token", "--email", "demo@example.com"], environment: environment)
+        #expect(token.status == 0, "\(token.output)")
+        let jwt = token.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        for authorization in ["Bearer \(jwt)", jwt] {
+            let articles = try HTTPClient.request(port: port, path: "/articles/", headers: [("Authorization", authorization)])
+            #expect(articles.status == 200)
+            #expect(articles.text == #"[{"id":1,"name":"kept"}]"#)
+        }
+        let posted = try HTTPClient.request(
+            port: port, method: "POST", path: "/articles/", headers: [("Authorization", jwt), ("Content-Type", "application/json")],
+            body: Data(#"{"name":"second"}"#.utf8))
+        #expect(posted.status == 201)
+        #expect(posted.text == #"{"id":2,"name":"second"}"#)
+        let noKey = try run(binary, ["dev-token", "--email", "demo@example.com"], environment: ["RUN_DIR": "\(runDir)/nowhere"])
+        #expect(noKey.status != 0)
+        #expect(noKey.output.contains("no local development key"))
+
         first.signal(SIGINT)
         #expect(first.wait(timeout: 60) == 130)
         #expect(first.output.contains("stopped"))
@@ -34,8 +53,8 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(runDir)/pgdata/postmaster.pid"))
 
         let second = try start(environment, log: "\(runDir)/second.out")
-        let kept = try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT name FROM articles"])
-        #expect(kept.output == "kept\n")
+        let kept = try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT name FROM articles ORDER BY id"])
+        #expect(kept.output == "kept\nsecond\n")
         let users = try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT count(*) FROM users WHERE username = 'demo'"])
         #expect(users.output == "1\n")
         second.signal(SIGTERM)

@@ -63,7 +63,10 @@ enum KeyFetcher {
             task.cancel()
             throw Failure(description: "no answer within \(Int(timeout)) s")
         }
-        if let error = outcome.error { throw Failure(description: "\(error.localizedDescription)") }
+        if let error = outcome.error as? URLError {
+            throw Failure(description: error.code == .timedOut ? "no answer within \(Int(timeout)) s" : "\(error.code): \(error.localizedDescription)")
+        }
+        if let error = outcome.error { throw Failure(description: "\(error)") }
         guard let response = outcome.response as? HTTPURLResponse else { throw Failure(description: "no HTTP response") }
         guard response.statusCode == 200 else { throw Failure(description: "HTTP status \(response.statusCode)") }
         guard let data = outcome.data, data.count <= maxBytes else {

@@ -21,7 +21,12 @@ final class Stack: @unchecked Sendable {
     let worker: ChildProcess
     let nginx: ChildProcess
 
-    init(_ listen: Listen = .unix, database: TestDatabase? = nil, environment: [String: String] = [:]) throws {
+    /// Starts the stack and waits until `/healthz` answers 200, or with `healthy: false`, until
+    /// it answers at all (through the worker, not nginx's 502).
+    init(
+        _ listen: Listen = .unix, database: TestDatabase? = nil, environment: [String: String] = [:],
+        healthy: Bool = true
+    ) throws {
         dir = try TestEnvironment.scratchFolder("stack")
         self.database = try database ?? TestDatabase.migrated()
         httpPort = try TestEnvironment.freePort()
@@ -58,14 +63,14 @@ final class Stack: @unchecked Sendable {
         nginx = try ChildProcess(
             "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
             environment: [:], log: "\(dir)/nginx.log")
-        try waitUntilHealthy()
+        try waitUntilAnswering(healthy: healthy)
     }
 
-    /// Waits up to 20 s for `/healthz` to answer 200 through nginx.
-    func waitUntilHealthy() throws {
+    /// Waits up to 20 s for `/healthz` to answer 200 through nginx (or anything but 502).
+    func waitUntilAnswering(healthy: Bool = true) throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let response = try? get("/healthz"), response.status == 200 { return }
+            if let response = try? get("/healthz"), healthy ? response.status == 200 : response.status != 502 { return }
             if !worker.isRunning { throw HTTPClient.Failure(description: "the worker exited: \(worker.output)") }
             if !nginx.isRunning { throw HTTPClient.Failure(description: "nginx exited: \(nginx.output)") }
             Thread.sleep(forTimeInterval: 0.05)

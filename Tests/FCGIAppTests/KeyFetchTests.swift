@@ -1,0 +1,152 @@
+import Foundation
+import PG
+import Testing
+
+@testable import FCGIApp
+
+/// A JWKS server the tests control (Tests/Fixtures/jwks-server.py).
+final class JWKSServer: @unchecked Sendable {
+    let dir: String
+    let port: Int
+    private let process: ChildProcess
+
+    init() throws {
+        dir = try TestEnvironment.scratchFolder("jwks")
+        process = try ChildProcess(
+            "/usr/bin/python3", [TestEnvironment.path("Tests/Fixtures/jwks-server.py"), dir],
+            environment: ["PATH": "/usr/bin:/bin"], log: "\(dir)/server.log")
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let line = process.output.split(separator: "\n").first, line.hasPrefix("port "), let port = Int(line.dropFirst(5)) {
+                self.port = port
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw HTTPClient.Failure(description: "the JWKS server did not start: \(process.output)")
+    }
+
+    func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    func hits(_ path: String) throws -> Int {
+        let stats = try HTTPClient.request(port: port, path: "/stats")
+        return ((try JSONSerialization.jsonObject(with: stats.body)) as? [String: Int])?[path] ?? 0
+    }
+
+    func serve(_ keys: [[String: Any]], as name: String = "jwks.json") throws {
+        try TestPool.writeJWKS(keys, to: "\(dir)/\(name)")
+    }
+
+    func remove(_ name: String) throws { try FileManager.default.removeItem(atPath: "\(dir)/\(name)") }
+}
+
+@Suite struct KeyFetchTests {
+    /// A stack whose worker fetches its keys from `url` (no JWKS file).
+    private func stack(_ url: String, healthy: Bool = true) throws -> Stack {
+        try Stack(environment: ["COGNITO_JWKS_URL": url, "COGNITO_JWKS_FILE": ""], healthy: healthy)
+    }
+
+    /// An active user of `stack` and a valid ID token for it, signed by `key` under `kid`.
+    private func token(_ stack: Stack, key: RSAPrivateKey = TestPool.key, kid: String = TestPool.kid) throws -> String {
+        let email = "k\(UUID().uuidString.prefix(10).lowercased())@example.com"
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ($1, $1)", email)
+        return TestPool.token(header: ["alg": "RS256", "kid": kid], claims: TestPool.idClaims(email: email), key: key)
+    }
+
+    private func status(_ stack: Stack, _ token: String) throws -> (Int, String?) {
+        let response = try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")])
+        return (response.status, response.json?["detail"])
+    }
+
+    @Test func rotationIsPickedUpWithAtMostOneFetchPer10Seconds() throws {
+        let server = try JWKSServer()
+        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
+        let started = Date()
+        let stack = try stack(server.url("/file/jwks.json"))
+        let path = "/file/jwks.json"
+        let first = try token(stack)
+        #expect(try status(stack, first).0 == 200)
+        #expect(try server.hits(path) == 1)
+        for _ in 0..<3 {
+            #expect(try status(stack, token(stack, kid: UUID().uuidString)) == (401, "Token signed by an unknown key."))
+        }
+        #expect(try server.hits(path) == 1, "no refetch within 10 s of the last")
+
+        // The pool rotates: a new key, the old one gone.
+        let rotated = try RSAPrivateKey(generatingBits: 2048)
+        try server.serve([TestPool.jwk(rotated, kid: "rotated")])
+        Thread.sleep(until: started.addingTimeInterval(10.5))
+        let tokens = try (0..<4).map { _ in try token(stack, key: rotated, kid: "rotated") }
+        let results = Results()
+        let threads = tokens.map { token in
+            Thread { results.add((try? HTTPClient.request(port: stack.httpPort, path: "/articles/", headers: [("Authorization", token)]).status) ?? -1, "") }
+        }
+        threads.forEach { $0.start() }
+        while results.all.count < tokens.count { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(results.all.map(\.status) == [200, 200, 200, 200])
+        #expect(try server.hits(path) == 2, "simultaneous misses share one fetch")
+        // The first token is cached, but its key is gone.
+        #expect(try status(stack, first) == (401, "Token signed by an unknown key."))
+        #expect(try server.hits(path) == 2)
+    }
+
+    @Test func aFailedRefetchKeepsTheLastGoodKeys() throws {
+        let server = try JWKSServer()
+        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
+        let started = Date()
+        let stack = try stack(server.url("/file/jwks.json"))
+        try server.remove("jwks.json")
+        Thread.sleep(until: started.addingTimeInterval(10.5))
+        #expect(try status(stack, token(stack, kid: "unknown")) == (401, "Token signed by an unknown key."))
+        #expect(try server.hits("/file/jwks.json") == 2)
+        #expect(try status(stack, token(stack)).0 == 200)
+        #expect(try stack.get("/healthz").status == 200)
+    }
+
+    @Test func unusableKeysAreSkippedAndTheRestLoad() throws {
+        let server = try JWKSServer()
+        try server.serve([
+            TestPool.jwk(TestPool.key, kid: TestPool.kid),
+            TestPool.jwk(TokenStack.smallKey, kid: "small"),
+            TestPool.jwk(TestPool.otherKey, kid: "enc", extra: ["use": "enc"]),
+            TestPool.jwk(TestPool.otherKey, kid: "hs", extra: ["alg": "HS256"]),
+            TestPool.jwk(TestPool.otherKey, kid: "padded", extra: ["n": Base64URL.encode(TestPool.otherKey.publicKey.parameter("n")) + "=="]),
+            ["kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"],
+        ])
+        let stack = try stack(server.url("/file/jwks.json"))
+        #expect(try status(stack, token(stack)).0 == 200)
+        for (kid, key) in [("small", TokenStack.smallKey), ("enc", TestPool.otherKey), ("hs", TestPool.otherKey), ("padded", TestPool.otherKey)] {
+            #expect(try status(stack, token(stack, key: key, kid: kid)) == (401, "Token signed by an unknown key."), "\(kid)")
+        }
+        #expect(stack.worker.output.contains("key \\\"small\\\": 1024-bit modulus, under 2048") || stack.worker.output.contains("small"))
+    }
+
+    @Test func aHangingServerIsAbandonedWithinFiveSeconds() throws {
+        let server = try JWKSServer()
+        let started = Date()
+        let stack = try stack(server.url("/hang"), healthy: false)
+        #expect(Date().timeIntervalSince(started) < 9)
+        let health = try stack.get("/healthz")
+        #expect(health.status == 503)
+        #expect(health.json?["status"] == "unavailable")
+        #expect(health.json?["detail"]?.contains("no answer within 5 s") == true, "\(health.text)")
+        let refused = try stack.get("/articles/", headers: [("Authorization", try token(stack))])
+        #expect(refused.status == 503)
+        #expect(refused.json == ["detail": "Signing keys are not available; try again later."])
+    }
+
+    @Test(arguments: [
+        ("/redirect", "HTTP status 302"), ("/big", "response larger than 262144 bytes"),
+        ("/invalid", "cannot load the signing keys"), ("/file/missing.json", "HTTP status 404"),
+    ])
+    func badResponsesLoadNoKeys(path: String, reason: String) throws {
+        let server = try JWKSServer()
+        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
+        let stack = try stack(server.url(path), healthy: false)
+        let health = try stack.get("/healthz")
+        #expect(health.status == 503)
+        #expect(health.json?["detail"]?.contains(reason) == true, "\(health.text)")
+        #expect(try server.hits("/file/jwks.json") == 0, "the redirect is not followed")
+        #expect(try status(stack, token(stack)) == (503, "Signing keys are not available; try again later."))
+    }
+}
