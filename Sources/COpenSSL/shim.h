@@ -9,6 +9,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/crypto.h>
+#include <openssl/hmac.h>
 
 /* OPENSSL_free is a function-like macro; Swift cannot import it. */
 static inline void copenssl_free(void *ptr) { OPENSSL_free(ptr); }

@@ -160,10 +160,16 @@ final class TokenStack: @unchecked Sendable {
         // Keys the JWKS lists but that must not be used: 1024 bits, use "enc".
         try expectRefused(TestPool.token(header: ["alg": "RS256", "kid": "small-1024"], claims: claims, key: TokenStack.smallKey), "Token signed by an unknown key.")
         try expectRefused(TestPool.token(header: ["alg": "RS256", "kid": "enc-key"], claims: claims, key: TestPool.otherKey), "Token signed by an unknown key.")
-        // HS256 with the public key's bytes as the HMAC secret (the classic key confusion).
+        // HS256 with the public key's bytes as the HMAC secret (the classic key confusion),
+        // both as the JWK's modulus and as the JWKS entry's JSON.
         let headerPart = Base64URL.encode(Array(#"{"alg":"HS256","kid":"\#(TestPool.kid)"}"#.utf8))
         let payloadPart = Base64URL.encode(try JSONSerialization.data(withJSONObject: claims))
-        try expectRefused("\(headerPart).\(payloadPart).\(Base64URL.encode(sha256(Array("\(headerPart).\(payloadPart)".utf8))))", "Unsupported token algorithm.")
+        let signingInput = Array("\(headerPart).\(payloadPart)".utf8)
+        let jwkJSON = try JSONSerialization.data(withJSONObject: TestPool.jwk(TestPool.key, kid: TestPool.kid), options: [.sortedKeys])
+        for secret in [TestPool.key.publicKey.parameter("n"), Array(jwkJSON)] {
+            let mac = hmacSHA256(key: secret, data: signingInput)
+            try expectRefused("\(headerPart).\(payloadPart).\(Base64URL.encode(mac))", "Unsupported token algorithm.")
+        }
         // jku/x5u/jwk headers are ignored: the token still needs the pool's key.
         let jku = TestPool.token(header: ["alg": "RS256", "kid": TestPool.kid, "jku": "http://127.0.0.1:1/jwks"], claims: claims)
         #expect(try shared.get(jku).status == 200)

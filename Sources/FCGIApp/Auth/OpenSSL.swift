@@ -139,3 +139,11 @@ func sha256(_ bytes: [UInt8]) -> [UInt8] {
     EVP_Digest(bytes, bytes.count, &digest, &length, EVP_sha256(), nil)
     return digest
 }
+
+/// HMAC-SHA256 of `data` under `key`. The C function is `HMAC`.
+func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+    var mac = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    _ = HMAC(EVP_sha256(), key, Int32(key.count), data, data.count, &mac, &length)
+    return mac
+}
