@@ -20,22 +20,31 @@ final class App: Responder {
             return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
         }
         do {
+            let articles = ArticlesAPI(db: database, adminGroup: verifier.config.adminGroup)
             switch (route, request.method) {
             case (.health, _):
                 return health()
             case (.articles, "POST"):
-                let user = try authenticate(request)
-                let draft = try NewArticle.validate(request.jsonBody()).get()
-                return .json(try ArticleStore.create(name: draft.name, owner: user, in: database), status: .created)
+                return try articles.create(request, by: authenticate(request))
             case (.articles, _):
                 _ = try authenticate(request)
-                return .json(try ArticleStore.all(in: database))
+                return try articles.list(request)
+            case (.article(let id), "PUT"), (.article(let id), "PATCH"):
+                return try articles.update(id, request, by: authenticate(request), partial: request.method == "PATCH")
+            case (.article(let id), "DELETE"):
+                return try articles.delete(id, request, by: authenticate(request))
+            case (.article(let id), _):
+                _ = try authenticate(request)
+                return try articles.read(id, request)
             }
         } catch let error as AuthError {
             logger.info("request refused", metadata: ["status": "\(error.status.code)", "reason": "\(error.reason)"])
             return error.response
         } catch let error as HTTPError {
             return error.response
+        } catch let error as PGError where error.sqlState == .checkViolation {
+            // The worker's checks match the table's; should they ever differ, the table wins.
+            return HTTPError.fields(["name": ["Ensure this field has no more than \(ArticleName.maxLength) characters."]]).response
         } catch let error as PGError where error.isConnectionError {
             logger.warning("database unavailable", metadata: ["error": "\(error)"])
             return .error(.serviceUnavailable, "The database is unavailable; try again later.")
@@ -47,7 +56,7 @@ final class App: Responder {
 
     /// The active user the request's token maps to. The database is touched only for a token
     /// that passed every check.
-    func authenticate(_ request: Request) throws -> User {
+    func authenticate(_ request: Request) throws -> Caller {
         let claims = try verifier.verify(authorization: request.header("authorization"))
         guard let user = try UserStore.user(for: claims, in: database) else {
             throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
@@ -55,7 +64,7 @@ final class App: Responder {
         guard user.isActive else {
             throw AuthError.invalid("User is inactive.", "user \(user.username) is inactive (sub \(claims.sub))")
         }
-        return user
+        return Caller(user: user, claims: claims)
     }
 
     struct Health: Codable, Equatable {

@@ -101,6 +101,7 @@ import Testing
             COGNITO_TOKEN_USE=id
             COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
             COGNITO_LEEWAY_SECONDS=60
+            COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
             issuer=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123
             configuration OK
 

@@ -18,6 +18,19 @@ import Testing
         #expect(request.body == Array("{}".utf8))
     }
 
+    @Test func queryItemsArePercentDecoded() {
+        let request = Request(method: "GET", path: "/", query: "a=1&b=x%20y+z&c&limit=%31%30&bad=%zz")
+        #expect(request.queryItems.map { "\($0.name)=\($0.value)" } == ["a=1", "b=x y z", "c=", "limit=10", "bad=%zz"])
+    }
+
+    @Test func entityTagsCompareStronglyOrWeakly() {
+        #expect(EntityTags(#""a", "b""#).matches(#""b""#, weak: false))
+        #expect(!EntityTags(#"W/"b""#).matches(#""b""#, weak: false))
+        #expect(EntityTags(#"W/"b""#).matches(#""b""#, weak: true))
+        #expect(EntityTags("*").matches(#""x""#, weak: false))
+        #expect(!EntityTags(#""c""#).matches(#""b""#, weak: true))
+    }
+
     @Test func pathFallsBackToTheRequestURI() {
         let request = Request(parameters: ["REQUEST_URI": "/healthz?x=1"], body: [])
         #expect(request.method == "GET")
@@ -39,5 +52,12 @@ import Testing
         #expect(Route(path: "/healthz/x") == nil)
         #expect(Route(path: "/") == nil)
         #expect(Route.health.allowedMethods == ["GET", "HEAD"])
+        #expect(Route(path: "/articles") == .articles)
+        #expect(Route(path: "/articles/") == .articles)
+        #expect(Route(path: "/articles/42") == .article(42))
+        #expect(Route(path: "/articles/007/") == .article(7))
+        for malformed in ["/articles/x/", "/articles/-1/", "/articles/1.5/", "/articles/99999999999999999999/", "/articles//", "/articles/1//", "/articlesX"] {
+            #expect(Route(path: malformed) == nil, "\(malformed)")
+        }
     }
 }

@@ -11,11 +11,11 @@ import Testing
         let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
         let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
         #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
-        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003"])
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004"])
         let schemaBefore = try schema(db)
         #expect(try migrator.apply(to: db).isEmpty)
         #expect(try schema(db) == schemaBefore)
-        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 3)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 4)
     }
 
     @Test func theMigrateCommandReportsWhatItApplied() throws {
@@ -31,12 +31,13 @@ import Testing
             applied 0001_create_users
             applied 0002_create_articles
             applied 0003_create_app_role
-            migrated to 0003_create_app_role
+            applied 0004_grant_article_changes
+            migrated to 0004_grant_article_changes
 
             """)
         let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
         #expect(second.status == 0)
-        #expect(second.output == "up to date at 0003_create_app_role\n")
+        #expect(second.output == "up to date at 0004_grant_article_changes\n")
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {
@@ -143,12 +144,15 @@ import Testing
         #expect(try app.query("UPDATE users SET cognito_sub = 'sub-1' WHERE username = 'ann'").rowsAffected == 1)
         #expect(try app.query("INSERT INTO articles (name, owner_id) SELECT 'mine', id FROM users RETURNING id").count == 1)
         #expect(try app.query("SELECT name FROM articles").first?["name"] == "mine")
+        #expect(try app.query("UPDATE articles SET name = 'renamed'").rowsAffected == 1)
         for statement in [
             "UPDATE users SET is_active = false", "INSERT INTO users (username, email) VALUES ('x', 'x@example.com')",
-            "DELETE FROM users", "DELETE FROM articles", "SELECT * FROM schema_migrations", "CREATE TABLE evil (id int)",
+            "DELETE FROM users", "UPDATE articles SET owner_id = owner_id", "UPDATE articles SET created_at = now()",
+            "SELECT * FROM schema_migrations", "CREATE TABLE evil (id int)",
         ] {
             let error = try #require(throws: PGError.self, "\(statement)") { try app.query(statement) }
             #expect(error.sqlState == .insufficientPrivilege, "\(statement): \(error)")
         }
+        #expect(try app.query("DELETE FROM articles").rowsAffected == 1)
     }
 }

@@ -2,6 +2,8 @@ import Foundation
 import PG
 import Testing
 
+@testable import FCGIApp
+
 /// scripts/run as a new user runs it: ready line, answers through nginx, Ctrl-C stops every
 /// process, and the next run keeps the data.
 @Suite struct RunScriptTests {
@@ -34,13 +36,15 @@ import Testing
         for authorization in ["Bearer \(jwt)", jwt] {
             let articles = try HTTPClient.request(port: port, path: "/articles/", headers: [("Authorization", authorization)])
             #expect(articles.status == 200)
-            #expect(articles.text == #"[{"id":1,"name":"kept"}]"#)
+            let list = try JSONDecoder().decode([Article].self, from: articles.body)
+            #expect(list.map(\.id) == [1] && list.map(\.name) == ["kept"] && list.map(\.owner) == ["demo"])
         }
         let posted = try HTTPClient.request(
             port: port, method: "POST", path: "/articles/", headers: [("Authorization", jwt), ("Content-Type", "application/json")],
             body: Data(#"{"name":"second"}"#.utf8))
         #expect(posted.status == 201)
-        #expect(posted.text == #"{"id":2,"name":"second"}"#)
+        let created = try JSONDecoder().decode(Article.self, from: posted.body)
+        #expect(created.id == 2 && created.name == "second" && created.owner == "demo")
         let noKey = try run(binary, ["dev-token", "--email", "demo@example.com"], environment: ["RUN_DIR": "\(runDir)/nowhere"])
         #expect(noKey.status != 0)
         #expect(noKey.output.contains("no local development key"))

@@ -4,56 +4,120 @@ import PG
 struct Article: Codable, Equatable, Sendable {
     let id: Int64
     let name: String
+    /// The owner's username.
+    let owner: String
+    /// RFC 3339 in UTC, with microseconds, as Django REST framework writes times.
+    let createdAt: String
+    let updatedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, owner
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
 }
 
-/// The articles table, through prepared statements.
+/// The articles table, through prepared statements. Every change is one statement, or one
+/// transaction that locks the row it checks.
 enum ArticleStore {
-    static let list = PreparedStatement(name: "articles_list", sql: "SELECT id, name FROM articles ORDER BY id")
-    static let create = PreparedStatement(
-        name: "articles_create", sql: "INSERT INTO articles (name, owner_id) VALUES ($1, $2) RETURNING id, name")
+    /// The columns of an `Article`, from `a` (articles) and `u` (users).
+    private static let columns = """
+        a.id, a.name, u.username AS owner, \(rfc3339("a.created_at")) AS created_at, \(rfc3339("a.updated_at")) AS updated_at
+        """
 
-    static func all(in db: Connection) throws(PGError) -> [Article] {
-        var articles: [Article] = []
-        for row in try db.query(list) { articles.append(try article(row)) }
-        return articles
+    private static func rfc3339(_ column: String) -> String {
+        #"to_char(\#(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#
+    }
+
+    static let page = PreparedStatement(
+        name: "articles_page",
+        sql: "SELECT \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id > $1 ORDER BY a.id LIMIT $2")
+    static let one = PreparedStatement(
+        name: "articles_one", sql: "SELECT \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id = $1")
+    static let lockOne = PreparedStatement(
+        name: "articles_lock_one",
+        sql: "SELECT a.owner_id, \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id = $1 FOR UPDATE OF a")
+    static let create = PreparedStatement(
+        name: "articles_create",
+        sql: """
+            WITH a AS (INSERT INTO articles (name, owner_id) VALUES ($1, $2) RETURNING *)
+            SELECT \(columns) FROM a JOIN users u ON u.id = a.owner_id
+            """)
+    static let rename = PreparedStatement(
+        name: "articles_rename",
+        sql: """
+            WITH a AS (UPDATE articles SET name = $2 WHERE id = $1 RETURNING *)
+            SELECT \(columns) FROM a JOIN users u ON u.id = a.owner_id
+            """)
+    static let delete = PreparedStatement(name: "articles_delete", sql: "DELETE FROM articles WHERE id = $1")
+
+    /// Up to `limit` articles with ids above `after`, in id order.
+    static func page(after: Int64, limit: Int, in db: Connection) throws(PGError) -> [Article] {
+        try articles(db.query(page, after, limit))
+    }
+
+    static func find(_ id: Int64, in db: Connection) throws(PGError) -> Article? {
+        try articles(db.query(one, id)).first
     }
 
     static func create(name: String, owner: User, in db: Connection) throws(PGError) -> Article {
-        let rows = try db.query(create, name, owner.id)
-        return try article(rows[0])
+        try articles(db.query(create, name, owner.id))[0]
+    }
+
+    /// The article and its owner's id, locked until the transaction ends.
+    static func lock(_ id: Int64, in db: Connection) throws(PGError) -> (article: Article, ownerID: Int64)? {
+        guard let row = try db.query(lockOne, id).first else { return nil }
+        return (try article(row), try row.decode(Int64.self, "owner_id"))
+    }
+
+    static func rename(_ id: Int64, to name: String, in db: Connection) throws(PGError) -> Article {
+        try articles(db.query(rename, id, name))[0]
+    }
+
+    static func delete(_ id: Int64, in db: Connection) throws(PGError) {
+        try db.query(delete, id)
+    }
+
+    private static func articles(_ rows: QueryResult) throws(PGError) -> [Article] {
+        var articles: [Article] = []
+        articles.reserveCapacity(rows.count)
+        for row in rows { articles.append(try article(row)) }
+        return articles
     }
 
     private static func article(_ row: Row) throws(PGError) -> Article {
-        Article(id: try row.decode(Int64.self, "id"), name: try row.decode(String.self, "name"))
+        Article(
+            id: try row.decode(Int64.self, "id"), name: try row.decode(String.self, "name"),
+            owner: try row.decode(String.self, "owner"), createdAt: try row.decode(String.self, "created_at"),
+            updatedAt: try row.decode(String.self, "updated_at"))
     }
 }
 
-/// The body of `POST /articles/`, checked as Django REST framework's `CharField(max_length=50)`
-/// checks it: leading and trailing whitespace trimmed, not blank, at most 50 characters
-/// counted as code points (as PostgreSQL's `char_length` counts them).
-struct NewArticle: Equatable {
-    static let maxNameLength = 50
+/// A name sent in a body, checked as Django REST framework's `CharField(max_length=50)` checks
+/// it: leading and trailing whitespace trimmed (as Python's `str.strip`), not blank, at most 50
+/// characters counted as code points (as PostgreSQL's `char_length` counts them).
+enum ArticleName {
+    static let maxLength = 50
 
-    let name: String
-
-    /// The validated article, or the field errors in Django REST framework's shape.
-    static func validate(_ body: JSONValue) -> Result<NewArticle, HTTPError> {
-        guard let fields = body.object else {
-            return .failure(HTTPError(status: .badRequest, detail: "Invalid data. Expected a dictionary, but got \(body.typeName)."))
-        }
-        func invalid(_ message: String) -> Result<NewArticle, HTTPError> {
-            .failure(.fields(["name": [message]]))
-        }
-        guard let value = fields["name"], value != .null else { return invalid("This field is required.") }
+    /// The validated name from `fields`; `nil` when absent and `required` is false.
+    static func validate(_ fields: [String: JSONValue], required: Bool) -> Result<String?, HTTPError> {
+        func invalid(_ message: String) -> Result<String?, HTTPError> { .failure(.fields(["name": [message]])) }
+        guard let value = fields["name"] else { return required ? invalid("This field is required.") : .success(nil) }
+        if value == .null { return invalid("This field may not be null.") }
         guard case .string(let raw) = value else { return invalid("Not a valid string.") }
         if raw.unicodeScalars.contains("\u{0}") { return invalid("Null characters are not allowed.") }
-        let name = String(String.UnicodeScalarView(
-            raw.unicodeScalars.drop(while: \.properties.isWhitespace).reversed().drop(while: \.properties.isWhitespace).reversed()))
+        let scalars = raw.unicodeScalars
+        let name = String(String.UnicodeScalarView(scalars.drop(while: isSpace).reversed().drop(while: isSpace).reversed()))
         if name.isEmpty { return invalid("This field may not be blank.") }
-        if name.unicodeScalars.count > maxNameLength {
-            return invalid("Ensure this field has no more than \(maxNameLength) characters.")
+        if name.unicodeScalars.count > maxLength {
+            return invalid("Ensure this field has no more than \(maxLength) characters.")
         }
-        return .success(NewArticle(name: name))
+        return .success(name)
+    }
+
+    /// Python's `str.isspace`: Unicode White_Space, plus the separators U+001C to U+001F.
+    private static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.isWhitespace || (0x1C...0x1F).contains(scalar.value)
     }
 }
 

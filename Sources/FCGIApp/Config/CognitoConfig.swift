@@ -24,6 +24,8 @@ struct CognitoConfig: Sendable, Equatable {
     var keySource: KeySource
     /// `COGNITO_LEEWAY_SECONDS`.
     var leewaySeconds: Int
+    /// `COGNITO_ADMIN_GROUP`: members (by `cognito:groups`) may change any article.
+    var adminGroup: String? = nil
 
     /// The `iss` every token must carry.
     var issuer: String { "https://cognito-idp.\(region).amazonaws.com/\(poolID)" }
@@ -85,7 +87,7 @@ struct CognitoConfig: Sendable, Equatable {
         }
         return CognitoConfig(
             poolID: poolID, region: region, clientIDs: clientIDs, tokenUses: tokenUses, keySource: keySource,
-            leewaySeconds: leeway)
+            leewaySeconds: leeway, adminGroup: value("COGNITO_ADMIN_GROUP"))
     }
 }
 

@@ -73,6 +73,7 @@ struct Config: Sendable, Equatable {
             ("COGNITO_TOKEN_USE", CognitoConfig.TokenUse.allCases.filter(cognito.tokenUses.contains).map(\.rawValue).joined(separator: ",")),
             keySourceSummary,
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
+            ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
             ("issuer", cognito.issuer),
         ]
     }

@@ -11,6 +11,10 @@ struct Request: Sendable {
     var headers: [String: String]
     /// The body, at most `Request.maxBodyBytes` long.
     var body: [UInt8]
+    /// `http` or `https`, as nginx received the request (`REQUEST_SCHEME`).
+    var scheme = "http"
+    /// The port nginx received the request on (`SERVER_PORT`).
+    var port: Int?
 
     /// The largest body the worker reads; nginx's `client_max_body_size` matches it.
     static let maxBodyBytes = 64 * 1024
@@ -41,6 +45,37 @@ struct Request: Sendable {
             query: parameters["QUERY_STRING"] ?? "",
             headers: headers,
             body: body)
+        if parameters["REQUEST_SCHEME"] == "https" || parameters["HTTPS"] == "on" { scheme = "https" }
+        port = parameters["SERVER_PORT"].flatMap { Int($0) }
+    }
+
+    /// The query parameters, percent-decoded (`+` is a space), in order.
+    var queryItems: [(name: String, value: String)] {
+        query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (Self.percentDecoded(parts[0]), parts.count > 1 ? Self.percentDecoded(parts[1]) : "")
+        }
+    }
+
+    private static func percentDecoded(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                let high = iterator.next(), low = iterator.next()
+                if let high, let low, let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                    bytes.append(value)
+                } else {
+                    bytes.append(byte)
+                    if let high { bytes.append(high) }
+                    if let low { bytes.append(low) }
+                }
+            default: bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func header(_ name: String) -> String? { headers[name] }

@@ -30,7 +30,7 @@ struct Response: Sendable {
     func cgiBytes(includeBody: Bool = true) -> [UInt8] {
         var head = "Status: \(status.code) \(status.reason)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if status != .noContent { head += "Content-Length: \(body.count)\r\n" }
+        if status != .noContent && status != .notModified { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         var bytes = Array(head.utf8)
         if includeBody { bytes += body }

@@ -1,16 +1,25 @@
-/// What a request path names. Routing comes before authentication, so an unknown path is 404
-/// whoever asks.
+/// What a request path names. Routing comes before authentication, so an unknown path (or a
+/// malformed article id) is 404 whoever asks.
 enum Route: Equatable {
     /// `/healthz`: whether the worker can serve (no token needed).
     case health
     /// `/articles/` (or `/articles`): the list, and where new articles are posted.
     case articles
+    /// `/articles/{id}/` (or without the slash).
+    case article(Int64)
 
     init?(path: String) {
         switch path {
         case "/healthz": self = .health
         case "/articles", "/articles/": self = .articles
-        default: return nil
+        default:
+            guard path.hasPrefix("/articles/") else { return nil }
+            var id = path.dropFirst("/articles/".count)
+            if id.hasSuffix("/") { id = id.dropLast() }
+            guard !id.isEmpty, id.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                let number = Int64(id)
+            else { return nil }
+            self = .article(number)
         }
     }
 
@@ -19,6 +28,7 @@ enum Route: Equatable {
         switch self {
         case .health: ["GET", "HEAD"]
         case .articles: ["GET", "HEAD", "POST"]
+        case .article: ["GET", "HEAD", "PUT", "PATCH", "DELETE"]
         }
     }
 }

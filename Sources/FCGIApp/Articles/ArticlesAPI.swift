@@ -1,0 +1,174 @@
+import PG
+
+/// Who is calling: the user a verified token maps to, and the token's claims.
+struct Caller {
+    let user: User
+    let claims: Claims
+}
+
+/// The articles resource, on one serving thread's connection.
+struct ArticlesAPI {
+    static let defaultLimit = 100
+    static let maxLimit = 1000
+
+    let db: Connection
+    /// `COGNITO_ADMIN_GROUP`.
+    let adminGroup: String?
+
+    /// `GET /articles/?limit=N&after=ID`: a page in id order, with a `Link` to the next one.
+    func list(_ request: Request) throws -> Response {
+        var limit = Self.defaultLimit
+        var after: Int64 = 0
+        var seen: Set<String> = []
+        for (name, value) in request.queryItems where name == "limit" || name == "after" {
+            guard seen.insert(name).inserted else { throw HTTPError(status: .badRequest, detail: "\(name) may be given only once.") }
+            let digits = !value.isEmpty && value.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+            if name == "limit" {
+                guard digits, let number = Int(value), (1...Self.maxLimit).contains(number) else {
+                    throw HTTPError(status: .badRequest, detail: "limit must be a whole number from 1 to \(Self.maxLimit).")
+                }
+                limit = number
+            } else {
+                guard digits, let number = Int64(value) else {
+                    throw HTTPError(status: .badRequest, detail: "after must be a non-negative whole number.")
+                }
+                after = number
+            }
+        }
+        // One row more than asked says whether there is a next page.
+        var articles = try ArticleStore.page(after: after, limit: limit + 1, in: db)
+        var response = Response.json(Array(articles.prefix(limit)))
+        if articles.count > limit {
+            articles.removeLast()
+            let next = "\(request.baseURL)/articles/?after=\(articles[limit - 1].id)&limit=\(limit)"
+            response.headers.append(("Link", "<\(next)>; rel=\"next\""))
+        }
+        return response
+    }
+
+    /// `POST /articles/`: 201 with the new article and its `Location`.
+    func create(_ request: Request, by caller: Caller) throws -> Response {
+        let fields = try request.fields()
+        guard let name = try ArticleName.validate(fields, required: true).get() else { throw HTTPError.notFound }
+        let article = try ArticleStore.create(name: name, owner: caller.user, in: db)
+        var response = Response.json(article, status: .created)
+        response.headers += [("Location", "\(request.baseURL)/articles/\(article.id)/"), ("ETag", Self.etag(response.body))]
+        return response
+    }
+
+    /// `GET /articles/{id}/`, with `ETag` and `If-None-Match`.
+    func read(_ id: Int64, _ request: Request) throws -> Response {
+        guard let article = try ArticleStore.find(id, in: db) else { throw HTTPError.notFound }
+        return Self.withETag(.json(article), request: request)
+    }
+
+    /// `PUT` (`partial: false`, name required) or `PATCH` of `/articles/{id}/`.
+    func update(_ id: Int64, _ request: Request, by caller: Caller, partial: Bool) throws -> Response {
+        let fields = try request.fields()
+        let name = try ArticleName.validate(fields, required: !partial).get()
+        let article = try db.transaction { db in
+            let current = try checkedForChange(id, request, by: caller)
+            guard let name else { return current }
+            return try ArticleStore.rename(id, to: name, in: db)
+        }
+        var response = Response.json(article)
+        response.headers.append(("ETag", Self.etag(response.body)))
+        return response
+    }
+
+    /// `DELETE /articles/{id}/`: 204.
+    func delete(_ id: Int64, _ request: Request, by caller: Caller) throws -> Response {
+        try db.transaction { db in
+            _ = try checkedForChange(id, request, by: caller)
+            try ArticleStore.delete(id, in: db)
+        }
+        return Response(status: .noContent)
+    }
+
+    /// The article, locked, after checking that `caller` may change it and that `If-Match`
+    /// (when sent) names its current version.
+    private func checkedForChange(_ id: Int64, _ request: Request, by caller: Caller) throws -> Article {
+        guard let (article, ownerID) = try ArticleStore.lock(id, in: db) else { throw HTTPError.notFound }
+        let isAdmin = adminGroup.map(caller.claims.groups.contains) ?? false
+        guard ownerID == caller.user.id || isAdmin else {
+            throw HTTPError(status: .forbidden, detail: "You do not have permission to perform this action.")
+        }
+        if let ifMatch = request.header("if-match") {
+            let current = Self.etag(Response.json(article).body)
+            guard EntityTags(ifMatch).matches(current, weak: false) else {
+                throw HTTPError(
+                    status: .preconditionFailed, detail: "The article has changed since it was read (If-Match does not match its ETag).")
+            }
+        }
+        return article
+    }
+
+    /// A strong ETag of a representation: the first 16 bytes of its SHA-256, in hex.
+    static func etag(_ body: [UInt8]) -> String {
+        "\"" + sha256(body).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "\""
+    }
+
+    /// `response` with its ETag, or 304 when `If-None-Match` names it.
+    static func withETag(_ response: Response, request: Request) -> Response {
+        let tag = etag(response.body)
+        if let ifNoneMatch = request.header("if-none-match"), EntityTags(ifNoneMatch).matches(tag, weak: true) {
+            return Response(status: .notModified, headers: [("ETag", tag)])
+        }
+        var tagged = response
+        tagged.headers.append(("ETag", tag))
+        return tagged
+    }
+}
+
+/// An `If-Match` or `If-None-Match` value: `*` or a list of entity tags (RFC 9110 §8.8.3).
+struct EntityTags {
+    let any: Bool
+    let tags: [(weak: Bool, opaque: Substring)]
+
+    init(_ value: String) {
+        any = value.trimmingSpaces == "*"
+        tags = value.split(separator: ",").map { item in
+            let tag = Substring(item.trimmingSpaces)
+            return tag.hasPrefix("W/") ? (true, tag.dropFirst(2)) : (false, tag)
+        }
+    }
+
+    /// Whether `etag` (a strong tag) is listed: strong comparison for `If-Match`, weak for
+    /// `If-None-Match`.
+    func matches(_ etag: String, weak: Bool) -> Bool {
+        any || tags.contains { ($0.weak == false || weak) && $0.opaque == etag }
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}
+
+extension Request {
+    /// `scheme://host[:port]` as the client addressed nginx. nginx passes the Host header's
+    /// name without its port (`$host`), so the port is the one nginx listened on.
+    var baseURL: String {
+        let host = header("host") ?? "localhost"
+        guard let port, port != (scheme == "https" ? 443 : 80) else { return "\(scheme)://\(host)" }
+        return "\(scheme)://\(host):\(port)"
+    }
+
+    /// The body's fields: `{}` for an empty body; 415 for a body that is not
+    /// `application/json`; 400 for one that is not JSON or not an object.
+    func fields() throws(HTTPError) -> [String: JSONValue] {
+        if body.isEmpty { return [:] }
+        let contentType = header("content-type") ?? ""
+        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first?
+            .trimmingSpaces.lowercased()
+        guard mediaType == "application/json" else {
+            throw HTTPError(status: .unsupportedMediaType, detail: "Unsupported media type \"\(contentType)\" in request.")
+        }
+        let value = try jsonBody()
+        guard let fields = value.object else {
+            throw .fields(["non_field_errors": ["Invalid data. Expected a dictionary, but got \(value.typeName)."]])
+        }
+        return fields
+    }
+}
