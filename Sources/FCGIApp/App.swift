@@ -6,18 +6,29 @@ import PG
 final class App: Responder {
     let database: Connection
     let verifier: TokenVerifier
+    let cors: CORSPolicy
     let logger: Logger
 
-    init(database: Connection, verifier: TokenVerifier, logger: Logger) {
+    init(database: Connection, verifier: TokenVerifier, cors: CORSPolicy = CORSPolicy(), logger: Logger) {
         self.database = database
         self.verifier = verifier
+        self.cors = cors
         self.logger = logger
     }
 
     func respond(to request: Request) -> Response {
+        cors.decorate(route(request), for: request)
+    }
+
+    private func route(_ request: Request) -> Response {
         guard let route = Route(path: request.path) else { return HTTPError.notFound.response }
         guard route.allowedMethods.contains(request.method) else {
             return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
+        }
+        if request.method == "OPTIONS" {
+            // A preflight needs no token; a plain OPTIONS lists the methods.
+            return cors.preflight(request, methods: route.allowedMethods)
+                ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
         }
         do {
             let articles = ArticlesAPI(db: database, adminGroup: verifier.config.adminGroup)

@@ -72,11 +72,11 @@ final class ArticlesStack: @unchecked Sendable {
         let token = try ArticlesStack.shared.get().caller().token
         let onList = try send("PUT", "/articles/", token, json: "{}")
         #expect(onList.status == 405)
-        #expect(onList.header("Allow") == "GET, HEAD, POST")
+        #expect(onList.header("Allow") == "GET, HEAD, POST, OPTIONS")
         #expect(onList.json == ["detail": #"Method "PUT" not allowed."#])
         let onOne = try send("POST", "/articles/1/", token, json: "{}")
         #expect(onOne.status == 405)
-        #expect(onOne.header("Allow") == "GET, HEAD, PUT, PATCH, DELETE")
+        #expect(onOne.header("Allow") == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS")
     }
 
     @Test func onlyTheOwnerOrAnEditorChangesAnArticle() throws {
@@ -231,5 +231,53 @@ final class ArticlesStack: @unchecked Sendable {
         let last = try stack.get("/articles/?after=\(expected[2_499 - 5])", headers: [("Authorization", token)])
         #expect(try JSONDecoder().decode([Article].self, from: last.body).count == 5)
         #expect(last.header("Link") == nil)
+    }
+}
+
+@Suite struct CORSTests {
+    @Test func listedOriginsGetCORSHeadersAndOthersNone() throws {
+        let stack = try Stack(environment: ["CORS_ALLOWED_ORIGINS": "http://localhost:3000, https://app.example.com"])
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('web', 'web@example.com')")
+        let token = TestPool.token(claims: TestPool.idClaims(email: "web@example.com"))
+
+        let preflight = try stack.request("OPTIONS", "/articles/", headers: [
+            ("Origin", "http://localhost:3000"), ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "authorization, content-type"),
+        ])
+        #expect(preflight.status == 204)
+        #expect(preflight.header("Access-Control-Allow-Origin") == "http://localhost:3000")
+        #expect(preflight.header("Access-Control-Allow-Methods") == "GET, HEAD, POST, OPTIONS")
+        #expect(preflight.header("Access-Control-Allow-Headers") == "Authorization, Content-Type, If-Match, If-None-Match")
+        #expect(preflight.header("Vary") == "Origin")
+        let onOne = try stack.request("OPTIONS", "/articles/7/", headers: [("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "PATCH")])
+        #expect(onOne.header("Access-Control-Allow-Methods") == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS")
+
+        let refused = try stack.request("OPTIONS", "/articles/", headers: [("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")])
+        #expect(refused.status == 204)
+        #expect(refused.headers.filter { $0.name.lowercased().hasPrefix("access-control-") }.isEmpty)
+
+        let allowed = try stack.get("/articles/", headers: [("Origin", "https://app.example.com"), ("Authorization", token)])
+        #expect(allowed.status == 200)
+        #expect(allowed.header("Access-Control-Allow-Origin") == "https://app.example.com")
+        #expect(allowed.header("Access-Control-Expose-Headers") == "ETag, Link, Location")
+        #expect(allowed.header("Vary") == "Origin")
+        let unauthenticated = try stack.get("/articles/", headers: [("Origin", "https://app.example.com")])
+        #expect(unauthenticated.status == 401)
+        #expect(unauthenticated.header("Access-Control-Allow-Origin") == "https://app.example.com")
+        let other = try stack.get("/articles/", headers: [("Origin", "https://evil.example"), ("Authorization", token)])
+        #expect(other.status == 200)
+        #expect(other.headers.filter { $0.name.lowercased().hasPrefix("access-control-") }.isEmpty)
+        #expect(other.header("Vary") == "Origin")
+    }
+
+    @Test func withoutListedOriginsThereAreNoCORSHeaders() throws {
+        let stack = try ArticlesStack.shared.get().stack
+        let response = try stack.get("/articles/", headers: [("Origin", "http://localhost:3000")])
+        #expect(response.headers.filter { $0.name.lowercased().hasPrefix("access-control-") || $0.name == "Vary" }.isEmpty)
+    }
+
+    @Test(arguments: ["localhost:3000", "http://localhost:3000/", "https://app.example.com/path", "*"])
+    func refusesNonOrigins(text: String) {
+        #expect(throws: ConfigError.self) { try CORSPolicy(parsing: text) }
     }
 }

@@ -102,6 +102,7 @@ import Testing
             COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
             COGNITO_LEEWAY_SECONDS=60
             COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
+            CORS_ALLOWED_ORIGINS=(unset: no cross-origin access)
             issuer=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123
             configuration OK
 

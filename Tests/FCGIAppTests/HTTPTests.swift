@@ -51,7 +51,7 @@ import Testing
         #expect(Route(path: "/healthz") == .health)
         #expect(Route(path: "/healthz/x") == nil)
         #expect(Route(path: "/") == nil)
-        #expect(Route.health.allowedMethods == ["GET", "HEAD"])
+        #expect(Route.health.allowedMethods == ["GET", "HEAD", "OPTIONS"])
         #expect(Route(path: "/articles") == .articles)
         #expect(Route(path: "/articles/") == .articles)
         #expect(Route(path: "/articles/42") == .article(42))

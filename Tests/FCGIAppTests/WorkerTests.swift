@@ -16,7 +16,7 @@ import Testing
         #expect(missing.text == #"{"detail":"Not found."}"#)
         let post = try stack.request("POST", "/healthz", headers: [("Content-Type", "application/json")], body: Data("{}".utf8))
         #expect(post.status == 405)
-        #expect(post.header("Allow") == "GET, HEAD")
+        #expect(post.header("Allow") == "GET, HEAD, OPTIONS")
         #expect(post.json == ["detail": "Method \"POST\" not allowed."])
         let head = try stack.request("HEAD", "/healthz")
         #expect(head.status == 200)

@@ -32,8 +32,9 @@ struct Serve: ParsableCommand {
         try FastCGIServer.initialiseLibrary()
         let server = try FastCGIServer(listener: try Listener.open(config.listen), logger: logger)
         let conninfo = config.databaseURL
+        let cors = config.cors
         try server.run(threads: config.threads) {
-            App(database: Connection(lazy: conninfo), verifier: verifier, logger: logger)
+            App(database: Connection(lazy: conninfo), verifier: verifier, cors: cors, logger: logger)
         }
     }
 }

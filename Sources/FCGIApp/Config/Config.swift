@@ -19,6 +19,8 @@ struct Config: Sendable, Equatable {
     var logLevel: Logger.Level
     /// The Cognito user pool and the tokens it accepts.
     var cognito: CognitoConfig
+    /// `CORS_ALLOWED_ORIGINS`.
+    var cors = CORSPolicy()
 
     static let defaultThreads = 8
     static let threadRange = 1...512
@@ -51,7 +53,8 @@ struct Config: Sendable, Equatable {
             listen: try value("FCGI_LISTEN").map { text throws(ConfigError) in try ListenAddress(parsing: text) },
             threads: threads,
             logLevel: level,
-            cognito: try CognitoConfig.fromEnvironment(value))
+            cognito: try CognitoConfig.fromEnvironment(value),
+            cors: try value("CORS_ALLOWED_ORIGINS").map { text throws(ConfigError) in try CORSPolicy(parsing: text) } ?? CORSPolicy())
     }
 
     /// `DATABASE_URL`, all that `migrate` needs.
@@ -74,6 +77,7 @@ struct Config: Sendable, Equatable {
             keySourceSummary,
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
             ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
+            ("CORS_ALLOWED_ORIGINS", cors.isEnabled ? cors.origins.sorted().joined(separator: ",") : "(unset: no cross-origin access)"),
             ("issuer", cognito.issuer),
         ]
     }

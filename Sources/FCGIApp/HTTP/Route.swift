@@ -26,9 +26,9 @@ enum Route: Equatable {
     /// The methods the route answers, for 405's `Allow` header.
     var allowedMethods: [String] {
         switch self {
-        case .health: ["GET", "HEAD"]
-        case .articles: ["GET", "HEAD", "POST"]
-        case .article: ["GET", "HEAD", "PUT", "PATCH", "DELETE"]
+        case .health: ["GET", "HEAD", "OPTIONS"]
+        case .articles: ["GET", "HEAD", "POST", "OPTIONS"]
+        case .article: ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
         }
     }
 }
