@@ -25,12 +25,14 @@ final class App: Responder {
         guard route.allowedMethods.contains(request.method) else {
             return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
         }
-        if request.method == "OPTIONS" {
-            // A preflight needs no token; a plain OPTIONS lists the methods.
-            return cors.preflight(request, methods: route.allowedMethods)
-                ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
-        }
         do {
+            if request.method == "OPTIONS" {
+                // A preflight needs no token; a plain OPTIONS lists the methods. An article that
+                // does not exist (or no longer does) has none.
+                if case .article(let id) = route, try ArticleStore.find(id, in: database) == nil { throw HTTPError.notFound }
+                return cors.preflight(request, methods: route.allowedMethods)
+                    ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
+            }
             let articles = ArticlesAPI(db: database, adminGroup: verifier.config.adminGroup)
             switch (route, request.method) {
             case (.health, _):

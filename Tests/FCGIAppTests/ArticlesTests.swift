@@ -249,8 +249,13 @@ final class ArticlesStack: @unchecked Sendable {
         #expect(preflight.header("Access-Control-Allow-Methods") == "GET, HEAD, POST, OPTIONS")
         #expect(preflight.header("Access-Control-Allow-Headers") == "Authorization, Content-Type, If-Match, If-None-Match")
         #expect(preflight.header("Vary") == "Origin")
-        let onOne = try stack.request("OPTIONS", "/articles/7/", headers: [("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "PATCH")])
+        let id = try stack.database.connect().query(
+            "INSERT INTO articles (name, owner_id) SELECT 'x', id FROM users RETURNING id").first!.decode(Int64.self, at: 0)
+        let onOne = try stack.request("OPTIONS", "/articles/\(id)/", headers: [("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "PATCH")])
+        #expect(onOne.status == 204)
         #expect(onOne.header("Access-Control-Allow-Methods") == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS")
+        let gone = try stack.request("OPTIONS", "/articles/\(id + 1)/", headers: [("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "PATCH")])
+        #expect(gone.status == 404)
 
         let refused = try stack.request("OPTIONS", "/articles/", headers: [("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")])
         #expect(refused.status == 204)
