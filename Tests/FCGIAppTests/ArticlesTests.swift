@@ -183,6 +183,16 @@ final class ArticlesStack: @unchecked Sendable {
             try shared.database.connect().query("INSERT INTO articles (name, owner_id) SELECT $1, min(id) FROM users", tooLong)
         }
         #expect(direct.sqlState == .checkViolation)
+        // And from psql, as an administrator would insert it.
+        let script = try TestEnvironment.scratchFolder("psql") + "/insert.sql"
+        try "INSERT INTO articles (name, owner_id) SELECT :'name', min(id) FROM users;\n".write(toFile: script, atomically: true, encoding: .utf8)
+        for (name, accepted) in [(tooLong, false), (String(tooLong.dropLast()), true)] {
+            let psql = try run("/usr/bin/psql", [
+                "-X", "-v", "ON_ERROR_STOP=1", "-v", "name=\(name)", try shared.database.adminURI(), "-f", script,
+            ])
+            #expect((psql.status == 0) == accepted, "\(psql.output)")
+            if !accepted { #expect(psql.output.contains("violates check constraint \"articles_name_length\"")) }
+        }
     }
 
     @Test func pageParametersAreChecked() throws {
