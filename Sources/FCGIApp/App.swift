@@ -37,6 +37,8 @@ final class App: Responder {
             switch (route, request.method) {
             case (.health, _):
                 return health()
+            case (.live, _):
+                return .json(Health(status: "ok"))
             case (.articles, "POST"):
                 return try articles.create(request, by: authenticate(request))
             case (.articles, _):
@@ -80,9 +82,22 @@ final class App: Responder {
         return Caller(user: user, claims: claims)
     }
 
-    struct Health: Codable, Equatable {
+    struct Health: Codable, Equatable, JSONWritable {
         var status: String
         var detail: String?
+
+        func write(to json: inout JSONWriter) {
+            json.raw("{")
+            if let detail {
+                json.key("detail", first: true)
+                json.string(detail)
+                json.key("status")
+            } else {
+                json.key("status", first: true)
+            }
+            json.string(status)
+            json.raw("}")
+        }
     }
 
     /// 200 when signing keys are loaded and this thread's database connection answers

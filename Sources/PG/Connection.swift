@@ -16,6 +16,8 @@ public final class Connection {
     public let conninfo: String?
     private let connectTimeout: Int
     private let applicationName: String
+    /// Session settings applied at every (re)connect, as `SET name TO 'value'`.
+    private let settings: [(name: String, value: String)]
     private var conn: OpaquePointer?
     private var isClosed = false
     /// Statements prepared on the current server session, by name.
@@ -36,20 +38,24 @@ public final class Connection {
     ///   - connectTimeout: seconds to wait for the server, unless `conninfo` sets
     ///     `connect_timeout` itself.
     ///   - applicationName: shown in `pg_stat_activity`, unless `conninfo` sets one.
-    public init(
-        _ conninfo: String? = nil, connectTimeout: Int = 5, applicationName: String = "articles-fcgi"
+    ///   - settings: session settings (`SET name TO 'value'`) applied at every (re)connect.
+    public convenience init(
+        _ conninfo: String? = nil, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
+        settings: [(name: String, value: String)] = []
     ) throws(PGError) {
-        self.conninfo = conninfo
-        self.connectTimeout = connectTimeout
-        self.applicationName = applicationName
+        self.init(lazy: conninfo, connectTimeout: connectTimeout, applicationName: applicationName, settings: settings)
         try reconnect()
     }
 
     /// A connection that connects on first use, so it can be made while the server is down.
-    public init(lazy conninfo: String?, connectTimeout: Int = 5, applicationName: String = "articles-fcgi") {
+    public init(
+        lazy conninfo: String?, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
+        settings: [(name: String, value: String)] = []
+    ) {
         self.conninfo = conninfo
         self.connectTimeout = connectTimeout
         self.applicationName = applicationName
+        self.settings = settings
     }
 
     deinit {
@@ -222,8 +228,9 @@ public final class Connection {
             else { return }
             Unmanaged<Flag>.fromOpaque(context).takeUnretainedValue().isSet = true
         }, Unmanaged.passUnretained(fatalWhileIdle).toOpaque())
-        // Timestamps are parsed in ISO form.
-        _ = try check(PQexec(fresh, "SET DateStyle TO ISO"), fresh)
+        // Timestamps are parsed in ISO form; then the caller's settings, quoted as literals.
+        let quoted = settings.map { "SET \($0.name) TO '\($0.value.replacingQuotes)'" }
+        _ = try check(PQexec(fresh, (["SET DateStyle TO ISO"] + quoted).joined(separator: "; ")), fresh)
         conn = fresh
     }
 
@@ -266,4 +273,13 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeP
     let copies = strings.map { UnsafePointer(strdup($0)) } + [nil]
     defer { for copy in copies { free(UnsafeMutablePointer(mutating: copy)) } }
     return copies.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+extension String {
+    /// The text with each `'` doubled, for a SQL string literal.
+    fileprivate var replacingQuotes: String {
+        var result = ""
+        for character in self { result += character == "'" ? "''" : String(character) }
+        return result
+    }
 }

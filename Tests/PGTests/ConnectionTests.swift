@@ -196,3 +196,16 @@ import Testing
         }
     }
 }
+
+extension ConnectionTests {
+    @Test func sessionSettingsApplyAtEveryConnect() throws {
+        let settings = [(name: "application_name", value: "it's set"), (name: "plan_cache_mode", value: "force_generic_plan")]
+        let db = try Connection(TestDatabase.conninfo(database: "postgres"), settings: settings)
+        #expect(try db.query("SHOW application_name").first?[0] == "it's set")
+        let pid = try #require(try db.query("SELECT pg_backend_pid()").first?.decode(Int.self, at: 0))
+        try Connection(TestDatabase.conninfo(database: "postgres")).query("SELECT pg_terminate_backend($1)", pid)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try db.query("SHOW plan_cache_mode").first?[0] == "force_generic_plan")
+        #expect(try db.query("SELECT pg_backend_pid()").first?.decode(Int.self, at: 0) != pid)
+    }
+}

@@ -17,6 +17,23 @@ struct Article: Codable, Equatable, Sendable {
     }
 }
 
+extension Article: JSONWritable {
+    func write(to json: inout JSONWriter) {
+        json.raw("{")
+        json.key("id", first: true)
+        json.number(id)
+        json.key("name")
+        json.string(name)
+        json.key("owner")
+        json.string(owner)
+        json.key("created_at")
+        json.string(createdAt)
+        json.key("updated_at")
+        json.string(updatedAt)
+        json.raw("}")
+    }
+}
+
 /// The articles table, through prepared statements. Every change is one statement, or one
 /// transaction that locks the row it checks.
 enum ArticleStore {
@@ -67,7 +84,7 @@ enum ArticleStore {
     /// The article and its owner's id, locked until the transaction ends.
     static func lock(_ id: Int64, in db: Connection) throws(PGError) -> (article: Article, ownerID: Int64)? {
         guard let row = try db.query(lockOne, id).first else { return nil }
-        return (try article(row), try row.decode(Int64.self, "owner_id"))
+        return (try article(row, first: 1), try row.decode(Int64.self, at: 0))
     }
 
     static func rename(_ id: Int64, to name: String, in db: Connection) throws(PGError) -> Article {
@@ -85,11 +102,12 @@ enum ArticleStore {
         return articles
     }
 
-    private static func article(_ row: Row) throws(PGError) -> Article {
+    /// Reads the `columns` above by position (`first` is where they start in the row).
+    private static func article(_ row: Row, first: Int = 0) throws(PGError) -> Article {
         Article(
-            id: try row.decode(Int64.self, "id"), name: try row.decode(String.self, "name"),
-            owner: try row.decode(String.self, "owner"), createdAt: try row.decode(String.self, "created_at"),
-            updatedAt: try row.decode(String.self, "updated_at"))
+            id: try row.decode(Int64.self, at: first), name: try row.decode(String.self, at: first + 1),
+            owner: try row.decode(String.self, at: first + 2), createdAt: try row.decode(String.self, at: first + 3),
+            updatedAt: try row.decode(String.self, at: first + 4))
     }
 }
 

@@ -35,9 +35,13 @@ struct DevToken: ParsableCommand {
     @Option(name: .customLong("expires-in"), help: "Seconds until the token expires.")
     var expiresIn: Int = 3600
 
+    @Option(help: "How many tokens to print, one a line, each distinct (its own jti).")
+    var count: Int = 1
+
     func validate() throws {
         guard email.contains("@") else { throw ValidationError("--email must be an email address") }
         guard expiresIn > 0 else { throw ValidationError("--expires-in must be positive") }
+        guard count > 0 else { throw ValidationError("--count must be positive") }
     }
 
     func run() throws {
@@ -54,9 +58,14 @@ struct DevToken: ParsableCommand {
         guard let kid = try KeySet.parse(Array(jwks)).keys.first(where: { $0.value.parameter("n") == modulus })?.key else {
             throw ValidationError("\(runDir)/keys/jwks.json does not publish the key in \(keyPath)")
         }
-        print(try Self.token(
-            key: key, kid: kid.description, email: email, sub: sub ?? Self.sub(forEmail: email), use: use,
-            issuedAt: Int(Date().timeIntervalSince1970), expiresIn: expiresIn))
+        let now = Int(Date().timeIntervalSince1970)
+        var output = ""
+        for _ in 0..<count {
+            output += try Self.token(
+                key: key, kid: kid.description, email: email, sub: sub ?? Self.sub(forEmail: email), use: use,
+                issuedAt: now, expiresIn: expiresIn) + "\n"
+        }
+        print(output, terminator: "")
     }
 
     /// A UUID-shaped `sub` derived from the email, as Cognito's subs look.

@@ -34,7 +34,11 @@ struct Serve: ParsableCommand {
         let conninfo = config.databaseURL
         let cors = config.cors
         try server.run(threads: config.threads) {
-            App(database: Connection(lazy: conninfo), verifier: verifier, cors: cors, logger: logger)
+            // The worker's statements are few and prepared; a generic plan (an index scan for
+            // every one of them) saves planning each page query anew.
+            App(
+                database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
+                verifier: verifier, cors: cors, logger: logger)
         }
     }
 }

@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// An HTTP response, written to nginx in CGI form (`Status:` line, headers, blank line, body).
 struct Response: Sendable {
     var status: HTTPStatus
@@ -12,10 +10,11 @@ struct Response: Sendable {
         self.body = body
     }
 
-    /// A JSON response with `value` encoded as the body.
-    static func json(_ value: some Encodable, status: HTTPStatus = .ok) -> Response {
-        let body = (try? Self.encoder.encode(value)).map(Array.init) ?? Array(#"{"detail":"A server error occurred."}"#.utf8)
-        return Response(status: status, headers: [("Content-Type", "application/json")], body: body)
+    /// A JSON response with `value` written as the body.
+    static func json(_ value: some JSONWritable, status: HTTPStatus = .ok) -> Response {
+        var writer = JSONWriter()
+        value.write(to: &writer)
+        return Response(status: status, headers: [("Content-Type", "application/json")], body: writer.bytes)
     }
 
     /// `{"detail": "<message>"}` with `status`, the shape of every error this service returns.
@@ -36,14 +35,15 @@ struct Response: Sendable {
         if includeBody { bytes += body }
         return bytes
     }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 }
 
-struct ErrorBody: Codable, Equatable {
+struct ErrorBody: Codable, Equatable, JSONWritable {
     let detail: String
+
+    func write(to json: inout JSONWriter) {
+        json.raw("{")
+        json.key("detail", first: true)
+        json.string(detail)
+        json.raw("}")
+    }
 }

@@ -3,6 +3,9 @@
 enum Route: Equatable {
     /// `/healthz`: whether the worker can serve (no token needed).
     case health
+    /// `/livez`: whether the worker process answers at all, touching neither the database nor
+    /// the keys (a liveness probe, and the benchmark's FastCGI ceiling).
+    case live
     /// `/articles/` (or `/articles`): the list, and where new articles are posted.
     case articles
     /// `/articles/{id}/` (or without the slash).
@@ -11,6 +14,7 @@ enum Route: Equatable {
     init?(path: String) {
         switch path {
         case "/healthz": self = .health
+        case "/livez": self = .live
         case "/articles", "/articles/": self = .articles
         default:
             guard path.hasPrefix("/articles/") else { return nil }
@@ -26,7 +30,7 @@ enum Route: Equatable {
     /// The methods the route answers, for 405's `Allow` header.
     var allowedMethods: [String] {
         switch self {
-        case .health: ["GET", "HEAD", "OPTIONS"]
+        case .health, .live: ["GET", "HEAD", "OPTIONS"]
         case .articles: ["GET", "HEAD", "POST", "OPTIONS"]
         case .article: ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
         }
