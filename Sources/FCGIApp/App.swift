@@ -115,14 +115,3 @@ final class App: Responder {
         }
     }
 }
-
-extension Request {
-    /// The body as JSON, or 400 `{"detail": "JSON parse error - ..."}`.
-    func jsonBody() throws(HTTPError) -> JSONValue {
-        do {
-            return try StrictJSON.parse(body)
-        } catch {
-            throw HTTPError(status: .badRequest, detail: "JSON parse error - \(error.description)")
-        }
-    }
-}

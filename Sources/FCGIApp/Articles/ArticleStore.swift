@@ -138,17 +138,3 @@ enum ArticleName {
         scalar.properties.isWhitespace || (0x1C...0x1F).contains(scalar.value)
     }
 }
-
-extension JSONValue {
-    /// The Python type name Django REST framework reports for a value.
-    var typeName: String {
-        switch self {
-        case .null: "NoneType"
-        case .bool: "bool"
-        case .number(let n): n == n.rounded() ? "int" : "float"
-        case .string: "str"
-        case .array: "list"
-        case .object: "dict"
-        }
-    }
-}

@@ -140,11 +140,6 @@ struct EntityTags {
     }
 }
 
-extension StringProtocol {
-    var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
-}
 
 extension Request {
     /// `scheme://host[:port]` as the client addressed nginx. nginx passes the Host header's
@@ -153,6 +148,15 @@ extension Request {
         let host = header("host") ?? "localhost"
         guard let port, port != (scheme == "https" ? 443 : 80) else { return "\(scheme)://\(host)" }
         return "\(scheme)://\(host):\(port)"
+    }
+
+    /// The body as JSON, or 400 `{"detail": "JSON parse error - ..."}`.
+    func jsonBody() throws(HTTPError) -> JSONValue {
+        do {
+            return try StrictJSON.parse(body)
+        } catch {
+            throw HTTPError(status: .badRequest, detail: "JSON parse error - \(error.description)")
+        }
     }
 
     /// The body's fields: `{}` for an empty body; 415 for a body that is not

@@ -50,14 +50,14 @@ struct CognitoConfig: Sendable, Equatable {
         guard let clients = value("AWS_APP_CLIENT_ID") else {
             throw ConfigError("AWS_APP_CLIENT_ID is not set: the app client id(s) tokens are issued for, comma-separated")
         }
-        let clientIDs = clients.split(separator: ",", omittingEmptySubsequences: false).map(trimmed)
+        let clientIDs = clients.split(separator: ",", omittingEmptySubsequences: false).map(\.trimmingSpaces)
         guard !clientIDs.contains(where: \.isEmpty) else {
             throw ConfigError("AWS_APP_CLIENT_ID has an empty client id: \"\(clients)\"")
         }
         var tokenUses: Set<TokenUse> = [.id]
         if let text = value("COGNITO_TOKEN_USE") {
             let uses = text.split(separator: ",", omittingEmptySubsequences: false).map {
-                TokenUse(rawValue: trimmed($0))
+                TokenUse(rawValue: $0.trimmingSpaces)
             }
             guard !uses.contains(nil) else {
                 throw ConfigError("COGNITO_TOKEN_USE must be id, access or id,access, got \"\(text)\"")
@@ -89,9 +89,4 @@ struct CognitoConfig: Sendable, Equatable {
             poolID: poolID, region: region, clientIDs: clientIDs, tokenUses: tokenUses, keySource: keySource,
             leewaySeconds: leeway, adminGroup: value("COGNITO_ADMIN_GROUP"))
     }
-}
-
-/// `text` without leading and trailing spaces and tabs.
-private func trimmed(_ text: Substring) -> String {
-    String(text.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
 }

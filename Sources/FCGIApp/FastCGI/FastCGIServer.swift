@@ -12,9 +12,10 @@ protocol Responder {
 /// Serves FastCGI requests from nginx on a pool of threads, each with its own `FCGX_Request`
 /// and `Responder`, until `SIGTERM` or `SIGINT`.
 ///
-/// Threads wait with `poll` on the listening socket (non-blocking, so a thread that loses the
-/// race to `accept` goes back to waiting) and on a wake-up pipe. Stopping sets a flag and writes
-/// to the pipe: each thread finishes the request it is serving, then returns.
+/// Threads wait with epoll on the listening socket (registered `EPOLLEXCLUSIVE`, so one idle
+/// thread wakes per connection; the socket is non-blocking, so a thread that loses the race to
+/// `accept` goes back to waiting) and on a wake-up pipe. Stopping sets a flag and writes to the
+/// pipe: each thread finishes the request it is serving, then returns.
 final class FastCGIServer: Sendable {
     let listener: Listener
     private let logger: Logger
@@ -89,6 +90,52 @@ final class FastCGIServer: Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
+    /// Waits for a new connection on the listener: an epoll set per thread with the listener
+    /// registered `EPOLLEXCLUSIVE`, so a connection wakes one idle thread rather than all of
+    /// them, and the wake-up pipe, which wakes every thread.
+    private struct ListenerWait: ~Copyable {
+        let epoll: Int32
+        let wake: Int32
+
+        init(listener: Int32, wake: Int32) throws(ConfigError) {
+            let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+            guard epoll >= 0 else { throw ConfigError("epoll_create1: \(String(cString: strerror(errno)))") }
+            var onListener = epoll_event()
+            onListener.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
+            onListener.data.fd = listener
+            var onWake = epoll_event()
+            onWake.events = EPOLLIN.rawValue
+            onWake.data.fd = wake
+            guard epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &onListener) == 0,
+                epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &onWake) == 0
+            else {
+                let reason = String(cString: strerror(errno))
+                close(epoll)
+                throw ConfigError("epoll_ctl: \(reason)")
+            }
+            self.epoll = epoll
+            self.wake = wake
+        }
+
+        deinit { close(epoll) }
+
+        /// `true` when a connection may be waiting, `false` when the worker is stopping.
+        func wait() throws(ConfigError) -> Bool {
+            var events = (epoll_event(), epoll_event())
+            while true {
+                let count = withUnsafeMutableBytes(of: &events) {
+                    epoll_wait(epoll, $0.baseAddress!.assumingMemoryBound(to: epoll_event.self), 2, -1)
+                }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw ConfigError("epoll_wait: \(String(cString: strerror(errno)))")
+                }
+                let fired = [events.0, events.1].prefix(Int(count))
+                return !fired.contains { $0.data.fd == wake }
+            }
+        }
+    }
+
     private func serveLoop(responder: any Responder) {
         var request = FCGX_Request()
         guard FCGX_InitRequest(&request, listener.fd, 0) == 0 else {
@@ -96,19 +143,34 @@ final class FastCGIServer: Sendable {
             return
         }
         defer { FCGX_Free(&request, 1) }
+        let listenerWait: ListenerWait
+        do {
+            listenerWait = try ListenerWait(listener: listener.fd, wake: wakeRead)
+        } catch {
+            logger.error("cannot wait on the listening socket", metadata: ["error": "\(error)"])
+            return
+        }
         while !stopping.load(ordering: .acquiring) {
-            // A kept connection (fastcgi_keep_conn) brings its next request on the same socket.
-            let waitOn = request.ipcFd >= 0 ? request.ipcFd : listener.fd
-            var fds = [
-                pollfd(fd: waitOn, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-            ]
-            guard poll(&fds, 2, -1) >= 0 else {
-                if errno == EINTR { continue }
-                logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
-                return
+            if request.ipcFd >= 0 {
+                // A kept connection (fastcgi_keep_conn) brings its next request on the same socket.
+                var fds = [
+                    pollfd(fd: request.ipcFd, events: Int16(POLLIN), revents: 0),
+                    pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+                ]
+                guard poll(&fds, 2, -1) >= 0 else {
+                    if errno == EINTR { continue }
+                    logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                    return
+                }
+                if fds[1].revents != 0 { return }
+            } else {
+                do {
+                    guard try listenerWait.wait() else { return }
+                } catch {
+                    logger.error("waiting for connections failed", metadata: ["error": "\(error)"])
+                    return
+                }
             }
-            if fds[1].revents != 0 { return }
             let status = FCGX_Accept_r(&request)
             if status < 0 {
                 switch -status {

@@ -84,3 +84,10 @@ struct Request: Sendable {
         String(cgiName.lowercased().map { $0 == "_" ? "-" : $0 })
     }
 }
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs (header and list items).
+    var trimmingSpaces: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}

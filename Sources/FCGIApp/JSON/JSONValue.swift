@@ -28,6 +28,20 @@ enum JSONValue: Equatable, Sendable {
     }
 }
 
+extension JSONValue {
+    /// The Python type name Django REST framework reports for a value.
+    var typeName: String {
+        switch self {
+        case .null: "NoneType"
+        case .bool: "bool"
+        case .number(let n): n == n.rounded() ? "int" : "float"
+        case .string: "str"
+        case .array: "list"
+        case .object: "dict"
+        }
+    }
+}
+
 /// Why a text is not strict JSON.
 struct JSONError: Error, Equatable, CustomStringConvertible {
     let description: String
