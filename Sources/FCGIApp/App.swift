@@ -8,6 +8,7 @@ final class App: Responder {
     let verifier: TokenVerifier
     let cors: CORSPolicy
     let logger: Logger
+    private let users = UserCache()
 
     init(database: Connection, verifier: TokenVerifier, cors: CORSPolicy = CORSPolicy(), logger: Logger) {
         self.database = database
@@ -73,7 +74,13 @@ final class App: Responder {
     /// that passed every check.
     func authenticate(_ request: Request) throws -> Caller {
         let claims = try verifier.verify(authorization: request.header("authorization"))
-        guard let user = try UserStore.user(for: claims, in: database) else {
+        var found = users.user(for: claims.sub, in: database)
+        if found == nil {
+            found = try UserStore.user(for: claims, in: database)
+            // Whatever the database said after the cache was checked is as fresh as it gets.
+            if let found, database.session == users.session { users.insert(found, for: claims.sub) }
+        }
+        guard let user = found else {
             throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
         }
         guard user.isActive else {

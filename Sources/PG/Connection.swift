@@ -18,6 +18,13 @@ public final class Connection {
     private let applicationName: String
     /// Session settings applied at every (re)connect, as `SET name TO 'value'`.
     private let settings: [(name: String, value: String)]
+    /// Channels to `LISTEN` on at every (re)connect.
+    private let channels: [String]
+    /// Notifications received and not yet taken, by channel.
+    private var received: [String] = []
+    /// Counts the server sessions this connection has had: it changes at each reconnect,
+    /// when notifications may have been missed.
+    public private(set) var session = 0
     private var conn: OpaquePointer?
     private var isClosed = false
     /// Statements prepared on the current server session, by name.
@@ -39,23 +46,27 @@ public final class Connection {
     ///     `connect_timeout` itself.
     ///   - applicationName: shown in `pg_stat_activity`, unless `conninfo` sets one.
     ///   - settings: session settings (`SET name TO 'value'`) applied at every (re)connect.
+    ///   - listen: channels to `LISTEN` on at every (re)connect; see `notifications()`.
     public convenience init(
         _ conninfo: String? = nil, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
-        settings: [(name: String, value: String)] = []
+        settings: [(name: String, value: String)] = [], listen: [String] = []
     ) throws(PGError) {
-        self.init(lazy: conninfo, connectTimeout: connectTimeout, applicationName: applicationName, settings: settings)
+        self.init(
+            lazy: conninfo, connectTimeout: connectTimeout, applicationName: applicationName, settings: settings,
+            listen: listen)
         try reconnect()
     }
 
     /// A connection that connects on first use, so it can be made while the server is down.
     public init(
         lazy conninfo: String?, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
-        settings: [(name: String, value: String)] = []
+        settings: [(name: String, value: String)] = [], listen: [String] = []
     ) {
         self.conninfo = conninfo
         self.connectTimeout = connectTimeout
         self.applicationName = applicationName
         self.settings = settings
+        self.channels = listen
     }
 
     deinit {
@@ -77,7 +88,7 @@ public final class Connection {
 
     /// Whether the last known state of the connection is good. The C function is `PQstatus`.
     public var isConnected: Bool {
-        conn.map { PQstatus($0) == CONNECTION_OK } ?? false
+        conn.map { PQstatus($0) == CONNECTION_OK } ?? false && !fatalWhileIdle.isSet
     }
 
     // MARK: - Statements
@@ -131,6 +142,16 @@ public final class Connection {
     public func execute(script: String) throws(PGError) -> QueryResult {
         let conn = try open()
         return try check(PQexec(conn, script), conn)
+    }
+
+    // MARK: - Notifications
+
+    /// The channels of the notifications that arrived since the last call, without waiting
+    /// (one `poll` when nothing is pending). The C function is `PQnotifies`.
+    public func notifications() -> [String] {
+        if let conn, PQstatus(conn) == CONNECTION_OK, !inTransaction { _ = droppedWhileIdle(conn) }
+        defer { received.removeAll() }
+        return received
     }
 
     // MARK: - Transactions
@@ -191,7 +212,10 @@ public final class Connection {
             // Parses what arrived: a FATAL report reaches the notice receiver, which sets the flag.
             _ = PQisBusy(conn)
             if fatalWhileIdle.isSet { return true }
-            while let notify = PQnotifies(conn) { PQfreemem(notify) }
+            while let notify = PQnotifies(conn) {
+                received.append(String(cString: notify.pointee.relname))
+                PQfreemem(notify)
+            }
         }
         return fatalWhileIdle.isSet
     }
@@ -230,8 +254,10 @@ public final class Connection {
         }, Unmanaged.passUnretained(fatalWhileIdle).toOpaque())
         // Timestamps are parsed in ISO form; then the caller's settings, quoted as literals.
         let quoted = settings.map { "SET \($0.name) TO '\($0.value.replacingQuotes)'" }
+            + channels.map { "LISTEN \"\($0.replacingCharacters("\"", with: "\"\""))\"" }
         _ = try check(PQexec(fresh, (["SET DateStyle TO ISO"] + quoted).joined(separator: "; ")), fresh)
         conn = fresh
+        session += 1
     }
 
     private func prepareIfNeeded(_ statement: PreparedStatement, _ conn: OpaquePointer) throws(PGError) {
@@ -277,9 +303,11 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeP
 
 extension String {
     /// The text with each `'` doubled, for a SQL string literal.
-    fileprivate var replacingQuotes: String {
+    fileprivate var replacingQuotes: String { replacingCharacters("'", with: "''") }
+
+    fileprivate func replacingCharacters(_ character: Character, with replacement: String) -> String {
         var result = ""
-        for character in self { result += character == "'" ? "''" : String(character) }
+        for each in self { result += each == character ? replacement : String(each) }
         return result
     }
 }

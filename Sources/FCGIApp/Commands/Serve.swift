@@ -37,7 +37,8 @@ struct Serve: ParsableCommand {
             // The worker's statements are few and prepared; a generic plan (an index scan for
             // every one of them) saves planning each page query anew.
             App(
-                database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
+                database: Connection(
+                    lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")], listen: [UserCache.channel]),
                 verifier: verifier, cors: cors, logger: logger)
         }
     }
