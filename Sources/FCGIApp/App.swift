@@ -58,8 +58,8 @@ final class App: Responder {
             return error.response
         } catch let error as HTTPError {
             return error.response
-        } catch let error as PGError where error.sqlState == .checkViolation {
-            // The worker's checks match the table's; should they ever differ, the table wins.
+        } catch let error as PGError where error.constraint == "articles_name_length" {
+            // The worker's check matches the table's; should they ever differ, the table wins.
             return HTTPError.fields(["name": ["Ensure this field has no more than \(ArticleName.maxLength) characters."]]).response
         } catch let error as PGError where error.isConnectionError {
             logger.warning("database unavailable", metadata: ["error": "\(error)"])

@@ -175,8 +175,9 @@ import Testing
             _ = try? db.query("SELECT $1::int", "not a number")
         }
         let grown = try residentKiB() - before
-        // 20,000 results of 50 rows (about 6 KB each) would add over 100 MiB if kept.
-        #expect(grown < 8_192, "resident memory grew by \(grown) KiB")
+        // 20,000 results of 50 rows (about 6 KB each) would add over 100 MiB if kept; the bound
+        // leaves room for the other suites running in the same process meanwhile.
+        #expect(grown < 40 * 1024, "resident memory grew by \(grown) KiB")
     }
 
     @Test func useAfterCloseThrows() throws {
