@@ -116,6 +116,25 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: stack.socketPath))
     }
 
+    @Test func moreConnectionsThanThreadsWaitTheirTurnAndAllSucceed() throws {
+        let stack = try Stack(environment: ["FCGI_THREADS": "2"])
+        let results = Results()
+        let clients = (0..<16).map { _ in
+            Thread {
+                for _ in 0..<20 {
+                    let response = try? HTTPClient.request(port: stack.httpPort, path: "/healthz", timeout: 10)
+                    results.add(response?.status ?? -1, response?.text ?? "")
+                }
+            }
+        }
+        let started = Date()
+        clients.forEach { $0.start() }
+        while results.all.count < 16 * 20, Date().timeIntervalSince(started) < 30 { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(results.all.count == 320)
+        #expect(results.all.allSatisfy { $0.status == 200 && $0.body == #"{"status":"ok"}"# })
+        #expect(Date().timeIntervalSince(started) < 20, "2 threads served 320 requests from 16 clients without stalling")
+    }
+
     @Test func anInheritedSocketIsLeftForItsOwner() throws {
         let stack = try Stack(.socketActivated)
         #expect(try stack.get("/healthz").status == 200)
