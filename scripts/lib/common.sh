@@ -8,10 +8,11 @@ PACKAGES=(libfcgi-dev libssl-dev libpq-dev nginx postgresql systemd curl openssl
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Installs the Debian packages the build and the stack need, if any is missing.
+# Installs the Debian packages the build and the stack need, and any given as arguments (the
+# tests' and the benchmark's wrk), if any is missing.
 ensure_packages() {
   local missing=() package
-  for package in "${PACKAGES[@]}"; do
+  for package in "${PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
