@@ -135,6 +135,24 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 20, "2 threads served 320 requests from 16 clients without stalling")
     }
 
+    @Test func anIdleKeptConnectionHoldsNoThread() throws {
+        let stack = try Stack(environment: ["FCGI_THREADS": "1"])
+        let health = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"]
+        let kept = try FastCGIClient(unixPath: stack.socketPath)
+        try kept.begin(health, keep: true)
+        try kept.body([])
+        #expect(try kept.response().hasSuffix(#"{"status":"ok"}"#))
+        // The only thread is free while the kept connection idles: another connection is served.
+        let other = try FastCGIClient(unixPath: stack.socketPath)
+        try other.begin(health)
+        try other.body([])
+        #expect(try other.response().hasSuffix(#"{"status":"ok"}"#))
+        // And the kept connection still carries its next request.
+        try kept.begin(health, keep: true)
+        try kept.body([])
+        #expect(try kept.response().hasSuffix(#"{"status":"ok"}"#))
+    }
+
     @Test func anInheritedSocketIsLeftForItsOwner() throws {
         let stack = try Stack(.socketActivated)
         #expect(try stack.get("/healthz").status == 200)

@@ -12,16 +12,23 @@ protocol Responder {
 /// Serves FastCGI requests from nginx on a pool of threads, each with its own `FCGX_Request`
 /// and `Responder`, until `SIGTERM` or `SIGINT`.
 ///
-/// Threads wait with epoll on the listening socket (registered `EPOLLEXCLUSIVE`, so one idle
-/// thread wakes per connection; the socket is non-blocking, so a thread that loses the race to
-/// `accept` goes back to waiting) and on a wake-up pipe. Stopping sets a flag and writes to the
-/// pipe: each thread finishes the request it is serving, then returns.
+/// Threads wait on one shared epoll set holding the listening socket (non-blocking, so a
+/// thread that loses the race to `accept` goes back to waiting), the kept connections between
+/// their requests, and a wake-up pipe; each event wakes one thread. Stopping sets a flag and
+/// writes to the pipe once per thread: each thread finishes the request it is serving, then
+/// returns; parked connections close when the process exits.
 final class FastCGIServer: Sendable {
     let listener: Listener
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let wakeRead: Int32
     private let wakeWrite: Int32
+    /// The one epoll set every serving thread waits on: the listener, the wake-up pipe, and the
+    /// kept FastCGI connections (nginx's `fastcgi_keep_conn`) between their requests, each of
+    /// those registered one-shot. Threads waiting on one epoll set are woken one per event, and
+    /// an idle kept connection holds no thread.
+    private let events: Int32
+    private let threadCount = Atomic<Int>(0)
 
     /// libfcgi's global initialisation. It installs its own SIGPIPE/SIGTERM/SIGUSR1 handlers
     /// where the disposition is still the default; `run` blocks SIGTERM and SIGINT in every
@@ -40,6 +47,16 @@ final class FastCGIServer: Sendable {
         }
         wakeRead = fds[0]
         wakeWrite = fds[1]
+        events = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard events >= 0 else { throw ConfigError("epoll_create1: \(String(cString: strerror(errno)))") }
+        for fd in [listener.fd, wakeRead] {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.fd = fd
+            guard epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                throw ConfigError("epoll_ctl: \(String(cString: strerror(errno)))")
+            }
+        }
         let flags = fcntl(listener.fd, F_GETFL)
         guard flags >= 0, fcntl(listener.fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
             throw ConfigError("cannot make the listening socket non-blocking: \(String(cString: strerror(errno)))")
@@ -49,6 +66,7 @@ final class FastCGIServer: Sendable {
     deinit {
         close(wakeRead)
         close(wakeWrite)
+        close(events)
     }
 
     /// Serves on `threads` threads until SIGTERM or SIGINT, then waits for in-flight requests,
@@ -66,6 +84,7 @@ final class FastCGIServer: Sendable {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         var workers: [PosixThread] = []
+        threadCount.store(threads, ordering: .relaxed)
         for _ in 0..<threads {
             workers.append(try PosixThread { [self] in serveLoop(responder: makeResponder()) })
         }
@@ -86,53 +105,21 @@ final class FastCGIServer: Sendable {
     /// Asks every serving thread to return once its current request is answered.
     func stop() {
         stopping.store(true, ordering: .releasing)
+        // One write per thread: each wakes one waiting thread, and the pipe stays readable.
         var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        for _ in 0..<max(1, threadCount.load(ordering: .relaxed)) { _ = write(wakeWrite, &byte, 1) }
     }
 
-    /// Waits for a new connection on the listener: an epoll set per thread with the listener
-    /// registered `EPOLLEXCLUSIVE`, so a connection wakes one idle thread rather than all of
-    /// them, and the wake-up pipe, which wakes every thread.
-    private struct ListenerWait: ~Copyable {
-        let epoll: Int32
-        let wake: Int32
-
-        init(listener: Int32, wake: Int32) throws(ConfigError) {
-            let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-            guard epoll >= 0 else { throw ConfigError("epoll_create1: \(String(cString: strerror(errno)))") }
-            var onListener = epoll_event()
-            onListener.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
-            onListener.data.fd = listener
-            var onWake = epoll_event()
-            onWake.events = EPOLLIN.rawValue
-            onWake.data.fd = wake
-            guard epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &onListener) == 0,
-                epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &onWake) == 0
-            else {
-                let reason = String(cString: strerror(errno))
-                close(epoll)
-                throw ConfigError("epoll_ctl: \(reason)")
-            }
-            self.epoll = epoll
-            self.wake = wake
-        }
-
-        deinit { close(epoll) }
-
-        /// `true` when a connection may be waiting, `false` when the worker is stopping.
-        func wait() throws(ConfigError) -> Bool {
-            var events = (epoll_event(), epoll_event())
-            while true {
-                let count = withUnsafeMutableBytes(of: &events) {
-                    epoll_wait(epoll, $0.baseAddress!.assumingMemoryBound(to: epoll_event.self), 2, -1)
-                }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw ConfigError("epoll_wait: \(String(cString: strerror(errno)))")
-                }
-                let fired = [events.0, events.1].prefix(Int(count))
-                return !fired.contains { $0.data.fd == wake }
-            }
+    /// Parks a kept connection until its next request arrives (one-shot, re-armed each time).
+    private func park(_ fd: Int32) {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue
+        event.data.fd = fd
+        if epoll_ctl(events, EPOLL_CTL_MOD, fd, &event) != 0,
+            errno != ENOENT || epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) != 0
+        {
+            logger.warning("cannot park a kept connection; closing it", metadata: ["error": "\(String(cString: strerror(errno)))"])
+            close(fd)
         }
     }
 
@@ -143,33 +130,25 @@ final class FastCGIServer: Sendable {
             return
         }
         defer { FCGX_Free(&request, 1) }
-        let listenerWait: ListenerWait
-        do {
-            listenerWait = try ListenerWait(listener: listener.fd, wake: wakeRead)
-        } catch {
-            logger.error("cannot wait on the listening socket", metadata: ["error": "\(error)"])
-            return
-        }
         while !stopping.load(ordering: .acquiring) {
-            if request.ipcFd >= 0 {
-                // A kept connection (fastcgi_keep_conn) brings its next request on the same socket.
-                var fds = [
-                    pollfd(fd: request.ipcFd, events: Int16(POLLIN), revents: 0),
-                    pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-                ]
-                guard poll(&fds, 2, -1) >= 0 else {
-                    if errno == EINTR { continue }
-                    logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
-                    return
-                }
-                if fds[1].revents != 0 { return }
-            } else {
-                do {
-                    guard try listenerWait.wait() else { return }
-                } catch {
-                    logger.error("waiting for connections failed", metadata: ["error": "\(error)"])
-                    return
-                }
+            var event = epoll_event()
+            let count = epoll_wait(events, &event, 1, -1)
+            if count < 0 {
+                if errno == EINTR { continue }
+                logger.error("epoll_wait failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                return
+            }
+            if count == 0 { continue }
+            switch event.data.fd {
+            case wakeRead:
+                return
+            case listener.fd:
+                break
+            case let kept:
+                // libfcgi reads the next request from the connection the request names (and,
+                // were keepConnection 0, would close it before reading).
+                request.ipcFd = kept
+                request.keepConnection = 1
             }
             let status = FCGX_Accept_r(&request)
             if status < 0 {
@@ -184,6 +163,11 @@ final class FastCGIServer: Sendable {
             }
             serve(&request, responder)
             FCGX_Finish_r(&request)
+            if request.ipcFd >= 0 {
+                // nginx keeps the connection: park it for whichever thread is free next.
+                park(request.ipcFd)
+                request.ipcFd = -1
+            }
         }
     }
 

@@ -30,8 +30,10 @@ final class FastCGIClient {
 
     /// BEGIN_REQUEST (responder role) and the CGI parameters, with the closing empty PARAMS
     /// record only if `finish` is true.
-    func begin(_ parameters: [String: String], finish: Bool = true) throws {
-        try send(.beginRequest, [0, 1, 0, 0, 0, 0, 0, 0])
+    /// With `keep`, the FCGI_KEEP_CONN flag asks the worker to keep the connection open after the
+    /// response, as nginx's `fastcgi_keep_conn` does.
+    func begin(_ parameters: [String: String], finish: Bool = true, keep: Bool = false) throws {
+        try send(.beginRequest, [0, 1, keep ? 1 : 0, 0, 0, 0, 0, 0])
         var encoded: [UInt8] = []
         for (name, value) in parameters {
             for length in [name.utf8.count, value.utf8.count] {
