@@ -1,4 +1,22 @@
 import Foundation
+import Synchronization
+
+/// Children still running. Stacks shared by a suite live in static properties, which are never
+/// deinitialized, so whatever is left when the test process exits is stopped then.
+private let livingChildren = Mutex<Set<pid_t>>([])
+private let stopLivingChildrenAtExit: Void = {
+    atexit {
+        let pids = livingChildren.withLock { $0 }
+        for pid in pids { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(5)
+        var left = pids
+        while !left.isEmpty, Date() < deadline {
+            left = left.filter { waitpid($0, nil, WNOHANG) == 0 }
+            if !left.isEmpty { usleep(10_000) }
+        }
+        for pid in left { kill(pid, SIGKILL) }
+    }
+}()
 
 /// A program the test starts with `posix_spawn`, its output in a file, reaped only by this
 /// object (Foundation's `Process` on Linux blocks in `wait4` on one child while another exits,
@@ -38,6 +56,8 @@ final class ChildProcess: @unchecked Sendable {
             throw HTTPClient.Failure(description: "cannot start \(executable): \(String(cString: strerror(status)))")
         }
         self.pid = pid
+        _ = stopLivingChildrenAtExit
+        _ = livingChildren.withLock { $0.insert(pid) }
     }
 
     var isRunning: Bool { status == nil }
@@ -50,6 +70,7 @@ final class ChildProcess: @unchecked Sendable {
                 var raw: Int32 = 0
                 if waitpid(pid, &raw, WNOHANG) == pid {
                     exitStatus = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+                    _ = livingChildren.withLock { $0.remove(pid) }
                 }
             }
             return exitStatus
