@@ -1,19 +1,33 @@
 import CLibPQ
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The rows a statement returned, or the count of rows it changed.
 ///
 /// Values are read straight from libpq's result (`PQgetvalue`), which is freed when the result
 /// and every `Row` taken from it are gone.
 public struct QueryResult: Sendable, RandomAccessCollection {
     let handle: ResultHandle
-    /// Column names in order.
-    public let columns: [String]
+    /// How many columns each row has. The C function is `PQnfields`.
+    public let columnCount: Int
 
     init(_ handle: ResultHandle) {
         self.handle = handle
-        let count = PQnfields(handle.pointer)
-        columns = (0..<count).map { String(cString: PQfname(handle.pointer, $0)) }
-        self.count = Int(PQntuples(handle.pointer))
+        columnCount = Int(PQnfields(handle.pointer))
+        count = Int(PQntuples(handle.pointer))
+    }
+
+    /// Column names in order, read from the result when asked (not for every query). The C
+    /// function is `PQfname`.
+    public var columns: [String] {
+        (0..<columnCount).map(columnName)
+    }
+
+    /// The name of column `index`.
+    public func columnName(_ index: Int) -> String {
+        String(cString: PQfname(handle.pointer, Int32(index)))
     }
 
     public let count: Int
@@ -42,7 +56,9 @@ public struct QueryResult: Sendable, RandomAccessCollection {
 
     /// The index of the column named `name`, or `nil`.
     public func columnIndex(_ name: String) -> Int? {
-        columns.firstIndex(of: name)
+        name.withCString { wanted in
+            (0..<columnCount).first { strcmp(PQfname(handle.pointer, Int32($0)), wanted) == 0 }
+        }
     }
 }
 
@@ -53,7 +69,7 @@ public struct Row: Sendable {
 
     /// The text of column `column`, or `nil` for NULL.
     public subscript(column: Int) -> String? {
-        result.columns.indices.contains(column) ? try? decode(String?.self, at: column) : nil
+        (0..<result.columnCount).contains(column) ? try? decode(String?.self, at: column) : nil
     }
 
     /// The text of the column named `name`, or `nil` for NULL or no such column.
@@ -77,10 +93,10 @@ public struct Row: Sendable {
 
     /// Decodes column `column` as `T?`, with `nil` for NULL.
     public func decode<T: PGDecodable>(_ type: T?.Type, at column: Int) throws(PGError) -> T? {
-        guard result.columns.indices.contains(column) else {
+        guard (0..<result.columnCount).contains(column) else {
             throw PGError(
                 kind: .decoding,
-                message: "no column \(column); the result has \(result.columns.count)")
+                message: "no column \(column); the result has \(result.columnCount)")
         }
         let pgType = result.type(ofColumn: column)
         guard T.accepts(pgType) else {
@@ -118,7 +134,7 @@ public struct Row: Sendable {
     }
 
     private func decodingError(_ what: String, _ column: Int) -> PGError {
-        PGError(kind: .decoding, message: "column \"\(result.columns[column])\" \(what)",
-                column: result.columns[column])
+        let name = result.columnName(column)
+        return PGError(kind: .decoding, message: "column \"\(name)\" \(what)", column: name)
     }
 }
