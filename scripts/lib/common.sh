@@ -87,9 +87,9 @@ cluster_stop() {
   as_cluster_owner "$(pg_bindir)/pg_ctl" -D "$dir/pgdata" -w -t 60 -m fast stop >/dev/null 2>&1 || true
 }
 
-# The administrator's (superuser's) and the worker's connection URIs for the cluster in DIR.
-admin_url() { printf 'postgresql:///%s?host=%s&port=%s&user=postgres\n' "${2:-articles}" "$1/pg" 5432; }
-app_url() { printf 'postgresql:///%s?host=%s&port=%s&user=articles_app\n' "${2:-articles}" "$1/pg" 5432; }
+# database_url DIR USER: the URI of the articles database in DIR's cluster as USER (postgres,
+# the administrator; articles_app, the worker).
+database_url() { printf 'postgresql:///articles?host=%s&port=%s&user=%s\n' "$1/pg" "${PGPORT:-5432}" "$2"; }
 
 # make_local_keys DIR: a 2048-bit RSA signing key (DIR/signing-key.pem) and the JWKS that
 # publishes its public half (DIR/jwks.json), standing in for a Cognito user pool's keys. The kid
