@@ -117,20 +117,20 @@ enum ArticleStore {
 enum ArticleName {
     static let maxLength = 50
 
-    /// The validated name from `fields`; `nil` when absent and `required` is false.
-    static func validate(_ fields: [String: JSONValue], required: Bool) -> Result<String?, HTTPError> {
-        func invalid(_ message: String) -> Result<String?, HTTPError> { .failure(.fields(["name": [message]])) }
-        guard let value = fields["name"] else { return required ? invalid("This field is required.") : .success(nil) }
-        if value == .null { return invalid("This field may not be null.") }
-        guard case .string(let raw) = value else { return invalid("Not a valid string.") }
-        if raw.unicodeScalars.contains("\u{0}") { return invalid("Null characters are not allowed.") }
+    /// The validated name from the body's `name` member (`nil` when the body has none).
+    static func validate(_ value: JSONValue?) throws(HTTPError) -> String {
+        func invalid(_ message: String) -> HTTPError { .fields(["name": [message]]) }
+        guard let value else { throw invalid("This field is required.") }
+        if value == .null { throw invalid("This field may not be null.") }
+        guard case .string(let raw) = value else { throw invalid("Not a valid string.") }
+        if raw.unicodeScalars.contains("\u{0}") { throw invalid("Null characters are not allowed.") }
         let scalars = raw.unicodeScalars
         let name = String(String.UnicodeScalarView(scalars.drop(while: isSpace).reversed().drop(while: isSpace).reversed()))
-        if name.isEmpty { return invalid("This field may not be blank.") }
+        if name.isEmpty { throw invalid("This field may not be blank.") }
         if name.unicodeScalars.count > maxLength {
-            return invalid("Ensure this field has no more than \(maxLength) characters.")
+            throw invalid("Ensure this field has no more than \(maxLength) characters.")
         }
-        return .success(name)
+        return name
     }
 
     /// Python's `str.isspace`: Unicode White_Space, plus the separators U+001C to U+001F.

@@ -48,32 +48,33 @@ struct ArticlesAPI {
 
     /// `POST /articles/`: 201 with the new article and its `Location`.
     func create(_ request: Request, by caller: Caller) throws -> Response {
-        let fields = try request.fields()
-        guard let name = try ArticleName.validate(fields, required: true).get() else { throw HTTPError.notFound }
+        let name = try ArticleName.validate(request.fields()["name"])
         let article = try ArticleStore.create(name: name, owner: caller.user, in: db)
-        var response = Response.json(article, status: .created)
-        response.headers += [("Location", "\(request.baseURL)/articles/\(article.id)/"), ("ETag", Self.etag(response.body))]
+        var response = Self.representation(article, status: .created).response
+        response.headers.append(("Location", "\(request.baseURL)/articles/\(article.id)/"))
         return response
     }
 
-    /// `GET /articles/{id}/`, with `ETag` and `If-None-Match`.
+    /// `GET /articles/{id}/`, with `ETag`; 304 when `If-None-Match` names it.
     func read(_ id: Int64, _ request: Request) throws -> Response {
         guard let article = try ArticleStore.find(id, in: db) else { throw HTTPError.notFound }
-        return Self.withETag(.json(article), request: request)
+        let (response, tag) = Self.representation(article)
+        if let ifNoneMatch = request.header("if-none-match"), EntityTags(ifNoneMatch).matches(tag, weak: true) {
+            return Response(status: .notModified, headers: [("ETag", tag)])
+        }
+        return response
     }
 
-    /// `PUT` (`partial: false`, name required) or `PATCH` of `/articles/{id}/`.
+    /// `PUT` (`partial: false`, name required) or `PATCH` (name optional) of `/articles/{id}/`.
     func update(_ id: Int64, _ request: Request, by caller: Caller, partial: Bool) throws -> Response {
-        let fields = try request.fields()
-        let name = try ArticleName.validate(fields, required: !partial).get()
+        let value = try request.fields()["name"]
+        let name = partial && value == nil ? nil : try ArticleName.validate(value)
         let article = try db.transaction { db in
             let current = try checkedForChange(id, request, by: caller)
             guard let name else { return current }
             return try ArticleStore.rename(id, to: name, in: db)
         }
-        var response = Response.json(article)
-        response.headers.append(("ETag", Self.etag(response.body)))
-        return response
+        return Self.representation(article).response
     }
 
     /// `DELETE /articles/{id}/`: 204.
@@ -94,8 +95,7 @@ struct ArticlesAPI {
             throw HTTPError(status: .forbidden, detail: "You do not have permission to perform this action.")
         }
         if let ifMatch = request.header("if-match") {
-            let current = Self.etag(Response.json(article).body)
-            guard EntityTags(ifMatch).matches(current, weak: false) else {
+            guard EntityTags(ifMatch).matches(Self.representation(article).etag, weak: false) else {
                 throw HTTPError(
                     status: .preconditionFailed, detail: "The article has changed since it was read (If-Match does not match its ETag).")
             }
@@ -103,20 +103,13 @@ struct ArticlesAPI {
         return article
     }
 
-    /// A strong ETag of a representation: the first 16 bytes of its SHA-256, in hex.
-    static func etag(_ body: [UInt8]) -> String {
-        "\"" + sha256(body).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "\""
-    }
-
-    /// `response` with its ETag, or 304 when `If-None-Match` names it.
-    static func withETag(_ response: Response, request: Request) -> Response {
-        let tag = etag(response.body)
-        if let ifNoneMatch = request.header("if-none-match"), EntityTags(ifNoneMatch).matches(tag, weak: true) {
-            return Response(status: .notModified, headers: [("ETag", tag)])
-        }
-        var tagged = response
-        tagged.headers.append(("ETag", tag))
-        return tagged
+    /// The article as JSON, with its ETag: a strong tag of the body, the first 16 bytes of its
+    /// SHA-256 in hex.
+    static func representation(_ article: Article, status: HTTPStatus = .ok) -> (response: Response, etag: String) {
+        var response = Response.json(article, status: status)
+        let tag = "\"" + sha256(response.body).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "\""
+        response.headers.append(("ETag", tag))
+        return (response, tag)
     }
 }
 
