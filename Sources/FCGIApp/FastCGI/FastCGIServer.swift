@@ -182,6 +182,7 @@ final class FastCGIServer: Sendable {
         case .failure(let error):
             response = error.response
         }
+        if request.keepConnection != 0 { Self.drainInput(&request) }
         let bytes = response.cgiBytes(includeBody: method != "HEAD")
         let written = bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { FCGX_PutStr($0.baseAddress, Int32($0.count), request.out) }
@@ -208,6 +209,26 @@ final class FastCGIServer: Sendable {
             cursor += 1
         }
         return parameters
+    }
+
+    /// Reads what is left of a kept connection's input up to the request's closing empty STDIN
+    /// record. libfcgi frees the request's input buffer when the request finishes: a closing
+    /// record still in the socket would be read as part of the next request, which libfcgi
+    /// refuses as a protocol error by closing the connection nginx is about to reuse. Input
+    /// past 64 KiB the request did not ask for closes the connection instead.
+    private static func drainInput(_ request: inout FCGX_Request) {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { scratch in
+            var discarded = 0
+            while true {
+                let count = FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.in)
+                guard count > 0 else { return }
+                discarded += Int(count)
+                if discarded > 65_536 {
+                    request.keepConnection = 0
+                    return
+                }
+            }
+        }
     }
 
     /// Reads a body of `CONTENT_LENGTH` bytes, refusing one over `Request.maxBodyBytes`.
