@@ -1,18 +1,22 @@
 import Logging
 import PG
 
-/// Answers requests on one serving thread, with that thread's database connection and the
-/// token verifier all threads share.
+/// Answers requests on one serving thread, with that thread's database connection and caches,
+/// and the token verifier all threads share.
 final class App: Responder {
     let database: Connection
     let verifier: TokenVerifier
     let cors: CORSPolicy
     let logger: Logger
-    private let users = UserCache()
+    private let recentTokens = TokenCache.Recent()
+    private let users: UserCache
+    private let articleCache: ArticleCache
 
-    init(database: Connection, verifier: TokenVerifier, cors: CORSPolicy = CORSPolicy(), logger: Logger) {
+    init(database: Connection, verifier: TokenVerifier, changes: ChangeFeed, cors: CORSPolicy = CORSPolicy(), logger: Logger) {
         self.database = database
         self.verifier = verifier
+        self.users = UserCache(feed: changes)
+        self.articleCache = ArticleCache(feed: changes)
         self.cors = cors
         self.logger = logger
     }
@@ -34,7 +38,7 @@ final class App: Responder {
                 return cors.preflight(request, methods: route.allowedMethods)
                     ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
-            let articles = ArticlesAPI(db: database, adminGroup: verifier.config.adminGroup)
+            let articles = ArticlesAPI(db: database, cache: articleCache, adminGroup: verifier.config.adminGroup)
             switch (route, request.method) {
             case (.health, _):
                 return health()
@@ -73,13 +77,8 @@ final class App: Responder {
     /// The active user the request's token maps to. The database is touched only for a token
     /// that passed every check.
     func authenticate(_ request: Request) throws -> Caller {
-        let claims = try verifier.verify(authorization: request.header("authorization"))
-        var found = users.user(for: claims.sub, in: database)
-        if found == nil {
-            found = try UserStore.user(for: claims, in: database)
-            // Whatever the database said after the cache was checked is as fresh as it gets.
-            if let found, database.session == users.session { users.insert(found, for: claims.sub) }
-        }
+        let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
+        let found = try users.user(for: claims.sub) { try UserStore.user(for: claims, in: database) }
         guard let user = found else {
             throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
         }

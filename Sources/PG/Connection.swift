@@ -32,6 +32,8 @@ public final class Connection {
     private var inTransaction = false
     /// Set when the server sends a FATAL report outside a statement (the backend is ending).
     private let fatalWhileIdle = Flag()
+    /// `notifications()` has just found the idle connection alive.
+    private var idleChecked = false
 
     private final class Flag {
         var isSet = false
@@ -147,9 +149,10 @@ public final class Connection {
     // MARK: - Notifications
 
     /// The channels of the notifications that arrived since the last call, without waiting
-    /// (one `poll` when nothing is pending). The C function is `PQnotifies`.
+    /// (one `poll` when nothing is pending). The C function is `PQnotifies`. The next
+    /// statement relies on this check instead of polling again.
     public func notifications() -> [String] {
-        if let conn, PQstatus(conn) == CONNECTION_OK, !inTransaction { _ = droppedWhileIdle(conn) }
+        if let conn, PQstatus(conn) == CONNECTION_OK, !inTransaction { idleChecked = !droppedWhileIdle(conn) }
         defer { received.removeAll() }
         return received
     }
@@ -181,6 +184,22 @@ public final class Connection {
         return value
     }
 
+    /// Waits up to `timeout` seconds for a notification on the channels this connection
+    /// listens on (connecting first if needed) and returns the channels of those that arrived,
+    /// possibly none. Throws when the connection cannot be made or is lost while waiting; the
+    /// next call connects again. Not for use inside a transaction.
+    public func waitForNotifications(timeout: Double) throws(PGError) -> [String] {
+        let conn = try open()
+        if received.isEmpty {
+            var pollfd = Glibc.pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+            if poll(&pollfd, 1, Int32(max(0, timeout) * 1000)) > 0, droppedWhileIdle(conn) {
+                throw PGError(kind: .connection, sqlState: .connectionFailure, message: "the server closed the connection")
+            }
+        }
+        defer { received.removeAll() }
+        return received
+    }
+
     // MARK: - Internals
 
     /// The live connection, after noticing a drop that happened while idle and connecting again
@@ -189,7 +208,9 @@ public final class Connection {
         if isClosed {
             throw PGError(kind: .connection, sqlState: .connectionDoesNotExist, message: "the connection was closed")
         }
-        if let conn, PQstatus(conn) == CONNECTION_OK, !droppedWhileIdle(conn) {
+        let checked = idleChecked
+        idleChecked = false
+        if let conn, PQstatus(conn) == CONNECTION_OK, checked || !droppedWhileIdle(conn) {
             return conn
         }
         if inTransaction {

@@ -9,7 +9,7 @@ import Glibc
 /// Values are read straight from libpq's result (`PQgetvalue`), which is freed when the result
 /// and every `Row` taken from it are gone.
 public struct QueryResult: Sendable, RandomAccessCollection {
-    let handle: ResultHandle
+    @usableFromInline let handle: ResultHandle
     /// How many columns each row has. The C function is `PQnfields`.
     public let columnCount: Int
 
@@ -64,8 +64,8 @@ public struct QueryResult: Sendable, RandomAccessCollection {
 
 /// One row of a `QueryResult`. Columns are addressed by index or by name.
 public struct Row: Sendable {
-    let result: QueryResult
-    let index: Int32
+    @usableFromInline let result: QueryResult
+    @usableFromInline let index: Int32
 
     /// The text of column `column`, or `nil` for NULL.
     public subscript(column: Int) -> String? {
@@ -83,8 +83,8 @@ public struct Row: Sendable {
     }
 
     /// Decodes column `column` as `T`; throws for NULL, a column type `T` does not accept, or
-    /// text that is not a valid `T`.
-    public func decode<T: PGDecodable>(_ type: T.Type, at column: Int) throws(PGError) -> T {
+    /// text that is not a valid `T`. Inlinable, so callers get code specialised for `T`.
+    @inlinable public func decode<T: PGDecodable>(_ type: T.Type, at column: Int) throws(PGError) -> T {
         guard let value = try decode(T?.self, at: column) else {
             throw decodingError("is NULL; decode it as Optional<\(T.self)>", column)
         }
@@ -92,7 +92,7 @@ public struct Row: Sendable {
     }
 
     /// Decodes column `column` as `T?`, with `nil` for NULL.
-    public func decode<T: PGDecodable>(_ type: T?.Type, at column: Int) throws(PGError) -> T? {
+    @inlinable public func decode<T: PGDecodable>(_ type: T?.Type, at column: Int) throws(PGError) -> T? {
         guard (0..<result.columnCount).contains(column) else {
             throw PGError(
                 kind: .decoding,
@@ -133,7 +133,7 @@ public struct Row: Sendable {
         return column
     }
 
-    private func decodingError(_ what: String, _ column: Int) -> PGError {
+    @usableFromInline func decodingError(_ what: String, _ column: Int) -> PGError {
         let name = result.columnName(column)
         return PGError(kind: .decoding, message: "column \"\(name)\" \(what)", column: name)
     }

@@ -53,6 +53,10 @@ final class ArticlesStack: @unchecked Sendable {
         #expect(keys == ["created_at", "id", "name", "owner", "updated_at"])
         #expect(article.owner == username)
         #expect(article.createdAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z/) != nil, "\(article.createdAt)")
+        let stored = try #require(try shared.database.connect().query(
+            #"SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM articles WHERE id = $1"#,
+            article.id).first)
+        #expect(try stored.decode(String.self, at: 0) == article.createdAt)
         for path in ["/articles/\(article.id)/", "/articles/\(article.id)"] {
             let read = try send("GET", path, token)
             #expect(read.status == 200)

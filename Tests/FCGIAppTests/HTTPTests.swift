@@ -31,6 +31,24 @@ import Testing
         #expect(!EntityTags(#""c""#).matches(#""b""#, weak: true))
     }
 
+    @Test(arguments: [
+        ("2026-11-27 12:13:48.930045", "2026-11-27T12:13:48.930045Z"),
+        ("2026-11-27 12:13:48.93", "2026-11-27T12:13:48.930000Z"),
+        ("2026-11-27 12:13:48", "2026-11-27T12:13:48.000000Z"),
+        ("0001-01-01 00:00:00.000001", "0001-01-01T00:00:00.000001Z"),
+        // Not RFC 3339 material: passed on as PostgreSQL wrote it.
+        ("infinity", "infinity"),
+        ("0044-03-15 12:00:00 BC", "0044-03-15 12:00:00 BC"),
+        ("10000-01-01 00:00:00", "10000-01-01 00:00:00"),
+        ("2026-11-27 12:13:48.", "2026-11-27 12:13:48."),
+        ("2026-11-27 12:13:48.1234567", "2026-11-27 12:13:48.1234567"),
+    ])
+    func utcTimestampsBecomeRFC3339(text: String, expected: String) {
+        var text = text
+        let converted = text.withUTF8 { UTCTimestamp.decode(pgText: $0)?.rfc3339 }
+        #expect(converted == expected)
+    }
+
     @Test func pathFallsBackToTheRequestURI() {
         let request = Request(parameters: ["REQUEST_URI": "/healthz?x=1"], body: [])
         #expect(request.method == "GET")

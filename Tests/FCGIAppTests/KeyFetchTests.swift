@@ -65,7 +65,8 @@ final class JWKSServer: @unchecked Sendable {
         let stack = try stack(server.url("/file/jwks.json"))
         let path = "/file/jwks.json"
         let first = try token(stack)
-        #expect(try status(stack, first).0 == 200)
+        // Used again and again, so that it sits in the serving threads' own caches too.
+        for _ in 0..<16 { #expect(try status(stack, first).0 == 200) }
         #expect(try server.hits(path) == 1)
         for _ in 0..<3 {
             #expect(try status(stack, token(stack, kid: UUID().uuidString)) == (401, "Token signed by an unknown key."))
@@ -86,7 +87,7 @@ final class JWKSServer: @unchecked Sendable {
         #expect(results.all.map(\.status) == [200, 200, 200, 200])
         #expect(try server.hits(path) == 2, "simultaneous misses share one fetch")
         // The first token is cached, but its key is gone.
-        #expect(try status(stack, first) == (401, "Token signed by an unknown key."))
+        for _ in 0..<16 { #expect(try status(stack, first) == (401, "Token signed by an unknown key.")) }
         #expect(try server.hits(path) == 2)
     }
 

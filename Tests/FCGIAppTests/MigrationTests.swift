@@ -11,11 +11,11 @@ import Testing
         let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
         let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
         #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
-        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005"])
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006"])
         let schemaBefore = try schema(db)
         #expect(try migrator.apply(to: db).isEmpty)
         #expect(try schema(db) == schemaBefore)
-        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 5)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 6)
     }
 
     @Test func theMigrateCommandReportsWhatItApplied() throws {
@@ -33,12 +33,13 @@ import Testing
             applied 0003_create_app_role
             applied 0004_grant_article_changes
             applied 0005_notify_user_changes
-            migrated to 0005_notify_user_changes
+            applied 0006_notify_article_changes
+            migrated to 0006_notify_article_changes
 
             """)
         let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
         #expect(second.status == 0)
-        #expect(second.output == "up to date at 0005_notify_user_changes\n")
+        #expect(second.output == "up to date at 0006_notify_article_changes\n")
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {

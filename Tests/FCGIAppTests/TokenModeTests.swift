@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import PG
+import Synchronization
 import Testing
 
 @testable import FCGIApp
@@ -51,11 +53,11 @@ import Testing
     private func entry(expiresAt: Double) -> TokenCache.Entry {
         TokenCache.Entry(
             claims: Claims(sub: "s", tokenUse: .id, email: nil, emailVerified: false, username: nil, groups: [], expiresAt: expiresAt),
-            kid: KeyID("k"), key: TestPool.key.publicKey)
+            kid: KeyID("k"), key: TestPool.key.publicKey, keySetGeneration: 1)
     }
 
     @Test func staysWithinItsCapacity() {
-        let cache = TokenCache(capacity: 3)
+        let cache = TokenCache(capacity: 3, shards: 1)
         cache.insert(entry(expiresAt: 100), for: "a", now: 0, leeway: 0)
         cache.insert(entry(expiresAt: 5), for: "b", now: 0, leeway: 0)
         cache.insert(entry(expiresAt: 100), for: "c", now: 0, leeway: 0)
@@ -68,5 +70,47 @@ import Testing
         cache.insert(entry(expiresAt: 100), for: "e", now: 10, leeway: 0)
         #expect(cache.count == 1)
         #expect(cache.entry(for: "e") != nil)
+    }
+
+    @Test func shardsShareTheCapacity() {
+        let cache = TokenCache(capacity: 1_000, shards: 16)
+        let tokens = (0..<5_000).map { _ in "h.p." + Base64URL.encode((0..<256).map { _ in UInt8.random(in: 0...255) }) }
+        for token in tokens { cache.insert(entry(expiresAt: 100), for: token, now: 0, leeway: 0) }
+        #expect(cache.count <= 1_000)
+        // Spread over the shards: the last token's shard still holds it, and many survive.
+        #expect(cache.entry(for: tokens.last!) != nil)
+        #expect(tokens.filter { cache.entry(for: $0) != nil }.count > 200)
+        cache.remove(tokens.last!)
+        #expect(cache.entry(for: tokens.last!) == nil)
+    }
+}
+
+@Suite struct RefusedTokenTests {
+    /// A serving thread remembers a token whose signature was bad, but only for as long as the
+    /// key set it was checked against: once the keys change, the token is checked anew.
+    @Test func aRefusalLastsOnlyAsLongAsTheKeySet() throws {
+        func jwks(_ key: RSAPrivateKey) throws -> [UInt8] {
+            Array(try JSONSerialization.data(withJSONObject: ["keys": [TestPool.jwk(key, kid: TestPool.kid)]]))
+        }
+        let published = Mutex(try jwks(TestPool.key))
+        let keys = KeyStore(source: .file("/jwks.json"), logger: Logger(label: "test")) { _ in published.withLock { $0 } }
+        keys.reload(force: true)
+        let verifier = TokenVerifier(
+            config: CognitoConfig(
+                poolID: TestPool.poolID, region: "us-test-1", clientIDs: [TestPool.clientID], tokenUses: [.id],
+                keySource: .file("/jwks.json"), leewaySeconds: 0),
+            keys: keys)
+        let recent = TokenCache.Recent()
+        // Signed by another key than the one its kid names in the published set.
+        let token = TestPool.token(claims: TestPool.idClaims(email: "f@example.com"), key: TestPool.otherKey)
+        for _ in 0..<3 {
+            #expect(throws: AuthError.badSignature(KeyID(TestPool.kid))) { try verifier.verify(authorization: token, recent: recent) }
+        }
+        #expect(recent.refusal(for: token)?.error == .badSignature(KeyID(TestPool.kid)))
+        // The pool now publishes that key under that kid.
+        let rotated = try jwks(TestPool.otherKey)
+        published.withLock { $0 = rotated }
+        keys.reload(force: true)
+        #expect(try verifier.verify(authorization: token, recent: recent).email == "f@example.com")
     }
 }

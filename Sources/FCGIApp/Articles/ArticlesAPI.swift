@@ -12,6 +12,8 @@ struct ArticlesAPI {
     static let maxLimit = 1000
 
     let db: Connection
+    /// This thread's answers about articles, for reads; every change moves its version.
+    let cache: ArticleCache
     /// `COGNITO_ADMIN_GROUP`.
     let adminGroup: String?
 
@@ -35,12 +37,15 @@ struct ArticlesAPI {
                 after = number
             }
         }
-        // One row more than asked says whether there is a next page.
-        var articles = try ArticleStore.page(after: after, limit: limit + 1, in: db)
-        var response = Response.json(Array(articles.prefix(limit)))
-        if articles.count > limit {
-            articles.removeLast()
-            let next = "\(request.baseURL)/articles/?after=\(articles[limit - 1].id)&limit=\(limit)"
+        let page = try cache.page(after: after, limit: limit) {
+            // One row more than asked says whether there is a next page.
+            let articles = try ArticleStore.page(after: after, limit: limit + 1, in: db)
+            let shown = articles.prefix(limit)
+            return ArticleCache.Page(body: JSONWriter.bytes(of: Array(shown)), nextAfter: articles.count > limit ? shown.last?.id : nil)
+        }
+        var response = Response(status: .ok, headers: [("Content-Type", "application/json")], body: page.body)
+        if let nextAfter = page.nextAfter {
+            let next = "\(request.baseURL)/articles/?after=\(nextAfter)&limit=\(limit)"
             response.headers.append(("Link", "<\(next)>; rel=\"next\""))
         }
         return response
@@ -50,19 +55,20 @@ struct ArticlesAPI {
     func create(_ request: Request, by caller: Caller) throws -> Response {
         let name = try ArticleName.validate(request.fields()["name"])
         let article = try ArticleStore.create(name: name, owner: caller.user, in: db)
-        var response = Self.representation(article, status: .created).response
+        cache.changed()
+        var response = Self.representation(article).response(status: .created)
         response.headers.append(("Location", "\(request.baseURL)/articles/\(article.id)/"))
         return response
     }
 
     /// `GET /articles/{id}/`, with `ETag`; 304 when `If-None-Match` names it.
     func read(_ id: Int64, _ request: Request) throws -> Response {
-        guard let article = try ArticleStore.find(id, in: db) else { throw HTTPError.notFound }
-        let (response, tag) = Self.representation(article)
-        if let ifNoneMatch = request.header("if-none-match"), EntityTags(ifNoneMatch).matches(tag, weak: true) {
-            return Response(status: .notModified, headers: [("ETag", tag)])
+        let found = try cache.article(id) { try ArticleStore.find(id, in: db).map(Self.representation) }
+        guard let article = found else { throw HTTPError.notFound }
+        if let ifNoneMatch = request.header("if-none-match"), EntityTags(ifNoneMatch).matches(article.etag, weak: true) {
+            return Response(status: .notModified, headers: [("ETag", article.etag)])
         }
-        return response
+        return article.response()
     }
 
     /// `PUT` (`partial: false`, name required) or `PATCH` (name optional) of `/articles/{id}/`.
@@ -74,7 +80,8 @@ struct ArticlesAPI {
             guard let name else { return current }
             return try ArticleStore.rename(id, to: name, in: db)
         }
-        return Self.representation(article).response
+        cache.changed()
+        return Self.representation(article).response()
     }
 
     /// `DELETE /articles/{id}/`: 204.
@@ -83,6 +90,7 @@ struct ArticlesAPI {
             _ = try checkedForChange(id, request, by: caller)
             try ArticleStore.delete(id, in: db)
         }
+        cache.changed()
         return Response(status: .noContent)
     }
 
@@ -105,11 +113,16 @@ struct ArticlesAPI {
 
     /// The article as JSON, with its ETag: a strong tag of the body, the first 16 bytes of its
     /// SHA-256 in hex.
-    static func representation(_ article: Article, status: HTTPStatus = .ok) -> (response: Response, etag: String) {
-        var response = Response.json(article, status: status)
-        let tag = "\"" + sha256(response.body).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "\""
-        response.headers.append(("ETag", tag))
-        return (response, tag)
+    static func representation(_ article: Article) -> ArticleCache.Single {
+        let body = JSONWriter.bytes(of: article)
+        let tag = "\"" + sha256(body).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "\""
+        return ArticleCache.Single(body: body, etag: tag)
+    }
+}
+
+extension ArticleCache.Single {
+    func response(status: HTTPStatus = .ok) -> Response {
+        Response(status: status, headers: [("Content-Type", "application/json"), ("ETag", etag)], body: body)
     }
 }
 

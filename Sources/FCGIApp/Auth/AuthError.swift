@@ -5,6 +5,9 @@ struct AuthError: Error, Sendable, Equatable {
     let detail: String
     let reason: String
     let credentialsPresent: Bool
+    /// The signature was checked against the key the token names, and is wrong: the same token
+    /// is refused again for as long as that key set lasts.
+    private(set) var isBadSignature = false
 
     static let realm = "articles"
 
@@ -20,6 +23,13 @@ struct AuthError: Error, Sendable, Equatable {
         AuthError(
             status: .serviceUnavailable, detail: "Signing keys are not available; try again later.", reason: reason,
             credentialsPresent: true)
+    }
+
+    /// The token's signature does not verify with the key its `kid` names.
+    static func badSignature(_ kid: KeyID) -> AuthError {
+        var error = invalid("Invalid token signature.", "bad signature for kid \(kid)")
+        error.isBadSignature = true
+        return error
     }
 
     static let malformed = invalid("Malformed token.")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The user pool's signing keys, loaded at start and kept in memory.
 ///
@@ -20,6 +21,7 @@ final class KeyStore: @unchecked Sendable {
     private var lastAttempt: ContinuousClock.Instant?
     private var lastError: String?
     private var fetching = false
+    private let loads = Atomic<Int>(0)
 
     init(source: CognitoConfig.KeySource, logger: Logger, fetch: @escaping Fetch = KeyFetcher.fetch) {
         self.source = source
@@ -33,6 +35,10 @@ final class KeyStore: @unchecked Sendable {
         defer { condition.unlock() }
         return keySet
     }
+
+    /// Changes whenever a key set is loaded: a caller that remembers it can tell, without a
+    /// lock, that the keys it took from `current` are still the current ones.
+    var generation: Int { loads.load(ordering: .acquiring) }
 
     /// Why no keys are loaded, when none are.
     var unavailableReason: String? {
@@ -78,6 +84,7 @@ final class KeyStore: @unchecked Sendable {
         switch outcome {
         case .success(let keys):
             keySet = keys
+            loads.add(1, ordering: .releasing)
             lastError = nil
             logger.info("signing keys loaded", metadata: [
                 "kids": "\(keys.keys.keys.map(\.description).sorted().joined(separator: ","))",

@@ -5,35 +5,95 @@ import Synchronization
 /// Entries remember the key that verified them: once the key set no longer holds that key
 /// under that `kid`, the entry is not used. Entries are not used past the token's `exp` (plus
 /// leeway). When full, expired entries are dropped first, then everything.
+///
+/// Every serving thread looks a token up on every request, so the entries are split into
+/// shards, each behind its own lock, chosen by characters of the signature (random for every
+/// token): threads looking up different tokens rarely wait for each other.
 final class TokenCache: Sendable {
     struct Entry: Sendable {
         let claims: Claims
         let kid: KeyID
         let key: RSAPublicKey
+        /// `KeyStore.generation` when the key was taken from the key set.
+        let keySetGeneration: Int
     }
 
-    let capacity: Int
-    private let entries = Mutex<[String: Entry]>([:])
+    private final class Shard: Sendable {
+        let capacity: Int
+        let entries = Mutex<[String: Entry]>([:])
+        init(capacity: Int) { self.capacity = capacity }
+    }
 
-    init(capacity: Int = 10_000) { self.capacity = capacity }
+    private let shards: [Shard]
+
+    /// At most `capacity` entries in all, in `shards` shards (a power of two).
+    init(capacity: Int = 10_000, shards: Int = 16) {
+        precondition(shards > 0 && shards & (shards - 1) == 0, "shards must be a power of two")
+        self.shards = (0..<shards).map { _ in Shard(capacity: max(1, capacity / shards)) }
+    }
+
+    private func shard(for token: String) -> Shard {
+        // The last character of an RS256 signature carries only 2 bits: take the two before it.
+        let utf8 = token.utf8
+        guard utf8.count >= 3 else { return shards[0] }
+        let end = utf8.index(utf8.endIndex, offsetBy: -3)
+        let mixed = Int(utf8[end]) &* 31 &+ Int(utf8[utf8.index(after: end)])
+        return shards[mixed & (shards.count - 1)]
+    }
 
     func entry(for token: String) -> Entry? {
-        entries.withLock { $0[token] }
+        shard(for: token).entries.withLock { $0[token] }
     }
 
     func insert(_ entry: Entry, for token: String, now: Double, leeway: Double) {
-        entries.withLock { entries in
-            if entries.count >= capacity {
+        let shard = shard(for: token)
+        shard.entries.withLock { entries in
+            if entries.count >= shard.capacity {
                 entries = entries.filter { $0.value.claims.expiresAt + leeway > now }
-                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+                if entries.count >= shard.capacity { entries.removeAll(keepingCapacity: true) }
             }
             entries[token] = entry
         }
     }
 
     func remove(_ token: String) {
-        _ = entries.withLock { $0.removeValue(forKey: token) }
+        _ = shard(for: token).entries.withLock { $0.removeValue(forKey: token) }
     }
 
-    var count: Int { entries.withLock { $0.count } }
+    var count: Int { shards.reduce(0) { total, shard in total + shard.entries.withLock { $0.count } } }
+
+    /// One serving thread's most recently used entries, in front of the shared cache: a token
+    /// that many requests reuse at once (one user's session, a service's token) would otherwise
+    /// have every thread waiting on the same shard's lock. Emptied when full.
+    ///
+    /// It also remembers the tokens whose signature it found bad, with the key set it checked
+    /// them against, so a client repeating a forged or corrupted token costs no RS256.
+    final class Recent {
+        struct Refusal {
+            let error: AuthError
+            let keySetGeneration: Int
+        }
+
+        let capacity: Int
+        private var entries: [String: Entry] = [:]
+        private var refusals: [String: Refusal] = [:]
+
+        init(capacity: Int = 512) { self.capacity = capacity }
+
+        func entry(for token: String) -> Entry? { entries[token] }
+
+        func insert(_ entry: Entry, for token: String) {
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[token] = entry
+        }
+
+        func remove(_ token: String) { entries.removeValue(forKey: token) }
+
+        func refusal(for token: String) -> Refusal? { refusals[token] }
+
+        func refuse(_ token: String, _ error: AuthError, keySetGeneration: Int) {
+            if refusals.count >= capacity { refusals.removeAll(keepingCapacity: true) }
+            refusals[token] = Refusal(error: error, keySetGeneration: keySetGeneration)
+        }
+    }
 }

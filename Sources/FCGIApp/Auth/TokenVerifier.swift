@@ -22,27 +22,52 @@ final class TokenVerifier: Sendable {
     }
 
     /// The claims of the token in an `Authorization` header value: `Bearer <jwt>` (the scheme
-    /// in any case, one space) or a bare `<jwt>`.
-    func verify(authorization: String?) throws(AuthError) -> Claims {
+    /// in any case, one space) or a bare `<jwt>`. `recent`, the calling thread's own cache, is
+    /// looked in before the shared one, without a lock.
+    func verify(authorization: String?, recent: TokenCache.Recent? = nil) throws(AuthError) -> Claims {
         guard let authorization, !authorization.isEmpty else { throw .missing }
         let token = try Self.token(fromAuthorization: authorization)
         let now = clock()
-        let leeway = Double(config.leewaySeconds)
+        if let cached = recent?.entry(for: token) {
+            if let claims = try accept(cached, now: now) { return claims }
+            recent?.remove(token)
+        }
         if let cached = cache.entry(for: token) {
-            if keys.current?[cached.kid] === cached.key {
-                try checkTimes(expiresAt: cached.claims.expiresAt, issuedAt: nil, notBefore: nil, now: now)
-                return cached.claims
+            if let claims = try accept(cached, now: now) {
+                recent?.insert(cached, for: token)
+                return claims
             }
             cache.remove(token)
         }
-        let (claims, kid, key) = try verifySignedToken(token, now: now)
-        cache.insert(TokenCache.Entry(claims: claims, kid: kid, key: key), for: token, now: now, leeway: leeway)
+        // Read before the key is looked up: a reload in between only costs later hits a lookup.
+        let generation = keys.generation
+        // A token this thread found forged under the same keys is refused again without RS256.
+        if let refused = recent?.refusal(for: token), refused.keySetGeneration == generation { throw refused.error }
+        let claims: Claims, kid: KeyID, key: RSAPublicKey
+        do {
+            (claims, kid, key) = try verifySignedToken(token, now: now)
+        } catch where error.isBadSignature {
+            recent?.refuse(token, error, keySetGeneration: generation)
+            throw error
+        }
+        let entry = TokenCache.Entry(claims: claims, kid: kid, key: key, keySetGeneration: generation)
+        cache.insert(entry, for: token, now: now, leeway: Double(config.leewaySeconds))
+        recent?.insert(entry, for: token)
         return claims
+    }
+
+    /// The claims of a cached token whose key is still in the key set (nil when it is not),
+    /// once its expiry is checked again.
+    private func accept(_ cached: TokenCache.Entry, now: Double) throws(AuthError) -> Claims? {
+        // An unchanged key set still holds the key (no lock taken on this path).
+        guard cached.keySetGeneration == keys.generation || keys.current?[cached.kid] === cached.key else { return nil }
+        try checkTimes(expiresAt: cached.claims.expiresAt, issuedAt: nil, notBefore: nil, now: now)
+        return cached.claims
     }
 
     static func token(fromAuthorization value: String) throws(AuthError) -> String {
         var token = Substring(value)
-        if value.utf8.count >= 6, value.utf8.prefix(6).map({ $0 | 0x20 }) == Array("bearer".utf8) {
+        if value.utf8.count >= 6, value.utf8.prefix(6).lazy.map({ $0 | 0x20 }).elementsEqual("bearer".utf8) {
             let rest = value.utf8.dropFirst(6)
             if rest.isEmpty { throw .invalid("No token after \"Bearer\".") }
             if rest.first == UInt8(ascii: " ") { token = Substring(rest.dropFirst()) }
@@ -82,7 +107,7 @@ final class TokenVerifier: Sendable {
         let key = try keys.key(for: kid)
         let signed = bytes.count - segments[2].count - 1
         let verified = bytes.withUnsafeBytes { key.verifyRS256(signature: signature, message: UnsafeRawBufferPointer(rebasing: $0.prefix(signed))) }
-        guard verified else { throw .invalid("Invalid token signature.", "bad signature for kid \(kid)") }
+        guard verified else { throw .badSignature(kid) }
         return (try claims(payload, now: now), kid, key)
     }
 

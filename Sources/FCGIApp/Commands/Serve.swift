@@ -33,13 +33,14 @@ struct Serve: ParsableCommand {
         let server = try FastCGIServer(listener: try Listener.open(config.listen), logger: logger)
         let conninfo = config.databaseURL
         let cors = config.cors
+        let changes = ChangeFeed()
+        try changes.start(conninfo: conninfo, logger: logger)
         try server.run(threads: config.threads) {
             // The worker's statements are few and prepared; a generic plan (an index scan for
             // every one of them) saves planning each page query anew.
             App(
-                database: Connection(
-                    lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")], listen: [UserCache.channel]),
-                verifier: verifier, cors: cors, logger: logger)
+                database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
+                verifier: verifier, changes: changes, cors: cors, logger: logger)
         }
     }
 }

@@ -173,17 +173,17 @@ final class FastCGIServer: Sendable {
 
     private func serve(_ request: inout FCGX_Request, _ responder: any Responder) {
         let started = ContinuousClock.now
-        let parameters = Self.parameters(request.envp)
-        let method = parameters["REQUEST_METHOD"] ?? "GET"
+        var incoming = Request(cgi: request.envp)
         let response: Response
-        switch Self.readBody(&request, contentLength: parameters["CONTENT_LENGTH"]) {
+        switch Self.readBody(&request, contentLength: incoming.header("content-length")) {
         case .success(let body):
-            response = responder.respond(to: Request(parameters: parameters, body: body))
+            incoming.body = body
+            response = responder.respond(to: incoming)
         case .failure(let error):
             response = error.response
         }
         if request.keepConnection != 0 { Self.drainInput(&request) }
-        let bytes = response.cgiBytes(includeBody: method != "HEAD")
+        let bytes = response.cgiBytes(includeBody: incoming.method != "HEAD")
         let written = bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { FCGX_PutStr($0.baseAddress, Int32($0.count), request.out) }
         }
@@ -192,23 +192,9 @@ final class FastCGIServer: Sendable {
         }
         // Method, path and status only: the query string and headers may carry tokens.
         logger.debug("request", metadata: [
-            "method": "\(method)", "path": "\(parameters["DOCUMENT_URI"] ?? "")",
+            "method": "\(incoming.method)", "path": "\(incoming.path)",
             "status": "\(response.status.code)", "duration": "\(ContinuousClock.now - started)",
         ])
-    }
-
-    /// The CGI parameters of a request, from libfcgi's `NAME=value` array.
-    static func parameters(_ envp: FCGX_ParamArray?) -> [String: String] {
-        var parameters: [String: String] = [:]
-        guard var cursor = envp else { return parameters }
-        while let entry = cursor.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                parameters[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            cursor += 1
-        }
-        return parameters
     }
 
     /// Reads what is left of a kept connection's input up to the request's closing empty STDIN

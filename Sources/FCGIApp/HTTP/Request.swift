@@ -1,3 +1,5 @@
+import Glibc
+
 /// An HTTP request as nginx passes it over FastCGI: the CGI parameters, decoded.
 struct Request: Sendable {
     /// `REQUEST_METHOD`, e.g. `GET`.
@@ -27,26 +29,74 @@ struct Request: Sendable {
         self.body = body
     }
 
-    /// Builds a request from CGI parameters (`NAME=value` pairs).
+    /// Builds a request from CGI parameters.
     init(parameters: [String: String], body: [UInt8]) {
-        var headers: [String: String] = [:]
+        var builder = Builder()
         for (name, value) in parameters {
-            if name.hasPrefix("HTTP_") {
-                headers[Self.headerName(name.dropFirst(5))] = value
-            } else if name == "CONTENT_TYPE" || name == "CONTENT_LENGTH", !value.isEmpty {
-                headers[Self.headerName(Substring(name))] = value
+            var name = name, value = value
+            name.withUTF8 { name in
+                value.withUTF8 { value in builder.add(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) }
             }
         }
-        let uri = parameters["REQUEST_URI"] ?? "/"
-        self.init(
-            method: parameters["REQUEST_METHOD"] ?? "GET",
-            path: parameters["DOCUMENT_URI"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? String(uri.prefix { $0 != "?" }),
-            query: parameters["QUERY_STRING"] ?? "",
-            headers: headers,
-            body: body)
-        if parameters["REQUEST_SCHEME"] == "https" || parameters["HTTPS"] == "on" { scheme = "https" }
-        port = parameters["SERVER_PORT"].flatMap { Int($0) }
+        self = builder.request
+        self.body = body
+    }
+
+    /// Builds a request from libfcgi's NULL-terminated array of `NAME=value` C strings, turning
+    /// into Swift strings only the parameters a request needs (nginx passes some thirty).
+    init(cgi parameters: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
+        var builder = Builder()
+        var cursor = parameters
+        while let entry = cursor?.pointee {
+            let length = strlen(entry)
+            if let equals = memchr(entry, Int32(UInt8(ascii: "=")), length) {
+                let nameLength = UnsafeRawPointer(equals) - UnsafeRawPointer(entry)
+                builder.add(
+                    name: UnsafeRawBufferPointer(start: entry, count: nameLength),
+                    value: UnsafeRawBufferPointer(start: equals + 1, count: length - nameLength - 1))
+            }
+            cursor! += 1
+        }
+        self = builder.request
+    }
+
+    /// Collects the parameters a request is made of, comparing names as bytes.
+    private struct Builder {
+        var method = "GET", documentURI = "", requestURI = "/", query = ""
+        var headers: [String: String] = [:]
+        var https = false
+        var port: Int?
+
+        mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            let text = { String(decoding: value, as: UTF8.self) }
+            if name.starts(with: "HTTP_".utf8) {
+                headers[Request.headerName(UnsafeRawBufferPointer(rebasing: name.dropFirst(5)))] = text()
+                return
+            }
+            switch name.count {
+            case 5 where name.elementsEqual("HTTPS".utf8): https = https || value.elementsEqual("on".utf8)
+            case 11 where name.elementsEqual("SERVER_PORT".utf8): port = Int(text())
+            case 11 where name.elementsEqual("REQUEST_URI".utf8): requestURI = text()
+            case 12 where name.elementsEqual("DOCUMENT_URI".utf8): documentURI = text()
+            case 12 where name.elementsEqual("QUERY_STRING".utf8): query = text()
+            case 12 where name.elementsEqual("CONTENT_TYPE".utf8),
+                14 where name.elementsEqual("CONTENT_LENGTH".utf8):
+                if !value.isEmpty { headers[Request.headerName(name)] = text() }
+            case 14 where name.elementsEqual("REQUEST_METHOD".utf8): method = text()
+            case 14 where name.elementsEqual("REQUEST_SCHEME".utf8): https = https || value.elementsEqual("https".utf8)
+            default: break
+            }
+        }
+
+        var request: Request {
+            var request = Request(
+                method: method,
+                path: documentURI.isEmpty ? String(requestURI.prefix { $0 != "?" }) : documentURI,
+                query: query, headers: headers)
+            if https { request.scheme = "https" }
+            request.port = port
+            return request
+        }
     }
 
     /// The query parameters, percent-decoded (`+` is a space), in order.
@@ -80,8 +130,18 @@ struct Request: Sendable {
 
     func header(_ name: String) -> String? { headers[name] }
 
-    private static func headerName(_ cgiName: Substring) -> String {
-        String(cgiName.lowercased().map { $0 == "_" ? "-" : $0 })
+    /// `X_REQUEST_ID` becomes `x-request-id`.
+    private static func headerName(_ cgiName: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: cgiName.count) { buffer in
+            for (index, byte) in cgiName.enumerated() {
+                buffer[index] = switch byte {
+                case UInt8(ascii: "_"): UInt8(ascii: "-")
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte | 0x20
+                default: byte
+                }
+            }
+            return cgiName.count
+        }
     }
 }
 

@@ -12,9 +12,7 @@ struct Response: Sendable {
 
     /// A JSON response with `value` written as the body.
     static func json(_ value: some JSONWritable, status: HTTPStatus = .ok) -> Response {
-        var writer = JSONWriter()
-        value.write(to: &writer)
-        return Response(status: status, headers: [("Content-Type", "application/json")], body: writer.bytes)
+        Response(status: status, headers: [("Content-Type", "application/json")], body: JSONWriter.bytes(of: value))
     }
 
     /// `{"detail": "<message>"}` with `status`, the shape of every error this service returns.

@@ -147,24 +147,24 @@ struct StrictJSON {
 
     private mutating func string() throws(JSONError) -> String {
         index += 1
-        var scalars = String.UnicodeScalarView()
+        // The text between escapes is copied as it is (the input is valid UTF-8); a string
+        // without escapes, the usual case, is one copy.
+        var unescaped: [UInt8]?
         var runStart = index
-        func flush(_ parser: StrictJSON, _ scalars: inout String.UnicodeScalarView) {
-            if runStart < parser.index {
-                scalars.append(contentsOf: String(decoding: parser.bytes[runStart..<parser.index], as: UTF8.self).unicodeScalars)
-            }
-        }
         while true {
             guard let byte = peek else { throw error("unterminated string") }
             switch byte {
             case UInt8(ascii: "\""):
-                flush(self, &scalars)
+                let run = bytes[runStart..<index]
                 index += 1
-                return String(scalars)
+                guard var unescaped else { return String(decoding: run, as: UTF8.self) }
+                unescaped += run
+                return String(decoding: unescaped, as: UTF8.self)
             case UInt8(ascii: "\\"):
-                flush(self, &scalars)
+                if unescaped == nil { unescaped = [] }
+                unescaped!.append(contentsOf: bytes[runStart..<index])
                 index += 1
-                scalars.append(try escape())
+                UTF8.encode(try escape()) { unescaped!.append($0) }
                 runStart = index
             case 0..<0x20:
                 throw error("control character in a string")

@@ -1,29 +1,23 @@
-import PG
-
 /// One serving thread's users by Cognito `sub`, so a request with a known token needs no user
-/// lookup. It is emptied whenever the `users` table changes (migration 0005 notifies
-/// `articles_users_changed` on every update or delete, and the thread's connection listens),
-/// and whenever the connection was lost, since notifications may have been missed.
+/// lookup. Emptied whenever the `ChangeFeed` counts a change to `users` (an administrator's
+/// deactivation, a deletion, a binding), and not used while the feed is not listening.
 final class UserCache {
-    static let channel = "articles_users_changed"
-
     private let capacity: Int
+    private var freshness: CacheFreshness
     private var users: [String: User] = [:]
-    private(set) var session = -1
 
-    init(capacity: Int = 10_000) { self.capacity = capacity }
-
-    /// The cached user for `sub`, after dropping everything if the table may have changed.
-    func user(for sub: String, in db: Connection) -> User? {
-        if !db.notifications().isEmpty || !db.isConnected || db.session != session {
-            users.removeAll(keepingCapacity: true)
-            session = db.session
-        }
-        return users[sub]
+    init(feed: ChangeFeed, capacity: Int = 10_000) {
+        freshness = CacheFreshness(feed: feed, table: .users)
+        self.capacity = capacity
     }
 
-    func insert(_ user: User, for sub: String) {
+    /// The user for `sub`, from the cache or from `load` (nil, not kept, when there is none).
+    func user(for sub: String, load: () throws -> User?) rethrows -> User? {
+        guard freshness.isUsable(emptying: { users.removeAll(keepingCapacity: true) }) else { return try load() }
+        if let user = users[sub] { return user }
+        guard let user = try load() else { return nil }
         if users.count >= capacity { users.removeAll(keepingCapacity: true) }
         users[sub] = user
+        return user
     }
 }

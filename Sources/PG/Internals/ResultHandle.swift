@@ -1,9 +1,9 @@
 import CLibPQ
 
 /// Owns one `PGresult` and frees it with `PQclear` exactly once, when the last reference goes.
-final class ResultHandle: @unchecked Sendable {
+@usableFromInline final class ResultHandle: @unchecked Sendable {
     // A PGresult is immutable once returned; libpq allows reading it from any thread.
-    let pointer: OpaquePointer
+    @usableFromInline let pointer: OpaquePointer
 
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
     deinit { PQclear(pointer) }
