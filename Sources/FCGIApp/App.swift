@@ -58,7 +58,10 @@ final class App: Responder {
                 return try articles.read(id, request)
             }
         } catch let error as AuthError {
-            logger.info("request refused", metadata: ["status": "\(error.status.code)", "reason": "\(error.reason)"])
+            // A token this thread already refused as forged is not worth a line each time.
+            logger.log(
+                level: error.isRepeatedRefusal ? .debug : .info, "request refused",
+                metadata: ["status": "\(error.status.code)", "reason": "\(error.reason)"])
             return error.response
         } catch let error as HTTPError {
             return error.response

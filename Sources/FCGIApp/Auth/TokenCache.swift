@@ -26,10 +26,13 @@ final class TokenCache: Sendable {
 
     private let shards: [Shard]
 
-    /// At most `capacity` entries in all, in `shards` shards (a power of two).
+    /// Room for `capacity` tokens, in `shards` shards (a power of two). Tokens do not spread
+    /// evenly, so each shard holds up to a quarter more than its share: `capacity` tokens in
+    /// use at once all stay, and the cache never holds more than 1.25 × `capacity`.
     init(capacity: Int = 10_000, shards: Int = 16) {
         precondition(shards > 0 && shards & (shards - 1) == 0, "shards must be a power of two")
-        self.shards = (0..<shards).map { _ in Shard(capacity: max(1, capacity / shards)) }
+        let share = (capacity + shards - 1) / shards
+        self.shards = (0..<shards).map { _ in Shard(capacity: shards == 1 ? capacity : share + (share + 3) / 4) }
     }
 
     private func shard(for token: String) -> Shard {

@@ -32,6 +32,14 @@ final class TokenVerifier: Sendable {
             if let claims = try accept(cached, now: now) { return claims }
             recent?.remove(token)
         }
+        // Read before the key is looked up: a reload in between only costs later hits a lookup.
+        let generation = keys.generation
+        // A token this thread found forged under the same keys is refused again without RS256.
+        if let refused = recent?.refusal(for: token), refused.keySetGeneration == generation {
+            var again = refused.error
+            again.isRepeatedRefusal = true
+            throw again
+        }
         if let cached = cache.entry(for: token) {
             if let claims = try accept(cached, now: now) {
                 recent?.insert(cached, for: token)
@@ -39,10 +47,6 @@ final class TokenVerifier: Sendable {
             }
             cache.remove(token)
         }
-        // Read before the key is looked up: a reload in between only costs later hits a lookup.
-        let generation = keys.generation
-        // A token this thread found forged under the same keys is refused again without RS256.
-        if let refused = recent?.refusal(for: token), refused.keySetGeneration == generation { throw refused.error }
         let claims: Claims, kid: KeyID, key: RSAPublicKey
         do {
             (claims, kid, key) = try verifySignedToken(token, now: now)
