@@ -72,31 +72,24 @@ final class TokenCache: Sendable {
     /// It also remembers the tokens whose signature it found bad, with the key set it checked
     /// them against, so a client repeating a forged or corrupted token costs no RS256.
     final class Recent {
-        struct Refusal {
-            let error: AuthError
-            let keySetGeneration: Int
+        /// What this thread last found a token to be.
+        enum Outcome {
+            case verified(Entry)
+            /// Refused for a bad signature under the key set of that generation.
+            case forged(AuthError, keySetGeneration: Int)
         }
 
         let capacity: Int
-        private var entries: [String: Entry] = [:]
-        private var refusals: [String: Refusal] = [:]
+        private var outcomes: [String: Outcome] = [:]
 
         init(capacity: Int = 512) { self.capacity = capacity }
 
-        func entry(for token: String) -> Entry? { entries[token] }
-
-        func insert(_ entry: Entry, for token: String) {
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[token] = entry
-        }
-
-        func remove(_ token: String) { entries.removeValue(forKey: token) }
-
-        func refusal(for token: String) -> Refusal? { refusals[token] }
-
-        func refuse(_ token: String, _ error: AuthError, keySetGeneration: Int) {
-            if refusals.count >= capacity { refusals.removeAll(keepingCapacity: true) }
-            refusals[token] = Refusal(error: error, keySetGeneration: keySetGeneration)
+        subscript(token: String) -> Outcome? {
+            get { outcomes[token] }
+            set {
+                if newValue != nil, outcomes.count >= capacity { outcomes.removeAll(keepingCapacity: true) }
+                outcomes[token] = newValue
+            }
         }
     }
 }

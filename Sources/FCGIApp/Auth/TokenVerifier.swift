@@ -28,21 +28,22 @@ final class TokenVerifier: Sendable {
         guard let authorization, !authorization.isEmpty else { throw .missing }
         let token = try Self.token(fromAuthorization: authorization)
         let now = clock()
-        if let cached = recent?.entry(for: token) {
-            if let claims = try accept(cached, now: now) { return claims }
-            recent?.remove(token)
-        }
         // Read before the key is looked up: a reload in between only costs later hits a lookup.
         let generation = keys.generation
-        // A token this thread found forged under the same keys is refused again without RS256.
-        if let refused = recent?.refusal(for: token), refused.keySetGeneration == generation {
-            var again = refused.error
-            again.isRepeatedRefusal = true
-            throw again
+        switch recent?[token] {
+        case .verified(let cached):
+            if let claims = try accept(cached, now: now) { return claims }
+            recent?[token] = nil
+        case .forged(var error, let keySetGeneration) where keySetGeneration == generation:
+            // Refused again without RS256, for as long as the keys are the same.
+            error.isRepeatedRefusal = true
+            throw error
+        case .forged, nil:
+            break
         }
         if let cached = cache.entry(for: token) {
             if let claims = try accept(cached, now: now) {
-                recent?.insert(cached, for: token)
+                recent?[token] = .verified(cached)
                 return claims
             }
             cache.remove(token)
@@ -51,12 +52,12 @@ final class TokenVerifier: Sendable {
         do {
             (claims, kid, key) = try verifySignedToken(token, now: now)
         } catch where error.isBadSignature {
-            recent?.refuse(token, error, keySetGeneration: generation)
+            recent?[token] = .forged(error, keySetGeneration: generation)
             throw error
         }
         let entry = TokenCache.Entry(claims: claims, kid: kid, key: key, keySetGeneration: generation)
         cache.insert(entry, for: token, now: now, leeway: Double(config.leewaySeconds))
-        recent?.insert(entry, for: token)
+        recent?[token] = .verified(entry)
         return claims
     }
 
