@@ -32,8 +32,6 @@ public final class Connection {
     private var inTransaction = false
     /// Set when the server sends a FATAL report outside a statement (the backend is ending).
     private let fatalWhileIdle = Flag()
-    /// `notifications()` has just found the idle connection alive.
-    private var idleChecked = false
 
     private final class Flag {
         var isSet = false
@@ -149,10 +147,9 @@ public final class Connection {
     // MARK: - Notifications
 
     /// The channels of the notifications that arrived since the last call, without waiting
-    /// (one `poll` when nothing is pending). The C function is `PQnotifies`. The next
-    /// statement relies on this check instead of polling again.
+    /// (one `poll` when nothing is pending). The C function is `PQnotifies`.
     public func notifications() -> [String] {
-        if let conn, PQstatus(conn) == CONNECTION_OK, !inTransaction { idleChecked = !droppedWhileIdle(conn) }
+        if let conn, PQstatus(conn) == CONNECTION_OK, !inTransaction { _ = droppedWhileIdle(conn) }
         defer { received.removeAll() }
         return received
     }
@@ -208,9 +205,7 @@ public final class Connection {
         if isClosed {
             throw PGError(kind: .connection, sqlState: .connectionDoesNotExist, message: "the connection was closed")
         }
-        let checked = idleChecked
-        idleChecked = false
-        if let conn, PQstatus(conn) == CONNECTION_OK, checked || !droppedWhileIdle(conn) {
+        if let conn, PQstatus(conn) == CONNECTION_OK, !droppedWhileIdle(conn) {
             return conn
         }
         if inTransaction {

@@ -12,7 +12,7 @@ struct ArticlesAPI {
     static let maxLimit = 1000
 
     let db: Connection
-    /// This thread's answers about articles, for reads; every change moves its version.
+    /// This thread's answers about articles, for reads; every change is counted through it.
     let cache: ArticleCache
     /// `COGNITO_ADMIN_GROUP`.
     let adminGroup: String?
