@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import FoundationEssentials
 import Logging
 import PG
@@ -35,12 +36,49 @@ struct Serve: ParsableCommand {
         let cors = config.cors
         let changes = ChangeFeed()
         try changes.start(conninfo: conninfo, logger: logger)
-        try server.run(threads: config.threads) {
+        let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+        if let systemd {
+            try Self.notifyWhenReady(systemd, keys: keys, listening: server.listener.description, threads: config.threads, logger: logger)
+        }
+        try server.run(
+            threads: config.threads,
+            reload: {
+                systemd?.send("RELOADING=1")
+                keys.reload(force: true)
+                systemd?.send("READY=1")
+            },
+            stopping: { systemd?.send("STOPPING=1") }
+        ) {
             // The worker's statements are few and prepared; a generic plan (an index scan for
             // every one of them) saves planning each page query anew.
             App(
                 database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
                 verifier: verifier, changes: changes, cors: cors, logger: logger)
+        }
+    }
+
+    /// Tells systemd `READY=1` once the signing keys are loaded (the database answered at
+    /// start and the socket is listening), retrying the keys every second until then; then
+    /// sends `WATCHDOG=1` at half the interval systemd asked for, for as long as the process runs.
+    private static func notifyWhenReady(
+        _ systemd: SystemdNotifier, keys: KeyStore, listening: String, threads: Int, logger: Logger
+    ) throws(ConfigError) {
+        _ = try PosixThread {
+            while keys.current == nil {
+                sleep(1)
+                keys.reload(force: true)
+            }
+            systemd.send("READY=1\nSTATUS=serving on \(listening) with \(threads) threads")
+            logger.info("told systemd the worker is ready")
+            guard let interval = systemd.watchdogInterval else { return }
+            let pause = interval / 2
+            while true {
+                systemd.send("WATCHDOG=1")
+                let (seconds, attoseconds) = pause.components
+                var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+                var left = timespec()
+                while nanosleep(&wait, &left) != 0 && errno == EINTR { wait = left }
+            }
         }
     }
 }

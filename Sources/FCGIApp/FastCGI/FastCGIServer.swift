@@ -70,16 +70,22 @@ final class FastCGIServer: Sendable {
     }
 
     /// Serves on `threads` threads until SIGTERM or SIGINT, then waits for in-flight requests,
-    /// and removes the socket file if the worker created it.
-    func run(threads: Int, makeResponder: @escaping @Sendable () -> any Responder) throws(ConfigError) {
+    /// and removes the socket file if the worker created it. SIGHUP calls `reload` (on this
+    /// thread, while the serving threads go on); `stopping` is called once a stop begins.
+    func run(
+        threads: Int, reload: () -> Void = {}, stopping: () -> Void = {},
+        makeResponder: @escaping @Sendable () -> any Responder
+    ) throws(ConfigError) {
         // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches
-        // sigwait, so take both back to their defaults before blocking them.
+        // sigwait, so take them back to their defaults before blocking them.
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
+        signal(SIGHUP, SIG_DFL)
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGHUP)
         // Blocked here, so every thread started below inherits the mask; only sigwait takes them.
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
@@ -91,8 +97,14 @@ final class FastCGIServer: Sendable {
         logger.info("serving", metadata: ["listen": "\(listener.description)", "threads": "\(threads)"])
 
         var received: Int32 = 0
-        while sigwait(&signals, &received) != 0 {}
+        while true {
+            guard sigwait(&signals, &received) == 0 else { continue }
+            guard received == SIGHUP else { break }
+            logger.info("reloading", metadata: ["signal": "SIGHUP"])
+            reload()
+        }
         logger.info("stopping: finishing in-flight requests", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        stopping()
         stop()
         for worker in workers { worker.join() }
         if let path = listener.createdPath {

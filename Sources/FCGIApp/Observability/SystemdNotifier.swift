@@ -1,0 +1,49 @@
+import Glibc
+
+/// systemd's service notifications (`sd_notify(3)`): `READY=1`, `STOPPING=1`, `WATCHDOG=1`,
+/// `STATUS=…`, each a datagram to the unix socket `NOTIFY_SOCKET` names (a path, or an abstract
+/// name after `@`). The protocol is that simple and stable by design; systemd documents it for
+/// reimplementation, so it is written here rather than linking libsystemd for one call.
+struct SystemdNotifier: Sendable {
+    private let socketPath: String
+    /// How often systemd expects `WATCHDOG=1` (`WatchdogSec=`), when it does.
+    let watchdogInterval: Duration?
+
+    /// The notifier systemd asked for through the environment, or nil when not run by systemd
+    /// with `Type=notify` (or `systemd-socket-activate` with `NOTIFY_SOCKET` passed).
+    init?(environment: [String: String]) {
+        guard let path = environment["NOTIFY_SOCKET"], !path.isEmpty else { return nil }
+        socketPath = path
+        if let text = environment["WATCHDOG_USEC"], let micros = Int64(text), micros > 0,
+            environment["WATCHDOG_PID"].map({ $0 == String(getpid()) }) ?? true
+        {
+            watchdogInterval = .microseconds(micros)
+        } else {
+            watchdogInterval = nil
+        }
+    }
+
+    /// Sends `state` (lines of `NAME=value`); false when it could not be sent.
+    @discardableResult
+    func send(_ state: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        var path = Array(socketPath.utf8)
+        if path.first == UInt8(ascii: "@") { path[0] = 0 }  // the abstract namespace
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.count < capacity else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count + (path.first == 0 ? 0 : 1))
+        let sent = state.utf8CString.withUnsafeBufferPointer { text in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, text.baseAddress, text.count - 1, Int32(MSG_NOSIGNAL), $0, length)
+                }
+            }
+        }
+        return sent == state.utf8.count
+    }
+}

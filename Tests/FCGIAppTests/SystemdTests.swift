@@ -1,0 +1,117 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import FCGIApp
+
+/// The units in systemd/ and what the worker does for systemd: there is no running systemd
+/// here, so the units are checked by `systemd-analyze verify` and the notifications are
+/// received on a socket the test holds, with the worker under `systemd-socket-activate`.
+@Suite struct SystemdTests {
+    @Test func theUnitsPassSystemdAnalyzeVerify() throws {
+        let dir = try TestEnvironment.scratchFolder("units")
+        for unit in ["articles-fcgi.socket", "articles-fcgi.service"] {
+            var text = try String(contentsOfFile: TestEnvironment.path("systemd/\(unit)"), encoding: .utf8)
+            // verify insists that ExecStart's binary exists: point it at the one built here.
+            text = text.replacingOccurrences(of: "ExecStart=/usr/bin/articles-fcgi", with: "ExecStart=\(try TestEnvironment.binary())")
+            try text.write(toFile: "\(dir)/\(unit)", atomically: true, encoding: .utf8)
+        }
+        let verified = try run("/usr/bin/systemd-analyze", ["verify", "\(dir)/articles-fcgi.socket", "\(dir)/articles-fcgi.service"])
+        #expect(verified.status == 0)
+        #expect(verified.output == "", "systemd-analyze complains even where it exits 0 (a bad value is ignored)")
+
+        let service = try String(contentsOfFile: TestEnvironment.path("systemd/articles-fcgi.service"), encoding: .utf8)
+        for line in [
+            "Type=notify", "ExecStart=/usr/bin/articles-fcgi serve", "ExecReload=/bin/kill -HUP $MAINPID",
+            "EnvironmentFile=/etc/articles-fcgi/env", "User=articles-fcgi", "Restart=on-failure", "NoNewPrivileges=yes",
+            "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "SystemCallFilter=@system-service",
+        ] {
+            #expect(service.split(separator: "\n").contains(Substring(line)), "\(line)")
+        }
+        let socket = try String(contentsOfFile: TestEnvironment.path("systemd/articles-fcgi.socket"), encoding: .utf8)
+        for line in ["ListenStream=/run/articles-fcgi.sock", "SocketGroup=www-data", "SocketMode=0660"] {
+            #expect(socket.split(separator: "\n").contains(Substring(line)), "\(line)")
+        }
+    }
+
+    @Test func tellsSystemdReadyWatchdogAndStopping() throws {
+        let notifications = try NotifySocket()
+        let stack = try Stack(.socketActivated, environment: ["NOTIFY_SOCKET": notifications.path, "WATCHDOG_USEC": "300000"])
+        let ready = try #require(notifications.next(within: 5))
+        #expect(ready == "READY=1\nSTATUS=serving on inherited socket (LISTEN_FDS, fd 3) with 4 threads")
+        // WatchdogSec 0.3 s: pings at half of it.
+        let started = Date()
+        for _ in 0..<4 { #expect(notifications.next(within: 1) == "WATCHDOG=1") }
+        #expect(Date().timeIntervalSince(started) < 1.2)
+        stack.worker.signal(SIGTERM)
+        var last: String?
+        while let message = notifications.next(within: 2) {
+            last = message
+            if message != "WATCHDOG=1" { break }
+        }
+        #expect(last == "STOPPING=1")
+        #expect(stack.worker.wait(timeout: 5) == 0)
+    }
+
+    @Test func sighupLoadsARotatedKeyFileWithoutAFailedRequest() throws {
+        let stack = try Stack()
+        let claims = TestPool.idClaims(email: "rotate@example.com")
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('rotate', 'rotate@example.com')")
+        let old = TestPool.token(claims: claims)
+        let fresh = TestPool.token(header: ["alg": "RS256", "kid": "rotated"], claims: claims, key: TestPool.otherKey)
+        @Sendable func status(_ token: String) throws -> Int { try stack.get("/articles/", headers: [("Authorization", token)]).status }
+        #expect(try status(old) == 200)
+        // The pool adds a key: unknown to the worker, and its key set was fetched less than
+        // 10 s ago, so a token signed with the new key is refused until something reloads.
+        try TestPool.writeJWKS([TestPool.jwk(TestPool.key, kid: TestPool.kid), TestPool.jwk(TestPool.otherKey, kid: "rotated")], to: "\(stack.dir)/jwks.json")
+        #expect(try status(fresh) == 401)
+
+        let results = Results()
+        let stop = Mutex(false)
+        let load = Thread {
+            while !stop.withLock({ $0 }) { results.add((try? status(old)) ?? -1, "") }
+        }
+        load.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        stack.worker.signal(SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try status(fresh) == 200)
+        Thread.sleep(forTimeInterval: 0.3)
+        stop.withLock { $0 = true }
+        while !load.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(results.all.count > 20)
+        #expect(results.all.allSatisfy { $0.status == 200 }, "\(Set(results.all.map(\.status)))")
+        #expect(stack.worker.isRunning)
+        #expect(stack.worker.output.contains("msg=reloading signal=SIGHUP"))
+    }
+}
+
+/// A unix datagram socket standing in for systemd's `NOTIFY_SOCKET`.
+final class NotifySocket {
+    let path: String
+    private let fd: Int32
+
+    init() throws {
+        path = try TestEnvironment.scratchFolder("notify") + "/notify.sock"
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw HTTPClient.Failure(description: "bind \(path): errno \(errno)") }
+    }
+
+    deinit { close(fd) }
+
+    /// The next datagram, or nil if none arrives within `seconds`.
+    func next(within seconds: TimeInterval) -> String? {
+        var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pollfd, 1, Int32(seconds * 1000)) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count < 0 ? nil : String(decoding: buffer.prefix(count), as: UTF8.self)
+    }
+}
