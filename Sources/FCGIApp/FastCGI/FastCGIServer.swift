@@ -14,13 +14,24 @@ protocol Responder {
 ///
 /// Threads wait on one shared epoll set holding the listening socket (non-blocking, so a
 /// thread that loses the race to `accept` goes back to waiting), the kept connections between
-/// their requests, and a wake-up pipe; each event wakes one thread. Stopping sets a flag and
-/// writes to the pipe once per thread: each thread finishes the request it is serving, then
-/// returns; parked connections close when the process exits.
+/// their requests, and a wake-up pipe; each event wakes one thread.
+///
+/// Stopping takes the listening socket out of the set, so new connections wait in its backlog
+/// for the next worker (systemd's socket unit, or whoever holds it, keeps it open), and goes on
+/// serving the connections nginx keeps until nginx closes them (its upstream `keepalive_timeout`
+/// and `keepalive_requests`): closing a kept connection from this side could cross a request
+/// nginx is sending on it, which nginx would fail rather than retry when it is a POST. Once no
+/// connection is left, or after `drainTimeout`, every thread returns.
 final class FastCGIServer: Sendable {
+    /// How long a stopping worker waits for nginx to close its kept connections.
+    static let drainTimeout: Duration = .seconds(10)
+
     let listener: Listener
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    /// Connections accepted and not yet closed: in flight or parked.
+    private let openConnections = Atomic<Int>(0)
+    private let runningThreads = Atomic<Int>(0)
     private let wakeRead: Int32
     private let wakeWrite: Int32
     /// The one epoll set every serving thread waits on: the listener, the wake-up pipe, and the
@@ -92,7 +103,11 @@ final class FastCGIServer: Sendable {
         var workers: [PosixThread] = []
         threadCount.store(threads, ordering: .relaxed)
         for _ in 0..<threads {
-            workers.append(try PosixThread { [self] in serveLoop(responder: makeResponder()) })
+            runningThreads.add(1, ordering: .relaxed)
+            workers.append(try PosixThread { [self] in
+                serveLoop(responder: makeResponder())
+                runningThreads.subtract(1, ordering: .releasing)
+            })
         }
         logger.info("serving", metadata: ["listen": "\(listener.description)", "threads": "\(threads)"])
 
@@ -103,23 +118,53 @@ final class FastCGIServer: Sendable {
             logger.info("reloading", metadata: ["signal": "SIGHUP"])
             reload()
         }
-        logger.info("stopping: finishing in-flight requests", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        logger.info("stopping: finishing in-flight requests and kept connections", metadata: [
+            "signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")",
+            "connections": "\(openConnections.load(ordering: .relaxed))",
+        ])
         stopping()
         stop()
-        for worker in workers { worker.join() }
-        if let path = listener.createdPath {
-            unlink(path)
-            close(listener.fd)
+        let deadline = ContinuousClock.now + Self.drainTimeout
+        while runningThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline { usleep(20_000) }
+        if runningThreads.load(ordering: .acquiring) > 0 {
+            logger.warning("closing the connections still open after the drain timeout", metadata: [
+                "connections": "\(openConnections.load(ordering: .relaxed))", "timeout": "\(Self.drainTimeout)",
+            ])
+            release()
         }
+        for worker in workers { worker.join() }
+        if listener.createdPath != nil { close(listener.fd) }
         logger.info("stopped")
     }
 
-    /// Asks every serving thread to return once its current request is answered.
+    /// Stops taking new connections; the threads return once the open ones are closed.
     func stop() {
-        stopping.store(true, ordering: .releasing)
-        // One write per thread: each wakes one waiting thread, and the pipe stays readable.
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        epoll_ctl(events, EPOLL_CTL_DEL, listener.fd, nil)
+        // A socket the worker made has nobody to hand it on to: new connections fail at once
+        // rather than wait in a backlog nobody will serve.
+        if let path = listener.createdPath { unlink(path) }
+        if openConnections.load(ordering: .acquiring) == 0 { release() }
+    }
+
+    /// Wakes every thread to return: the pipe stays readable, one byte per thread.
+    private func release() {
         var byte: UInt8 = 1
         for _ in 0..<max(1, threadCount.load(ordering: .relaxed)) { _ = write(wakeWrite, &byte, 1) }
+    }
+
+    /// A connection was closed: the last one of a stopping worker lets the threads go.
+    private func closed() {
+        let left = openConnections.subtract(1, ordering: .acquiringAndReleasing).newValue
+        if left == 0, stopping.load(ordering: .acquiring) { release() }
+    }
+
+    /// Whether the peer closed `fd` (or it failed): what a readable idle connection means when
+    /// no request bytes are waiting.
+    private static func peerClosed(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     }
 
     /// Parks a kept connection until its next request arrives (one-shot, re-armed each time).
@@ -132,6 +177,7 @@ final class FastCGIServer: Sendable {
         {
             logger.warning("cannot park a kept connection; closing it", metadata: ["error": "\(String(cString: strerror(errno)))"])
             close(fd)
+            closed()
         }
     }
 
@@ -142,7 +188,7 @@ final class FastCGIServer: Sendable {
             return
         }
         defer { FCGX_Free(&request, 1) }
-        while !stopping.load(ordering: .acquiring) {
+        while true {
             var event = epoll_event()
             let count = epoll_wait(events, &event, 1, -1)
             if count < 0 {
@@ -151,18 +197,33 @@ final class FastCGIServer: Sendable {
                 return
             }
             if count == 0 { continue }
+            var kept: Int32?
             switch event.data.fd {
             case wakeRead:
                 return
             case listener.fd:
-                break
-            case let kept:
+                if stopping.load(ordering: .acquiring) { continue }
+            case let fd:
+                // nginx closing a kept connection makes it readable too. While running, libfcgi
+                // finds the end itself; while stopping, it must not go on to accept a new one.
+                if stopping.load(ordering: .acquiring), Self.peerClosed(fd) {
+                    close(fd)
+                    closed()
+                    continue
+                }
                 // libfcgi reads the next request from the connection the request names (and,
                 // were keepConnection 0, would close it before reading).
-                request.ipcFd = kept
+                request.ipcFd = fd
                 request.keepConnection = 1
+                kept = fd
             }
             let status = FCGX_Accept_r(&request)
+            // libfcgi closes a kept connection it cannot read a request from, then accepts
+            // a new one from the listening socket instead if one is waiting.
+            if status < 0 || kept == nil || request.ipcFd != kept {
+                if kept != nil { closed() }
+                if status >= 0 { openConnections.add(1, ordering: .relaxed) }
+            }
             if status < 0 {
                 switch -status {
                 case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED:
@@ -179,6 +240,8 @@ final class FastCGIServer: Sendable {
                 // nginx keeps the connection: park it for whichever thread is free next.
                 park(request.ipcFd)
                 request.ipcFd = -1
+            } else {
+                closed()
             }
         }
     }

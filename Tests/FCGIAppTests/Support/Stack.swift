@@ -87,7 +87,8 @@ final class Stack: @unchecked Sendable {
     }
 
     deinit {
-        worker.stop()
+        // nginx first: a stopping worker waits for nginx to close the connections it keeps.
         nginx.stop()
+        worker.stop()
     }
 }
