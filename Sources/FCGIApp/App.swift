@@ -21,8 +21,14 @@ final class App: Responder {
         self.logger = logger
     }
 
+    /// The user the current request authenticated as, for its log line.
+    private var authenticated: Int64?
+
     func respond(to request: Request) -> Response {
-        cors.decorate(route(request), for: request)
+        authenticated = nil
+        var response = cors.decorate(route(request), for: request)
+        response.notes.user = authenticated
+        return response
     }
 
     private func route(_ request: Request) -> Response {
@@ -58,11 +64,9 @@ final class App: Responder {
                 return try articles.read(id, request)
             }
         } catch let error as AuthError {
-            // A token this thread already refused as forged is not worth a line each time.
-            logger.log(
-                level: error.isRepeatedRefusal ? .debug : .info, "request refused",
-                metadata: ["status": "\(error.status.code)", "reason": "\(error.reason)"])
-            return error.response
+            var response = error.response
+            response.notes.refusal = error.reason
+            return response
         } catch let error as HTTPError {
             return error.response
         } catch let error as PGError where error.constraint == "articles_name_length" {
@@ -88,6 +92,7 @@ final class App: Responder {
         guard user.isActive else {
             throw AuthError.invalid("User is inactive.", "user \(user.username) is inactive (sub \(claims.sub))")
         }
+        authenticated = user.id
         return Caller(user: user, claims: claims)
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Testing
 
@@ -13,5 +14,41 @@ import Testing
 
     @Test func timesAreUTCWithMilliseconds() {
         #expect(LogfmtHandler.now().wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
+    }
+}
+
+@Suite struct RequestLogTests {
+    @Test func everyRequestHasOneLineAndNoTokenIsEverLogged() throws {
+        let stack = try Stack(environment: ["LOG_LEVEL": "info"])
+        let db = try stack.database.connect()
+        let id = try db.query("INSERT INTO users (username, email) VALUES ('logged', 'logged@example.com') RETURNING id")
+            .first!.decode(Int64.self, at: 0)
+        let token = TestPool.token(claims: TestPool.idClaims(email: "logged@example.com"))
+        let forged = String(token.dropLast(4)) + (token.hasSuffix("AAAA") ? "BBBB" : "AAAA")
+        let bearer = { (token: String) in [("Authorization", "Bearer \(token)")] }
+        #expect(try stack.get("/articles/?limit=3", headers: bearer(token)).status == 200)
+        #expect(try stack.request("POST", "/articles/", headers: bearer(token) + [("Content-Type", "application/json")],
+                                  body: Data(#"{"name": "x"}"#.utf8)).status == 201)
+        #expect(try stack.get("/articles/", headers: bearer(forged)).status == 401)
+        #expect(try stack.get("/articles/").status == 401)
+        stack.nginx.stop()
+        stack.worker.stop()
+
+        let lines = stack.worker.output.split(separator: "\n").filter { $0.contains(" msg=request ") && $0.contains("path=/articles/") }
+        let fields = lines.map { line in
+            line.split(separator: " ").compactMap { pair -> (String, String)? in
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+            }.filter { ["method", "status", "user"].contains($0.0) }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+        }
+        #expect(fields == [
+            "method=GET status=200 user=\(id)", "method=POST status=201 user=\(id)", "method=GET status=401", "method=GET status=401",
+        ])
+        #expect(lines.allSatisfy { $0.contains("level=info") && $0.firstMatch(of: /duration_ms=\d+\.\d{3}( |$)/) != nil })
+        #expect(lines[2].contains(#"reason="bad signature for kid "#))
+        #expect(lines[3].contains(#"reason="no credentials""#))
+        for secret in token.split(separator: ".") + forged.split(separator: ".") {
+            #expect(!stack.worker.output.contains(secret))
+        }
     }
 }

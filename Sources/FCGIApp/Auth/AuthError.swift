@@ -8,8 +8,6 @@ struct AuthError: Error, Sendable, Equatable {
     /// The signature was checked against the key the token names, and is wrong: the same token
     /// is refused again for as long as that key set lasts.
     private(set) var isBadSignature = false
-    /// The same refusal as before, for a token this thread already refused.
-    var isRepeatedRefusal = false
 
     static let realm = "articles"
 

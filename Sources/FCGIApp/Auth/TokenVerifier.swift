@@ -34,9 +34,8 @@ final class TokenVerifier: Sendable {
         case .verified(let cached):
             if let claims = try accept(cached, now: now) { return claims }
             recent?[token] = nil
-        case .forged(var error, let keySetGeneration) where keySetGeneration == generation:
+        case .forged(let error, let keySetGeneration) where keySetGeneration == generation:
             // Refused again without RS256, for as long as the keys are the same.
-            error.isRepeatedRefusal = true
             throw error
         case .forged, nil:
             break

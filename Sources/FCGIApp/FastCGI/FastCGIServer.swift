@@ -265,11 +265,20 @@ final class FastCGIServer: Sendable {
         if written < 0 {
             logger.debug("client went away before the response was written")
         }
-        // Method, path and status only: the query string and headers may carry tokens.
-        logger.debug("request", metadata: [
-            "method": "\(incoming.method)", "path": "\(incoming.path)",
-            "status": "\(response.status.code)", "duration": "\(ContinuousClock.now - started)",
-        ])
+        // The path without the query, and no header: either may carry a token.
+        logger.info("request", metadata: Self.logFields(incoming, response, duration: ContinuousClock.now - started))
+    }
+
+    static func logFields(_ request: Request, _ response: Response, duration: Duration) -> Logger.Metadata {
+        let (seconds, attoseconds) = duration.components
+        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        var fields: Logger.Metadata = [
+            "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status.code)",
+            "duration_ms": "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())",
+        ]
+        if let user = response.notes.user { fields["user"] = "\(user)" }
+        if let refusal = response.notes.refusal { fields["reason"] = "\(refusal)" }
+        return fields
     }
 
     /// Reads what is left of a kept connection's input up to the request's closing empty STDIN
