@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // Leveled logging to standard error, which systemd sends to the journal.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // GET /metrics in Prometheus' text format: counters, gauges and histograms.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: - C libraries (Debian -dev packages)
@@ -27,6 +29,7 @@ let package = Package(
                 "PG", "CFastCGI", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
 

@@ -12,9 +12,17 @@ final class App: Responder {
     private let users: UserCache
     private let articleCache: ArticleCache
 
-    init(database: Connection, verifier: TokenVerifier, changes: ChangeFeed, cors: CORSPolicy = CORSPolicy(), logger: Logger) {
+    private let metrics: ThreadMetrics
+    /// The connection's session at the last request: a later one means it connected again.
+    private var session = 0
+
+    init(
+        database: Connection, verifier: TokenVerifier, changes: ChangeFeed, metrics: Metrics,
+        cors: CORSPolicy = CORSPolicy(), logger: Logger
+    ) {
         self.database = database
         self.verifier = verifier
+        self.metrics = ThreadMetrics(metrics)
         self.users = UserCache(feed: changes)
         self.articleCache = ArticleCache(feed: changes)
         self.cors = cors
@@ -26,13 +34,26 @@ final class App: Responder {
 
     func respond(to request: Request) -> Response {
         authenticated = nil
-        var response = cors.decorate(route(request), for: request)
+        metrics.shared.inFlight.increment()
+        defer { metrics.shared.inFlight.decrement() }
+        let route = Route(path: request.path)
+        var response = cors.decorate(self.route(route, request), for: request)
         response.notes.user = authenticated
+        response.notes.route = route?.name
         return response
     }
 
-    private func route(_ request: Request) -> Response {
-        guard let route = Route(path: request.path) else { return HTTPError.notFound.response }
+    func answered(_ response: Response, after duration: Duration) {
+        metrics.answered(route: response.notes.route ?? "other", status: response.status.code, after: duration)
+        if database.session > session {
+            // The first connection is not a reconnect.
+            if session > 0 { metrics.shared.databaseReconnects.increment(by: Int64(database.session - session)) }
+            session = database.session
+        }
+    }
+
+    private func route(_ route: Route?, _ request: Request) -> Response {
+        guard let route else { return HTTPError.notFound.response }
         guard route.allowedMethods.contains(request.method) else {
             return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
         }
@@ -50,6 +71,10 @@ final class App: Responder {
                 return health()
             case (.live, _):
                 return .json(Health(status: "ok"))
+            case (.metrics, _):
+                return Response(
+                    status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body: metrics.shared.exposition())
             case (.articles, "POST"):
                 return try articles.create(request, by: authenticate(request))
             case (.articles, _):
@@ -64,6 +89,7 @@ final class App: Responder {
                 return try articles.read(id, request)
             }
         } catch let error as AuthError {
+            metrics.refused(reason: error.detail)
             var response = error.response
             response.notes.refusal = error.reason
             return response
@@ -73,9 +99,11 @@ final class App: Responder {
             // The worker's check matches the table's; should they ever differ, the table wins.
             return HTTPError.fields(["name": ["Ensure this field has no more than \(ArticleName.maxLength) characters."]]).response
         } catch let error as PGError where error.isConnectionError {
+            metrics.shared.databaseErrors.increment()
             logger.warning("database unavailable", metadata: ["error": "\(error)"])
             return .error(.serviceUnavailable, "The database is unavailable; try again later.")
         } catch {
+            if error is PGError { metrics.shared.databaseErrors.increment() }
             logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return .error(.internalServerError, "A server error occurred.")
         }

@@ -23,10 +23,13 @@ final class KeyStore: @unchecked Sendable {
     private var fetching = false
     private let loads = Atomic<Int>(0)
 
-    init(source: CognitoConfig.KeySource, logger: Logger, fetch: @escaping Fetch = KeyFetcher.fetch) {
+    private let metrics: Metrics?
+
+    init(source: CognitoConfig.KeySource, logger: Logger, metrics: Metrics? = nil, fetch: @escaping Fetch = KeyFetcher.fetch) {
         self.source = source
         self.fetch = fetch
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// The keys now loaded, if any.
@@ -85,12 +88,14 @@ final class KeyStore: @unchecked Sendable {
         case .success(let keys):
             keySet = keys
             loads.add(1, ordering: .releasing)
+            metrics?.keyFetches.increment()
             lastError = nil
             logger.info("signing keys loaded", metadata: [
                 "kids": "\(keys.keys.keys.map(\.description).sorted().joined(separator: ","))",
                 "skipped": "\(keys.skipped.joined(separator: "; "))",
             ])
         case .failure(let error):
+            metrics?.keyFetchFailures.increment()
             lastError = "cannot load the signing keys from \(source.description): \(error)"
             logger.error("signing keys not loaded\(keySet == nil ? "" : "; keeping the previous keys")", metadata: [
                 "error": "\(lastError!)"

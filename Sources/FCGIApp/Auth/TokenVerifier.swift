@@ -13,11 +13,14 @@ final class TokenVerifier: Sendable {
     let cache: TokenCache
     private let clock: @Sendable () -> Double
 
-    init(config: CognitoConfig, keys: KeyStore, cache: TokenCache = TokenCache(),
+    private let metrics: Metrics?
+
+    init(config: CognitoConfig, keys: KeyStore, cache: TokenCache = TokenCache(), metrics: Metrics? = nil,
          clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.config = config
         self.keys = keys
         self.cache = cache
+        self.metrics = metrics
         self.clock = clock
     }
 
@@ -32,7 +35,10 @@ final class TokenVerifier: Sendable {
         let generation = keys.generation
         switch recent?[token] {
         case .verified(let cached):
-            if let claims = try accept(cached, now: now) { return claims }
+            if let claims = try accept(cached, now: now) {
+                metrics?.tokenCacheHits.increment()
+                return claims
+            }
             recent?[token] = nil
         case .forged(let error, let keySetGeneration) where keySetGeneration == generation:
             // Refused again without RS256, for as long as the keys are the same.
@@ -42,11 +48,13 @@ final class TokenVerifier: Sendable {
         }
         if let cached = cache.entry(for: token) {
             if let claims = try accept(cached, now: now) {
+                metrics?.tokenCacheHits.increment()
                 recent?[token] = .verified(cached)
                 return claims
             }
             cache.remove(token)
         }
+        metrics?.tokenCacheMisses.increment()
         let claims: Claims, kid: KeyID, key: RSAPublicKey
         do {
             (claims, kid, key) = try verifySignedToken(token, now: now)

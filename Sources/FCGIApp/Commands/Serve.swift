@@ -26,9 +26,10 @@ struct Serve: ParsableCommand {
         }
 
         // Requests get 503 until the keys load; a request with an unknown kid retries.
-        let keys = KeyStore(source: config.cognito.keySource, logger: logger)
+        let metrics = Metrics()
+        let keys = KeyStore(source: config.cognito.keySource, logger: logger, metrics: metrics)
         keys.reload(force: true)
-        let verifier = TokenVerifier(config: config.cognito, keys: keys)
+        let verifier = TokenVerifier(config: config.cognito, keys: keys, metrics: metrics)
 
         try FastCGIServer.initialiseLibrary()
         let server = try FastCGIServer(listener: try Listener.open(config.listen), logger: logger)
@@ -53,7 +54,7 @@ struct Serve: ParsableCommand {
             // every one of them) saves planning each page query anew.
             App(
                 database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
-                verifier: verifier, changes: changes, cors: cors, logger: logger)
+                verifier: verifier, changes: changes, metrics: metrics, cors: cors, logger: logger)
         }
     }
 

@@ -7,6 +7,8 @@ import Synchronization
 /// state that is not thread-safe, such as a database connection.
 protocol Responder {
     func respond(to request: Request) -> Response
+    /// Called once `response` is written, `duration` after the request's parameters arrived.
+    func answered(_ response: Response, after duration: Duration)
 }
 
 /// Serves FastCGI requests from nginx on a pool of threads, each with its own `FCGX_Request`
@@ -265,8 +267,10 @@ final class FastCGIServer: Sendable {
         if written < 0 {
             logger.debug("client went away before the response was written")
         }
+        let duration = ContinuousClock.now - started
+        responder.answered(response, after: duration)
         // The path without the query, and no header: either may carry a token.
-        logger.info("request", metadata: Self.logFields(incoming, response, duration: ContinuousClock.now - started))
+        logger.info("request", metadata: Self.logFields(incoming, response, duration: duration))
     }
 
     static func logFields(_ request: Request, _ response: Response, duration: Duration) -> Logger.Metadata {

@@ -11,6 +11,8 @@ struct Response: Sendable {
         var user: Int64?
         /// Why the request was refused (401/503 from authentication), in words for the log.
         var refusal: String?
+        /// The route's name (`Route.name`), for metrics.
+        var route: String?
     }
 
     init(status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {

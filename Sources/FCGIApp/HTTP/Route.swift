@@ -6,6 +6,8 @@ enum Route: Equatable {
     /// `/livez`: whether the worker process answers at all, touching neither the database nor
     /// the keys (a liveness probe, and the benchmark's FastCGI ceiling).
     case live
+    /// `/metrics`: counters for Prometheus (nginx lets only listed addresses reach it).
+    case metrics
     /// `/articles/` (or `/articles`): the list, and where new articles are posted.
     case articles
     /// `/articles/{id}/` (or without the slash).
@@ -15,6 +17,7 @@ enum Route: Equatable {
         switch path {
         case "/healthz": self = .health
         case "/livez": self = .live
+        case "/metrics": self = .metrics
         case "/articles", "/articles/": self = .articles
         default:
             guard path.hasPrefix("/articles/") else { return nil }
@@ -27,10 +30,21 @@ enum Route: Equatable {
         }
     }
 
+    /// The route's name in metrics: one per route, not per article.
+    var name: String {
+        switch self {
+        case .health: "health"
+        case .live: "live"
+        case .metrics: "metrics"
+        case .articles: "articles"
+        case .article: "article"
+        }
+    }
+
     /// The methods the route answers, for 405's `Allow` header.
     var allowedMethods: [String] {
         switch self {
-        case .health, .live: ["GET", "HEAD", "OPTIONS"]
+        case .health, .live, .metrics: ["GET", "HEAD", "OPTIONS"]
         case .articles: ["GET", "HEAD", "POST", "OPTIONS"]
         case .article: ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
         }

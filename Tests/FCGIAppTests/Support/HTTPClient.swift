@@ -23,9 +23,11 @@ struct HTTPResponse {
 enum HTTPClient {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
+    /// With `from`, the connection comes from that loopback address (127.0.0.2, ...), as a
+    /// client on another host would look to nginx's `allow`/`deny`.
     static func request(
         port: Int, method: String = "GET", path: String, headers: [(String, String)] = [], body: Data? = nil,
-        timeout: TimeInterval = 10
+        timeout: TimeInterval = 10, from source: String? = nil
     ) throws -> HTTPResponse {
         var head = "\(method) \(path) HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
@@ -33,14 +35,23 @@ enum HTTPClient {
         head += "\r\n"
         var raw = Data(head.utf8)
         if let body { raw += body }
-        return try parse(exchange(port: port, raw, timeout: timeout))
+        return try parse(exchange(port: port, raw, timeout: timeout, from: source))
     }
 
     /// Sends `bytes` and reads until the server closes the connection.
-    static func exchange(port: Int, _ bytes: Data, timeout: TimeInterval = 10) throws -> Data {
+    static func exchange(port: Int, _ bytes: Data, timeout: TimeInterval = 10, from source: String? = nil) throws -> Data {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         defer { close(fd) }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw Failure(description: "bind to \(source): errno \(errno)") }
+        }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()

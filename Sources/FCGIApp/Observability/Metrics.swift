@@ -1,0 +1,95 @@
+import Prometheus
+
+/// What the worker counts, for Prometheus to scrape from `GET /metrics`, all named
+/// `articles_fcgi_…`. Counters and gauges are atomics; labelled series are looked up in the
+/// registry (under its lock) once per thread and label set, through `ThreadMetrics`.
+final class Metrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let inFlight: Gauge
+    let tokenCacheHits: Counter
+    let tokenCacheMisses: Counter
+    let keyFetches: Counter
+    let keyFetchFailures: Counter
+    let databaseErrors: Counter
+    let databaseReconnects: Counter
+
+    /// Request durations, in seconds: 0.25 ms to 2.5 s.
+    static let buckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+        .milliseconds(2500),
+    ]
+
+    init() {
+        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "articles_fcgi", metricName: metric, unitName: unit, helpText: help)
+        }
+        inFlight = registry.makeGauge(descriptor: name("requests", "in_flight", "Requests being served now."))
+        let cache = name("token_cache", "total", "Verified-token cache lookups, by result (a miss verifies RS256).")
+        tokenCacheHits = registry.makeCounter(descriptor: cache, labels: [("result", "hit")])
+        tokenCacheMisses = registry.makeCounter(descriptor: cache, labels: [("result", "miss")])
+        let fetches = name("key_fetches", "total", "Loads of the signing keys (JWKS), by result.")
+        keyFetches = registry.makeCounter(descriptor: fetches, labels: [("result", "ok")])
+        keyFetchFailures = registry.makeCounter(descriptor: fetches, labels: [("result", "failed")])
+        databaseErrors = registry.makeCounter(
+            descriptor: name("database_errors", "total", "Requests that failed on a database error (answered 503 or 500)."))
+        databaseReconnects = registry.makeCounter(
+            descriptor: name("database_reconnects", "total", "Serving threads' connections made again after one was lost."))
+    }
+
+    fileprivate func requests(route: String, status: Int) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "articles_fcgi", metricName: "requests", unitName: "total", helpText: "Requests answered, by route and status."),
+            labels: [("route", route), ("status", String(status))])
+    }
+
+    fileprivate func durations(route: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "articles_fcgi", metricName: "request_duration", unitName: "seconds",
+                helpText: "Time from a request's parameters to its answer, by route."),
+            labels: [("route", route)], buckets: Self.buckets)
+    }
+
+    fileprivate func refusals(reason: String) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "articles_fcgi", metricName: "refusals", unitName: "total",
+                helpText: "Requests refused by authentication, by the reason given to the client."),
+            labels: [("reason", reason)])
+    }
+
+    /// Everything, in Prometheus' text format.
+    func exposition() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// One serving thread's handles on the labelled series it has used.
+final class ThreadMetrics {
+    let shared: Metrics
+    private struct RequestKey: Hashable {
+        let route: String
+        let status: Int
+    }
+    private var requests: [RequestKey: Counter] = [:]
+    private var durations: [String: DurationHistogram] = [:]
+    private var refusals: [String: Counter] = [:]
+
+    init(_ shared: Metrics) { self.shared = shared }
+
+    func answered(route: String, status: Int, after duration: Duration) {
+        let key = RequestKey(route: route, status: status)
+        let counter = requests[key] ?? shared.requests(route: route, status: status)
+        requests[key] = counter
+        counter.increment()
+        let histogram = durations[route] ?? shared.durations(route: route)
+        durations[route] = histogram
+        histogram.record(duration)
+    }
+
+    func refused(reason: String) {
+        let counter = refusals[reason] ?? shared.refusals(reason: reason)
+        refusals[reason] = counter
+        counter.increment()
+    }
+}
