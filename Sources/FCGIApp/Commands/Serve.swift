@@ -15,6 +15,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         let config = try Config.fromEnvironment(ProcessInfo.processInfo.environment)
         Logger.bootstrap(level: config.logLevel)
+        try LogSink.standardError.flushPeriodically()
         let logger = Logger(label: "articles-fcgi")
 
         // Fail fast on a wrong DATABASE_URL; each thread then opens its own connection.

@@ -190,6 +190,7 @@ final class FastCGIServer: Sendable {
             return
         }
         defer { FCGX_Free(&request, 1) }
+        let log = logger.logLevel <= .info ? LogSink.standardError.gathering() : nil
         while true {
             var event = epoll_event()
             let count = epoll_wait(events, &event, 1, -1)
@@ -236,7 +237,7 @@ final class FastCGIServer: Sendable {
                     continue
                 }
             }
-            serve(&request, responder)
+            serve(&request, responder, log: log)
             FCGX_Finish_r(&request)
             if request.ipcFd >= 0 {
                 // nginx keeps the connection: park it for whichever thread is free next.
@@ -248,7 +249,7 @@ final class FastCGIServer: Sendable {
         }
     }
 
-    private func serve(_ request: inout FCGX_Request, _ responder: any Responder) {
+    private func serve(_ request: inout FCGX_Request, _ responder: any Responder, log: LogSink.Gathered?) {
         let started = ContinuousClock.now
         var incoming = Request(cgi: request.envp)
         let response: Response
@@ -269,20 +270,34 @@ final class FastCGIServer: Sendable {
         }
         let duration = ContinuousClock.now - started
         responder.answered(response, after: duration)
-        // The path without the query, and no header: either may carry a token.
-        logger.info("request", metadata: Self.logFields(incoming, response, duration: duration))
+        if let log { log.add(Self.logLine(incoming, response, duration: duration)) }
     }
 
-    static func logFields(_ request: Request, _ response: Response, duration: Duration) -> Logger.Metadata {
+    /// The request's log line: method, path (without the query, and no header: either may
+    /// carry a token), status, duration, the user, and why it was refused.
+    static func logLine(_ request: Request, _ response: Response, duration: Duration) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(192)
+        line += "time=".utf8
+        LogfmtHandler.appendNow(to: &line)
+        line += " level=info msg=request".utf8
+        LogfmtHandler.append(field: "method", request.method, to: &line)
+        LogfmtHandler.append(field: "path", request.path, to: &line)
+        line += " status=".utf8
+        LogfmtHandler.appendDigits(response.status.code, 1, to: &line)
         let (seconds, attoseconds) = duration.components
-        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
-        var fields: Logger.Metadata = [
-            "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status.code)",
-            "duration_ms": "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())",
-        ]
-        if let user = response.notes.user { fields["user"] = "\(user)" }
-        if let refusal = response.notes.refusal { fields["reason"] = "\(refusal)" }
-        return fields
+        let micros = Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000)
+        line += " duration_ms=".utf8
+        LogfmtHandler.appendDigits(micros / 1000, 1, to: &line)
+        line.append(UInt8(ascii: "."))
+        LogfmtHandler.appendDigits(micros % 1000, 3, to: &line)
+        if let user = response.notes.user {
+            line += " user=".utf8
+            LogfmtHandler.appendDigits(Int(user), 1, to: &line)
+        }
+        if let refusal = response.notes.refusal { LogfmtHandler.append(field: "reason", refusal, to: &line) }
+        line.append(UInt8(ascii: "\n"))
+        return line
     }
 
     /// Reads what is left of a kept connection's input up to the request's closing empty STDIN

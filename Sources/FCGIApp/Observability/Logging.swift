@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Synchronization
 
 extension Logger {
     /// Sends every logger's output to standard error (the journal under systemd) at `level`,
@@ -9,10 +10,96 @@ extension Logger {
     }
 }
 
-/// Writes each event as one logfmt line on standard error, with one `write`:
+/// Standard error, shared by every log line. Events are written at once, in one `write`
+/// each; the request lines (one per request, the bulk of the log) are gathered per serving
+/// thread and written together at most half a second later, or once 16 KiB have gathered, so a
+/// busy worker makes one `write` (and wakes the journal once) per many requests rather than per
+/// request. An event first writes out the request lines gathered before it.
+final class LogSink: Sendable {
+    static let standardError = LogSink(fd: 2)
+
+    /// One serving thread's gathered request lines.
+    final class Gathered: Sendable {
+        fileprivate let lines = Mutex<[UInt8]>([])
+        fileprivate let sink: LogSink
+
+        fileprivate init(_ sink: LogSink) { self.sink = sink }
+
+        /// Adds a request line, writing the lot once there are 16 KiB.
+        func add(_ line: [UInt8]) {
+            let full: [UInt8]? = lines.withLock { lines in
+                lines += line
+                guard lines.count >= 16 * 1024 else { return nil }
+                defer { lines.removeAll(keepingCapacity: true) }
+                return lines
+            }
+            if let full { LogSink.write(sink.fd, full) }
+        }
+
+        fileprivate func take() -> [UInt8] {
+            lines.withLock { lines in
+                defer { lines.removeAll(keepingCapacity: true) }
+                return lines
+            }
+        }
+    }
+
+    private let fd: Int32
+    private let threads = Mutex<[Gathered]>([])
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// A place for one thread to gather its request lines.
+    func gathering() -> Gathered {
+        let gathered = Gathered(self)
+        threads.withLock { $0.append(gathered) }
+        return gathered
+    }
+
+    /// Writes `line` now, after what was gathered.
+    func write(_ line: [UInt8]) {
+        Self.write(fd, taken() + line)
+    }
+
+    /// Writes what was gathered.
+    func flush() {
+        let out = taken()
+        if !out.isEmpty { Self.write(fd, out) }
+    }
+
+    /// Flushes every half second from a thread of its own, for as long as the process runs.
+    func flushPeriodically() throws(ConfigError) {
+        _ = try PosixThread { [self] in
+            while true {
+                usleep(500_000)
+                flush()
+            }
+        }
+    }
+
+    private func taken() -> [UInt8] {
+        threads.withLock { $0 }.reduce(into: []) { out, gathered in out += gathered.take() }
+    }
+
+    fileprivate static func write(_ fd: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { bytes in
+            var rest = bytes
+            while !rest.isEmpty {
+                let written = Glibc.write(fd, rest.baseAddress, rest.count)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                rest = UnsafeRawBufferPointer(rebasing: rest[written...])
+            }
+        }
+    }
+}
+
+/// Writes each event as one logfmt line on standard error:
 /// `time=2026-11-27T12:40:00.123Z level=info msg="signing keys loaded" kids=abc`.
 /// Metadata follows in key order; values are quoted when they hold spaces, quotes, `=` or
-/// control characters. Cheap enough for a line per request: no locale, no time zone files.
+/// control characters. No locale, no time zone files.
 struct LogfmtHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level
@@ -32,21 +119,15 @@ struct LogfmtHandler: LogHandler {
         var all = metadata
         if let explicit = event.metadata { all.merge(explicit) { $1 } }
         if let error = event.error { all["error"] = "\(error)" }
-        let line = Self.line(time: Self.now(), level: event.level, message: event.message.description, metadata: all)
-        line.withUnsafeBytes { bytes in
-            var rest = bytes
-            while !rest.isEmpty {
-                let written = Glibc.write(2, rest.baseAddress, rest.count)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                rest = UnsafeRawBufferPointer(rebasing: rest[written...])
-            }
-        }
+        LogSink.standardError.write(Self.line(time: Self.now(), level: event.level, message: event.message.description, metadata: all))
     }
 
     static func line(time: String, level: Logger.Level, message: String, metadata: Logger.Metadata) -> [UInt8] {
+        line(time: time, level: level, message: message, fields: metadata.keys.sorted().map { ($0, metadata[$0]!.description) })
+    }
+
+    /// A line with `fields` in the order given.
+    static func line(time: String, level: Logger.Level, message: String, fields: [(String, String)]) -> [UInt8] {
         var line: [UInt8] = []
         line.reserveCapacity(256)
         line += "time=".utf8
@@ -55,14 +136,24 @@ struct LogfmtHandler: LogHandler {
         line += level.rawValue.utf8
         line += " msg=".utf8
         append(message, to: &line)
-        for key in metadata.keys.sorted() {
-            line.append(UInt8(ascii: " "))
-            line += key.utf8
-            line.append(UInt8(ascii: "="))
-            append(metadata[key]!.description, to: &line)
-        }
+        for (key, value) in fields { append(field: key, value, to: &line) }
         line.append(UInt8(ascii: "\n"))
         return line
+    }
+
+    /// ` key=value`, the value quoted as needed.
+    static func append(field key: StaticString, _ value: String, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        line.append(UInt8(ascii: "="))
+        append(value, to: &line)
+    }
+
+    private static func append(field key: String, _ value: String, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: " "))
+        line += key.utf8
+        line.append(UInt8(ascii: "="))
+        append(value, to: &line)
     }
 
     private static func append(_ value: String, to line: inout [UInt8]) {
@@ -88,16 +179,50 @@ struct LogfmtHandler: LogHandler {
 
     /// The time now in UTC, RFC 3339 with milliseconds.
     static func now() -> String {
+        var text: [UInt8] = []
+        appendNow(to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The time now in UTC, RFC 3339 with milliseconds (`2026-11-27T12:40:00.123Z`).
+    static func appendNow(to line: inout [UInt8]) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var parts = tm()
         var seconds = spec.tv_sec
         gmtime_r(&seconds, &parts)
-        func digits(_ value: Int32, _ count: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, count - text.count)) + text
+        appendDigits(Int(parts.tm_year) + 1900, 4, to: &line)
+        line.append(UInt8(ascii: "-"))
+        appendDigits(Int(parts.tm_mon) + 1, 2, to: &line)
+        line.append(UInt8(ascii: "-"))
+        appendDigits(Int(parts.tm_mday), 2, to: &line)
+        line.append(UInt8(ascii: "T"))
+        appendDigits(Int(parts.tm_hour), 2, to: &line)
+        line.append(UInt8(ascii: ":"))
+        appendDigits(Int(parts.tm_min), 2, to: &line)
+        line.append(UInt8(ascii: ":"))
+        appendDigits(Int(parts.tm_sec), 2, to: &line)
+        line.append(UInt8(ascii: "."))
+        appendDigits(spec.tv_nsec / 1_000_000, 3, to: &line)
+        line.append(UInt8(ascii: "Z"))
+    }
+
+    /// `value` (not negative) in decimal, with leading zeros to `count` digits.
+    static func appendDigits(_ value: Int, _ count: Int, to line: inout [UInt8]) {
+        var width = 1
+        var probe = value / 10
+        while probe > 0 {
+            width += 1
+            probe /= 10
         }
-        return "\(digits(parts.tm_year + 1900, 4))-\(digits(parts.tm_mon + 1, 2))-\(digits(parts.tm_mday, 2))T"
-            + "\(digits(parts.tm_hour, 2)):\(digits(parts.tm_min, 2)):\(digits(parts.tm_sec, 2)).\(digits(Int32(spec.tv_nsec / 1_000_000), 3))Z"
+        width = max(width, count)
+        line.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width))
+        var rest = value
+        var index = line.count - 1
+        while rest > 0 {
+            line[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+            index -= 1
+        }
     }
 }
