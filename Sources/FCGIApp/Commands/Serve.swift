@@ -9,7 +9,8 @@ struct Serve: ParsableCommand {
         abstract: "Serve FastCGI requests (the default).",
         discussion: """
             Listens where FCGI_LISTEN says, or on the socket inherited from systemd (LISTEN_FDS) \
-            or on fd 0. SIGTERM or SIGINT stops it after in-flight requests finish.
+            or on fd 0. SIGHUP loads the signing keys again. SIGTERM or SIGINT stops taking \
+            connections, and stops once nginx has closed the ones it keeps (10 s at most).
             """)
 
     func run() throws {
