@@ -47,7 +47,10 @@ final class App: Responder {
         metrics.answered(route: response.notes.route ?? "other", status: response.status.code, after: duration)
         if database.session > session {
             // The first connection is not a reconnect.
-            if session > 0 { metrics.shared.databaseReconnects.increment(by: Int64(database.session - session)) }
+            if session > 0 {
+                metrics.shared.databaseReconnects.increment(by: Int64(database.session - session))
+                logger.info("connected to the database again", metadata: ["session": "\(database.session)"])
+            }
             session = database.session
         }
     }

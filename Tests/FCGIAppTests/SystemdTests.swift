@@ -54,6 +54,23 @@ import Testing
         #expect(stack.worker.wait(timeout: 5) == 0)
     }
 
+    @Test func theWatchdogIsNotPingedWhileEveryThreadIsStuck() throws {
+        let notifications = try NotifySocket()
+        let stack = try Stack(
+            .socketActivated, environment: ["NOTIFY_SOCKET": notifications.path, "WATCHDOG_USEC": "300000", "FCGI_THREADS": "1"])
+        #expect(notifications.next(within: 5)?.hasPrefix("READY=1") == true)
+        #expect(notifications.next(within: 1) == "WATCHDOG=1")
+        // The only thread waits for the rest of a request that does not come.
+        let stuck = try FastCGIClient(unixPath: stack.socketPath)
+        try stuck.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], finish: false)
+        Thread.sleep(forTimeInterval: 0.4)
+        while notifications.next(within: 0) != nil {}
+        #expect(notifications.next(within: 1) == nil, "no ping for a second while nothing can be answered")
+        try stuck.finishParameters()
+        #expect(try stuck.response().hasSuffix(#"{"status":"ok"}"#))
+        #expect(notifications.next(within: 1) == "WATCHDOG=1")
+    }
+
     @Test func sighupLoadsARotatedKeyFileWithoutAFailedRequest() throws {
         let stack = try Stack()
         let claims = TestPool.idClaims(email: "rotate@example.com")

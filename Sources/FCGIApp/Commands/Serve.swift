@@ -41,7 +41,7 @@ struct Serve: ParsableCommand {
         try changes.start(conninfo: conninfo, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         if let systemd {
-            try Self.notifyWhenReady(systemd, keys: keys, listening: server.listener.description, threads: config.threads, logger: logger)
+            try Self.notifyWhenReady(systemd, keys: keys, server: server, threads: config.threads, logger: logger)
         }
         try server.run(
             threads: config.threads,
@@ -62,21 +62,28 @@ struct Serve: ParsableCommand {
 
     /// Tells systemd `READY=1` once the signing keys are loaded (the database answered at
     /// start and the socket is listening), retrying the keys every second until then; then
-    /// sends `WATCHDOG=1` at half the interval systemd asked for, for as long as the process runs.
+    /// sends `WATCHDOG=1` at half the interval systemd asked for, as long as the worker is idle
+    /// or answered a request since the last one: when every thread is stuck, the pings stop and
+    /// systemd restarts the worker.
     private static func notifyWhenReady(
-        _ systemd: SystemdNotifier, keys: KeyStore, listening: String, threads: Int, logger: Logger
+        _ systemd: SystemdNotifier, keys: KeyStore, server: FastCGIServer, threads: Int, logger: Logger
     ) throws(ConfigError) {
         _ = try PosixThread {
             while keys.current == nil {
                 sleep(1)
                 keys.reload(force: true)
             }
-            systemd.send("READY=1\nSTATUS=serving on \(listening) with \(threads) threads")
+            systemd.send("READY=1\nSTATUS=serving on \(server.listener.description) with \(threads) threads")
             logger.info("told systemd the worker is ready")
             guard let interval = systemd.watchdogInterval else { return }
             let pause = interval / 2
+            var progress = 0
             while true {
-                systemd.send("WATCHDOG=1")
+                if server.isHealthy(since: &progress) {
+                    systemd.send("WATCHDOG=1")
+                } else {
+                    logger.warning("requests in flight and none answered for half the watchdog interval")
+                }
                 let (seconds, attoseconds) = pause.components
                 var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
                 var left = timespec()

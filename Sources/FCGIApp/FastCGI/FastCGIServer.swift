@@ -34,6 +34,10 @@ final class FastCGIServer: Sendable {
     /// Connections accepted and not yet closed: in flight or parked.
     private let openConnections = Atomic<Int>(0)
     private let runningThreads = Atomic<Int>(0)
+    /// Requests being served, and requests answered since start: together they tell a worker
+    /// that is idle or making progress from one whose threads are all stuck.
+    private let busy = Atomic<Int>(0)
+    private let answered = Atomic<Int>(0)
     private let wakeRead: Int32
     private let wakeWrite: Int32
     /// The one epoll set every serving thread waits on: the listener, the wake-up pipe, and the
@@ -200,53 +204,69 @@ final class FastCGIServer: Sendable {
                 return
             }
             if count == 0 { continue }
-            var kept: Int32?
-            switch event.data.fd {
-            case wakeRead:
-                return
-            case listener.fd:
-                if stopping.load(ordering: .acquiring) { continue }
-            case let fd:
-                // nginx closing a kept connection makes it readable too. While running, libfcgi
-                // finds the end itself; while stopping, it must not go on to accept a new one.
-                if stopping.load(ordering: .acquiring), Self.peerClosed(fd) {
-                    close(fd)
-                    closed()
-                    continue
-                }
-                // libfcgi reads the next request from the connection the request names (and,
-                // were keepConnection 0, would close it before reading).
-                request.ipcFd = fd
-                request.keepConnection = 1
-                kept = fd
-            }
-            let status = FCGX_Accept_r(&request)
-            // libfcgi closes a kept connection it cannot read a request from, then accepts
-            // a new one from the listening socket instead if one is waiting.
-            if status < 0 || kept == nil || request.ipcFd != kept {
-                if kept != nil { closed() }
-                if status >= 0 { openConnections.add(1, ordering: .relaxed) }
-            }
-            if status < 0 {
-                switch -status {
-                case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED:
-                    continue  // another thread took the connection, or the client left
-                default:
-                    logger.error("FCGX_Accept_r failed", metadata: ["error": "\(String(cString: strerror(-status)))"])
-                    usleep(10_000)
-                    continue
-                }
-            }
-            serve(&request, responder, log: log)
-            FCGX_Finish_r(&request)
-            if request.ipcFd >= 0 {
-                // nginx keeps the connection: park it for whichever thread is free next.
-                park(request.ipcFd)
-                request.ipcFd = -1
-            } else {
+            if event.data.fd == wakeRead { return }
+            busy.add(1, ordering: .relaxed)
+            handle(event.data.fd, &request, responder, log: log)
+            busy.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Takes the next request from the listening socket or the kept connection `fd`, serves it,
+    /// and parks or closes the connection.
+    private func handle(_ fd: Int32, _ request: inout FCGX_Request, _ responder: any Responder, log: LogSink.Gathered?) {
+        var kept: Int32?
+        if fd == listener.fd {
+            if stopping.load(ordering: .acquiring) { return }
+        } else {
+            // nginx closing a kept connection makes it readable too. While running, libfcgi
+            // finds the end itself; while stopping, it must not go on to accept a new one.
+            if stopping.load(ordering: .acquiring), Self.peerClosed(fd) {
+                close(fd)
                 closed()
+                return
+            }
+            // libfcgi reads the next request from the connection the request names (and,
+            // were keepConnection 0, would close it before reading).
+            request.ipcFd = fd
+            request.keepConnection = 1
+            kept = fd
+        }
+        let status = FCGX_Accept_r(&request)
+        // libfcgi closes a kept connection it cannot read a request from, then accepts
+        // a new one from the listening socket instead if one is waiting.
+        if status < 0 || kept == nil || request.ipcFd != kept {
+            if kept != nil { closed() }
+            if status >= 0 { openConnections.add(1, ordering: .relaxed) }
+        }
+        if status < 0 {
+            switch -status {
+            case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED:
+                return  // another thread took the connection, or the client left
+            default:
+                logger.error("FCGX_Accept_r failed", metadata: ["error": "\(String(cString: strerror(-status)))"])
+                usleep(10_000)
+                return
             }
         }
+        serve(&request, responder, log: log)
+        answered.add(1, ordering: .releasing)
+        FCGX_Finish_r(&request)
+        if request.ipcFd >= 0 {
+            // nginx keeps the connection: park it for whichever thread is free next.
+            park(request.ipcFd)
+            request.ipcFd = -1
+        } else {
+            closed()
+        }
+    }
+
+    /// Whether the worker answered a request since `progress` was taken, or has a thread free:
+    /// what the systemd watchdog is told. One slow request (a lock wait) is not a stuck worker;
+    /// every thread busy and nothing answered is. Updates the progress mark.
+    func isHealthy(since progress: inout Int) -> Bool {
+        let now = answered.load(ordering: .acquiring)
+        defer { progress = now }
+        return now != progress || busy.load(ordering: .acquiring) < threadCount.load(ordering: .relaxed)
     }
 
     private func serve(_ request: inout FCGX_Request, _ responder: any Responder, log: LogSink.Gathered?) {
