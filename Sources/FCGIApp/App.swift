@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Logging
 import PG
 
@@ -16,10 +17,14 @@ final class App: Responder {
     /// The connection's session at the last request: a later one means it connected again.
     private var session = 0
 
+    /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
+    let provisioning: ProvisioningSecret?
+
     init(
         database: Connection, verifier: TokenVerifier, changes: ChangeFeed, metrics: Metrics,
-        cors: CORSPolicy = CORSPolicy(), logger: Logger
+        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, logger: Logger
     ) {
+        self.provisioning = provisioning
         self.database = database
         self.verifier = verifier
         self.metrics = ThreadMetrics(metrics)
@@ -56,7 +61,7 @@ final class App: Responder {
     }
 
     private func route(_ route: Route?, _ request: Request) -> Response {
-        guard let route else { return HTTPError.notFound.response }
+        guard let route, route != .provisioning || provisioning != nil else { return HTTPError.notFound.response }
         guard route.allowedMethods.contains(request.method) else {
             return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
         }
@@ -74,6 +79,10 @@ final class App: Responder {
                 return health()
             case (.live, _):
                 return .json(Health(status: "ok"))
+            case (.provisioning, _):
+                return try Provisioning(
+                    secret: provisioning!, poolID: verifier.config.poolID, db: database, now: Date().timeIntervalSince1970
+                ).handle(request)
             case (.metrics, _):
                 return Response(
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],

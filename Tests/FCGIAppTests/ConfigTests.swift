@@ -90,6 +90,14 @@ import Testing
         let good = try run(binary, ["check-config"], environment: Self.pool.merging([
             "DATABASE_URL": "postgresql://app:hunter2@db/articles", "FCGI_LISTEN": "127.0.0.1:9000", "FCGI_THREADS": "3",
         ]) { $1 })
+        let secret = String(repeating: "s3cret", count: 6)
+        let withSecret = try run(binary, ["check-config"], environment: Self.pool.merging(["PROVISIONING_SECRET": secret]) { $1 })
+        #expect(withSecret.status == 0)
+        #expect(withSecret.output.contains("PROVISIONING_SECRET=*** (from PROVISIONING_SECRET)\n") && !withSecret.output.contains(secret))
+        let both = try run(binary, ["check-config"], environment: Self.pool.merging([
+            "PROVISIONING_SECRET": secret, "PROVISIONING_SECRET_FILE": "/etc/secret",
+        ]) { $1 })
+        #expect(both.status != 0 && both.output.contains("set PROVISIONING_SECRET or PROVISIONING_SECRET_FILE, not both"))
         #expect(good.status == 0)
         #expect(good.output == """
             DATABASE_URL=postgresql://app:***@db/articles
@@ -103,6 +111,7 @@ import Testing
             COGNITO_LEEWAY_SECONDS=60
             COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
             CORS_ALLOWED_ORIGINS=(unset: no cross-origin access)
+            PROVISIONING_SECRET=(unset: no provisioning endpoint)
             issuer=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123
             configuration OK
 

@@ -11,11 +11,11 @@ import Testing
         let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
         let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
         #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
-        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006"])
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"])
         let schemaBefore = try schema(db)
         #expect(try migrator.apply(to: db).isEmpty)
         #expect(try schema(db) == schemaBefore)
-        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 6)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 7)
     }
 
     @Test func theMigrateCommandReportsWhatItApplied() throws {
@@ -34,12 +34,13 @@ import Testing
             applied 0004_grant_article_changes
             applied 0005_notify_user_changes
             applied 0006_notify_article_changes
-            migrated to 0006_notify_article_changes
+            applied 0007_grant_user_provisioning
+            migrated to 0007_grant_user_provisioning
 
             """)
         let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
         #expect(second.status == 0)
-        #expect(second.output == "up to date at 0006_notify_article_changes\n")
+        #expect(second.output == "up to date at 0007_grant_user_provisioning\n")
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {
@@ -144,12 +145,14 @@ import Testing
         let app = try database.connect(user: "articles_app")
         #expect(try app.query("SELECT username FROM users").first?["username"] == "ann")
         #expect(try app.query("UPDATE users SET cognito_sub = 'sub-1' WHERE username = 'ann'").rowsAffected == 1)
-        #expect(try app.query("INSERT INTO articles (name, owner_id) SELECT 'mine', id FROM users RETURNING id").count == 1)
+        // Provisioning: new users, and a user's name and email as Cognito has them.
+        #expect(try app.query("INSERT INTO users (username, email) VALUES ('bob', 'bob@example.com')").rowsAffected == 1)
+        #expect(try app.query("UPDATE users SET username = 'bobby', email = 'bobby@example.com' WHERE username = 'bob'").rowsAffected == 1)
+        #expect(try app.query("INSERT INTO articles (name, owner_id) SELECT 'mine', id FROM users WHERE username = 'ann' RETURNING id").count == 1)
         #expect(try app.query("SELECT name FROM articles").first?["name"] == "mine")
         #expect(try app.query("UPDATE articles SET name = 'renamed'").rowsAffected == 1)
         for statement in [
-            "UPDATE users SET is_active = false", "INSERT INTO users (username, email) VALUES ('x', 'x@example.com')",
-            "DELETE FROM users", "UPDATE articles SET owner_id = owner_id", "UPDATE articles SET created_at = now()",
+            "UPDATE users SET is_active = false", "UPDATE users SET created_at = now()", "DELETE FROM users", "UPDATE articles SET owner_id = owner_id", "UPDATE articles SET created_at = now()",
             "SELECT * FROM schema_migrations", "CREATE TABLE evil (id int)",
         ] {
             let error = try #require(throws: PGError.self, "\(statement)") { try app.query(statement) }

@@ -37,6 +37,7 @@ struct Serve: ParsableCommand {
         let server = try FastCGIServer(listener: try Listener.open(config.listen), logger: logger)
         let conninfo = config.databaseURL
         let cors = config.cors
+        let provisioning = config.provisioning
         let changes = ChangeFeed()
         try changes.start(conninfo: conninfo, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
@@ -56,7 +57,7 @@ struct Serve: ParsableCommand {
             // every one of them) saves planning each page query anew.
             App(
                 database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
-                verifier: verifier, changes: changes, metrics: metrics, cors: cors, logger: logger)
+                verifier: verifier, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning, logger: logger)
         }
     }
 

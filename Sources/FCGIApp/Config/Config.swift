@@ -21,6 +21,9 @@ struct Config: Sendable, Equatable {
     var cognito: CognitoConfig
     /// `CORS_ALLOWED_ORIGINS`.
     var cors = CORSPolicy()
+    /// `PROVISIONING_SECRET` or `PROVISIONING_SECRET_FILE`; without it there is no
+    /// provisioning endpoint.
+    var provisioning: ProvisioningSecret?
 
     static let defaultThreads = 8
     static let threadRange = 1...512
@@ -54,7 +57,8 @@ struct Config: Sendable, Equatable {
             threads: threads,
             logLevel: level,
             cognito: try CognitoConfig.fromEnvironment(value),
-            cors: try value("CORS_ALLOWED_ORIGINS").map { text throws(ConfigError) in try CORSPolicy(parsing: text) } ?? CORSPolicy())
+            cors: try value("CORS_ALLOWED_ORIGINS").map { text throws(ConfigError) in try CORSPolicy(parsing: text) } ?? CORSPolicy(),
+            provisioning: try ProvisioningSecret.fromEnvironment(value))
     }
 
     /// `DATABASE_URL`, all that `migrate` needs.
@@ -78,6 +82,7 @@ struct Config: Sendable, Equatable {
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
             ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
             ("CORS_ALLOWED_ORIGINS", cors.isEnabled ? cors.origins.sorted().joined(separator: ",") : "(unset: no cross-origin access)"),
+            ("PROVISIONING_SECRET", provisioning?.description ?? "(unset: no provisioning endpoint)"),
             ("issuer", cognito.issuer),
         ]
     }

@@ -8,6 +8,9 @@ enum Route: Equatable {
     case live
     /// `/metrics`: counters for Prometheus (nginx lets only listed addresses reach it).
     case metrics
+    /// `/internal/cognito/post-confirmation`: users created by Cognito's Post Confirmation
+    /// trigger (only with a provisioning secret).
+    case provisioning
     /// `/articles/` (or `/articles`): the list, and where new articles are posted.
     case articles
     /// `/articles/{id}/` (or without the slash).
@@ -18,6 +21,7 @@ enum Route: Equatable {
         case "/healthz": self = .health
         case "/livez": self = .live
         case "/metrics": self = .metrics
+        case "/internal/cognito/post-confirmation": self = .provisioning
         case "/articles", "/articles/": self = .articles
         default:
             guard path.hasPrefix("/articles/") else { return nil }
@@ -36,6 +40,7 @@ enum Route: Equatable {
         case .health: "health"
         case .live: "live"
         case .metrics: "metrics"
+        case .provisioning: "provisioning"
         case .articles: "articles"
         case .article: "article"
         }
@@ -45,6 +50,7 @@ enum Route: Equatable {
     var allowedMethods: [String] {
         switch self {
         case .health, .live, .metrics: ["GET", "HEAD", "OPTIONS"]
+        case .provisioning: ["POST"]
         case .articles: ["GET", "HEAD", "POST", "OPTIONS"]
         case .article: ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
         }

@@ -1,0 +1,180 @@
+import FoundationEssentials
+import PG
+
+/// `POST /internal/cognito/post-confirmation`: the event Cognito passes to a Post Confirmation
+/// Lambda trigger, forwarded by that function (examples/post-confirmation-lambda) and signed
+/// with the shared secret, creates or updates the user it names.
+///
+/// The caller signs `timestamp + "." + body` with HMAC-SHA256 and sends the timestamp (Unix
+/// seconds) in `X-Signature-Timestamp` and `sha256=<hex>` in `X-Signature`; a timestamp more
+/// than 5 minutes off is refused, so a captured call cannot be replayed later.
+struct Provisioning {
+    static let maxSkewSeconds: Double = 300
+
+    let secret: ProvisioningSecret
+    let poolID: String
+    let db: Connection
+    let now: Double
+
+    /// The event's user, as it comes out of the `users` table.
+    struct Provisioned: JSONWritable {
+        let id: Int64
+        let username: String
+        let email: String
+
+        func write(to json: inout JSONWriter) {
+            json.raw("{")
+            json.key("id", first: true)
+            json.number(id)
+            json.key("username")
+            json.string(username)
+            json.key("email")
+            json.string(email)
+            json.raw("}")
+        }
+    }
+
+    func handle(_ request: Request) throws -> Response {
+        try checkSignature(request)
+        let event = try Event(request.body)
+        guard event.userPoolID == poolID else {
+            throw HTTPError(status: .forbidden, detail: "The event is for another user pool.")
+        }
+        return .json(try provision(event))
+    }
+
+    private func checkSignature(_ request: Request) throws(HTTPError) {
+        guard let timestampText = request.header("x-signature-timestamp"), let signature = request.header("x-signature"),
+            !timestampText.isEmpty, timestampText.utf8.count <= 12,
+            timestampText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let timestamp = Double(timestampText), signature.hasPrefix("sha256="),
+            let sent = Self.hexBytes(signature.dropFirst("sha256=".count)), sent.count == 32
+        else {
+            throw HTTPError(status: .unauthorized, detail: "Missing or malformed request signature.")
+        }
+        guard abs(now - timestamp) <= Self.maxSkewSeconds else {
+            throw HTTPError(status: .unauthorized, detail: "The request's timestamp is more than 5 minutes off.")
+        }
+        let expected = hmacSHA256(key: secret.bytes, data: Array(timestampText.utf8) + [UInt8(ascii: ".")] + request.body)
+        // Constant time: every byte is compared whatever the first difference.
+        guard zip(expected, sent).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
+            throw HTTPError(status: .unauthorized, detail: "Invalid request signature.")
+        }
+    }
+
+    private static func hexBytes(_ text: Substring) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// What the worker needs of a Post Confirmation event.
+    struct Event {
+        let userPoolID: String
+        let userName: String
+        let sub: String
+        let email: String
+        let emailVerified: Bool
+
+        init(_ body: [UInt8]) throws(HTTPError) {
+            func malformed(_ what: String) -> HTTPError { HTTPError(status: .badRequest, detail: "Malformed event: \(what).") }
+            let root: [String: JSONValue]
+            do {
+                guard let object = try StrictJSON.parse(body).object else { throw malformed("not a JSON object") }
+                root = object
+            } catch let error as HTTPError {
+                throw error
+            } catch {
+                throw malformed("\(error)")
+            }
+            func text(_ value: JSONValue?, _ name: String, max: Int) throws(HTTPError) -> String {
+                guard let text = value?.string, !text.isEmpty, text.unicodeScalars.count <= max else {
+                    throw malformed("\(name) must be a string of 1 to \(max) characters")
+                }
+                return text
+            }
+            userPoolID = try text(root["userPoolId"], "userPoolId", max: 128)
+            userName = try text(root["userName"], "userName", max: 128)
+            guard let attributes = root["request"]?.object?["userAttributes"]?.object else {
+                throw malformed("request.userAttributes is missing")
+            }
+            sub = try text(attributes["sub"], "request.userAttributes.sub", max: 128)
+            email = try text(attributes["email"], "request.userAttributes.email", max: 254)
+            guard email.wholeMatch(of: /[^@\s]+@[^@\s]+/) != nil else { throw malformed("request.userAttributes.email is not an address") }
+            // Cognito passes every attribute as a string.
+            switch attributes["email_verified"] {
+            case nil, .string("false"), .bool(false): emailVerified = false
+            case .string("true"), .bool(true): emailVerified = true
+            default: throw malformed("request.userAttributes.email_verified must be \"true\" or \"false\"")
+            }
+        }
+    }
+
+    static let bySub = PreparedStatement(
+        name: "provision_by_sub", sql: "SELECT id, username, email FROM users WHERE cognito_sub = $1 FOR UPDATE")
+    static let byEmail = PreparedStatement(
+        name: "provision_by_email",
+        sql: "SELECT id, username, email, cognito_sub FROM users WHERE lower(email) = lower($1) FOR UPDATE")
+    static let rename = PreparedStatement(
+        name: "provision_rename", sql: "UPDATE users SET username = $2, email = $3 WHERE id = $1 RETURNING id, username, email")
+    static let bind = PreparedStatement(
+        name: "provision_bind", sql: "UPDATE users SET cognito_sub = $2 WHERE id = $1 RETURNING id, username, email")
+    static let create = PreparedStatement(
+        name: "provision_create",
+        sql: """
+            INSERT INTO users (username, email, cognito_sub) VALUES ($1, $2, $3)
+            ON CONFLICT (cognito_sub) DO NOTHING RETURNING id, username, email
+            """)
+
+    /// Creates or updates the event's user in one transaction: by `sub`; else an unbound row
+    /// with the email (bound when the email is verified); else a new row. 409 when the email
+    /// belongs to another `sub` or the username to another user.
+    private func provision(_ event: Event) throws -> Provisioned {
+        func conflict(_ detail: String) -> HTTPError { HTTPError(status: .conflict, detail: detail) }
+        do {
+            return try db.transaction { db in
+                if let row = try db.query(Self.bySub, event.sub).first {
+                    let current = try Self.provisioned(row)
+                    if current.username == event.userName && current.email == event.email { return current }
+                    return try Self.provisioned(db.query(Self.rename, current.id, event.userName, event.email)[0])
+                }
+                if let row = try db.query(Self.byEmail, event.email).first {
+                    guard row.isNull(3) else { throw conflict("A user with this email belongs to another Cognito user.") }
+                    guard event.emailVerified else {
+                        throw conflict("A user with this email exists, and the event's email is not verified.")
+                    }
+                    return try Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub)[0])
+                }
+                if let row = try db.query(Self.create, event.userName, event.email, event.sub).first {
+                    return try Self.provisioned(row)
+                }
+                // The same event, provisioned by another request a moment ago.
+                guard let row = try db.query(Self.bySub, event.sub).first else { throw conflict("The user changed meanwhile; try again.") }
+                return try Self.provisioned(row)
+            }
+        } catch let error as PGError where error.sqlState == .uniqueViolation {
+            throw conflict(error.constraint == "users_email_key"
+                ? "A user with this email belongs to another Cognito user."
+                : "The username is taken by another user.")
+        }
+    }
+
+    private static func provisioned(_ row: Row) throws(PGError) -> Provisioned {
+        Provisioned(id: try row.decode(Int64.self, at: 0), username: try row.decode(String.self, at: 1), email: try row.decode(String.self, at: 2))
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import PG
+import Testing
+
+@testable import FCGIApp
+
+/// The endpoint Cognito's Post Confirmation trigger reaches through its Lambda function.
+@Suite struct ProvisioningTests {
+    static let secret = "0123456789abcdef0123456789abcdef-test-secret"
+
+    private func event(sub: String, userName: String, email: String, verified: String = "true", pool: String = TestPool.poolID) -> Data {
+        let object: [String: Any] = [
+            "version": "1", "region": "us-test-1", "userPoolId": pool, "userName": userName,
+            "triggerSource": "PostConfirmation_ConfirmSignUp", "callerContext": ["clientId": TestPool.clientID],
+            "request": ["userAttributes": ["sub": sub, "email": email, "email_verified": verified, "cognito:user_status": "CONFIRMED"]],
+            "response": [:] as [String: Any],
+        ]
+        return try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    }
+
+    /// POSTs `body` signed with `secret` at `timestamp` (now by default).
+    private func post(
+        _ stack: Stack, _ body: Data, secret: String = Self.secret, timestamp: Int = Int(Date().timeIntervalSince1970),
+        signedBody: Data? = nil
+    ) throws -> HTTPResponse {
+        let signed = Array("\(timestamp).".utf8) + [UInt8](signedBody ?? body)
+        let mac = hmacSHA256(key: Array(secret.utf8), data: signed).map { String(format: "%02x", $0) }.joined()
+        return try stack.request(
+            "POST", "/internal/cognito/post-confirmation",
+            headers: [("Content-Type", "application/json"), ("X-Signature-Timestamp", String(timestamp)), ("X-Signature", "sha256=\(mac)")],
+            body: body)
+    }
+
+    private func users(_ stack: Stack) throws -> [String] {
+        try stack.database.connect().query("SELECT username, email, coalesce(cognito_sub, '-') FROM users ORDER BY id").map {
+            "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(String.self, at: 2))"
+        }
+    }
+
+    @Test func aSignedEventCreatesTheUserOnceAndItsTokenWorks() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": Self.secret])
+        let sub = UUID().uuidString.lowercased()
+        let body = event(sub: sub, userName: "carol", email: "carol@example.com")
+        let first = try post(stack, body)
+        #expect(first.status == 200)
+        let created = try #require(try JSONSerialization.jsonObject(with: first.body) as? [String: Any])
+        #expect(created["username"] as? String == "carol" && created["email"] as? String == "carol@example.com")
+        #expect(Set(created.keys) == ["id", "username", "email"])
+        // The same event again: the same answer, still one row.
+        let again = try post(stack, body)
+        #expect(again.status == 200 && again.body == first.body)
+        #expect(try users(stack) == ["carol carol@example.com \(sub)"])
+        // A token for that sub works at once, without any psql step.
+        let token = TestPool.token(claims: TestPool.idClaims(sub: sub, email: "carol@example.com"))
+        #expect(try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+    }
+
+    @Test func refusalsCreateNothing() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": Self.secret])
+        let body = event(sub: UUID().uuidString, userName: "mallory", email: "mallory@example.com")
+        func detail(_ response: HTTPResponse) -> String? { response.json?["detail"] }
+        let wrongSecret = try post(stack, body, secret: Self.secret + "x")
+        #expect(wrongSecret.status == 401 && detail(wrongSecret) == "Invalid request signature.")
+        let stale = try post(stack, body, timestamp: Int(Date().timeIntervalSince1970) - 301)
+        #expect(stale.status == 401 && detail(stale) == "The request's timestamp is more than 5 minutes off.")
+        let future = try post(stack, body, timestamp: Int(Date().timeIntervalSince1970) + 301)
+        #expect(future.status == 401)
+        let altered = try post(stack, body, signedBody: event(sub: UUID().uuidString, userName: "other", email: "o@example.com"))
+        #expect(altered.status == 401 && detail(altered) == "Invalid request signature.")
+        let unsigned = try stack.request("POST", "/internal/cognito/post-confirmation", headers: [("Content-Type", "application/json")], body: body)
+        #expect(unsigned.status == 401 && detail(unsigned) == "Missing or malformed request signature.")
+        let otherPool = try post(stack, event(sub: UUID().uuidString, userName: "eve", email: "eve@example.com", pool: "us-test-1_Other"))
+        #expect(otherPool.status == 403 && detail(otherPool) == "The event is for another user pool.")
+        let malformed = try post(stack, Data(#"{"userPoolId": "\#(TestPool.poolID)"}"#.utf8))
+        #expect(malformed.status == 400 && detail(malformed)?.hasPrefix("Malformed event:") == true)
+        let notJSON = try post(stack, Data("not json".utf8))
+        #expect(notJSON.status == 400)
+        #expect(try users(stack) == [])
+        #expect(try stack.request("GET", "/internal/cognito/post-confirmation").status == 405)
+    }
+
+    @Test func withoutASecretTheRouteDoesNotExist() throws {
+        let stack = try Stack()
+        let response = try post(stack, event(sub: UUID().uuidString, userName: "nobody", email: "nobody@example.com"))
+        #expect(response.status == 404)
+        #expect(response.json == ["detail": "Not found."])
+        #expect(try users(stack) == [])
+    }
+
+    @Test func existingRowsAreBoundOrRefused() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": Self.secret])
+        let db = try stack.database.connect()
+        try db.query("INSERT INTO users (username, email) VALUES ('dave', 'Dave@Example.com'), ('taken', 'taken@example.com')")
+        try db.query("INSERT INTO users (username, email, cognito_sub) VALUES ('bound', 'bound@example.com', 'sub-of-bound')")
+        // An unverified email does not bind the row an administrator made.
+        let unverified = try post(stack, event(sub: "sub-dave", userName: "dave2", email: "dave@example.com", verified: "false"))
+        #expect(unverified.status == 409)
+        // A verified one does (any case), keeping the row and its username.
+        let bound = try post(stack, event(sub: "sub-dave", userName: "dave2", email: "dave@example.com"))
+        #expect(bound.status == 200)
+        let row = try #require(try JSONSerialization.jsonObject(with: bound.body) as? [String: Any])
+        let daveID = try db.query("SELECT id FROM users WHERE username = 'dave'").first!.decode(Int64.self, at: 0)
+        #expect((row["id"] as? NSNumber)?.int64Value == daveID && row["username"] as? String == "dave" && row["email"] as? String == "Dave@Example.com")
+        // A row bound to another sub, or a username that is taken: 409.
+        #expect(try post(stack, event(sub: "sub-x", userName: "x", email: "bound@example.com")).status == 409)
+        let taken = try post(stack, event(sub: "sub-y", userName: "taken", email: "new@example.com"))
+        #expect(taken.status == 409 && taken.json?["detail"] == "The username is taken by another user.")
+        #expect(try users(stack) == [
+            "dave Dave@Example.com sub-dave", "taken taken@example.com -", "bound bound@example.com sub-of-bound",
+        ])
+    }
+
+    @Test func aSecretFileMustBePrivate() throws {
+        let dir = try TestEnvironment.scratchFolder("secret")
+        let path = "\(dir)/secret"
+        try (Self.secret + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        let open = try run(TestEnvironment.binary(), ["check-config"], environment: [
+            "AWS_USER_POOLS_ID": TestPool.poolID, "AWS_APP_CLIENT_ID": "c", "PROVISIONING_SECRET_FILE": path,
+        ])
+        #expect(open.status != 0)
+        #expect(open.output.contains("has mode 644: others may read it"))
+        chmod(path, 0o600)
+        let ok = try run(TestEnvironment.binary(), ["check-config"], environment: [
+            "AWS_USER_POOLS_ID": TestPool.poolID, "AWS_APP_CLIENT_ID": "c", "PROVISIONING_SECRET_FILE": path,
+        ])
+        #expect(ok.status == 0, "\(ok.output)")
+        #expect(ok.output.contains("PROVISIONING_SECRET") && ok.output.contains("*** (from \(path))") && !ok.output.contains(Self.secret))
+        let short = try run(TestEnvironment.binary(), ["check-config"], environment: [
+            "AWS_USER_POOLS_ID": TestPool.poolID, "AWS_APP_CLIENT_ID": "c", "PROVISIONING_SECRET": "short",
+        ])
+        #expect(short.status != 0 && short.output.contains("at least 32 bytes"))
+    }
+}
