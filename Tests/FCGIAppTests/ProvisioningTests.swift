@@ -132,3 +132,23 @@ import Testing
         #expect(short.status != 0 && short.output.contains("at least 32 bytes"))
     }
 }
+
+/// examples/post-confirmation-lambda: the function's own tests, against a running worker.
+@Suite struct LambdaExampleTests {
+    @Test func theFunctionsTestsPassAgainstTheWorker() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": ProvisioningTests.secret])
+        var environment = ProcessInfo.processInfo.environment
+        environment["PROVISIONING_URL"] = "http://127.0.0.1:\(stack.httpPort)/internal/cognito/post-confirmation"
+        environment["PROVISIONING_SECRET"] = ProvisioningTests.secret
+        environment["TEST_USER_POOL_ID"] = TestPool.poolID
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
+        let tests = try run(
+            "/usr/bin/env", ["python3", "-m", "unittest", "discover", "-v", "-s", TestEnvironment.path("examples/post-confirmation-lambda")],
+            environment: environment)
+        #expect(tests.status == 0, "\(tests.output)")
+        #expect(tests.output.contains("Ran 5 tests"))
+        // What the function sent is in the table: one user, created once.
+        let rows = try stack.database.connect().query("SELECT username FROM users WHERE username LIKE 'lambda-%'")
+        #expect(rows.count == 1)
+    }
+}
