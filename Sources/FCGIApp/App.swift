@@ -19,12 +19,15 @@ final class App: Responder {
 
     /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
     let provisioning: ProvisioningSecret?
+    /// `AUTO_PROVISION_USERS`.
+    let autoProvision: Bool
 
     init(
         database: Connection, verifier: TokenVerifier, changes: ChangeFeed, metrics: Metrics,
-        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, logger: Logger
+        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false, logger: Logger
     ) {
         self.provisioning = provisioning
+        self.autoProvision = autoProvision
         self.database = database
         self.verifier = verifier
         self.metrics = ThreadMetrics(metrics)
@@ -125,7 +128,7 @@ final class App: Responder {
     /// that passed every check.
     func authenticate(_ request: Request) throws -> Caller {
         let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
-        let found = try users.user(for: claims.sub) { try UserStore.user(for: claims, in: database) }
+        let found = try users.user(for: claims.sub) { try UserStore.user(for: claims, in: database, autoProvision: autoProvision) }
         guard let user = found else {
             throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
         }

@@ -112,6 +112,7 @@ import Testing
             COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
             CORS_ALLOWED_ORIGINS=(unset: no cross-origin access)
             PROVISIONING_SECRET=(unset: no provisioning endpoint)
+            AUTO_PROVISION_USERS=false
             issuer=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123
             configuration OK
 

@@ -152,3 +152,36 @@ import Testing
         #expect(rows.count == 1)
     }
 }
+
+@Suite struct AutoProvisionTests {
+    @Test func aFirstTokenCreatesItsUserOnceEvenWhenRequestsRace() throws {
+        let stack = try Stack(environment: ["AUTO_PROVISION_USERS": "true"])
+        let sub = UUID().uuidString.lowercased()
+        let token = TestPool.token(claims: TestPool.idClaims(sub: sub, email: "first@example.com"))
+        let results = Results()
+        let racers = (0..<8).map { _ in
+            Thread { results.add((try? stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")]).status) ?? -1, "") }
+        }
+        racers.forEach { $0.start() }
+        while results.all.count < racers.count { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(results.all.map(\.status) == Array(repeating: 200, count: 8))
+        let rows = try stack.database.connect().query("SELECT username, email, cognito_sub FROM users").map {
+            "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(String.self, at: 2))"
+        }
+        #expect(rows == ["first first@example.com \(sub)"])
+
+        // Only ID tokens with a verified email.
+        var unverified = TestPool.idClaims(email: "unverified@example.com")
+        unverified["email_verified"] = false
+        #expect(try stack.get("/articles/", headers: [("Authorization", TestPool.token(claims: unverified))]).status == 401)
+        #expect(try stack.database.connect().query("SELECT 1 FROM users").count == 1)
+    }
+
+    @Test func offByDefault() throws {
+        let stack = try Stack()
+        let token = TestPool.token(claims: TestPool.idClaims(email: "nobody@example.com"))
+        let response = try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")])
+        #expect(response.status == 401 && response.json == ["detail": "No user matches this token."])
+        #expect(try stack.database.connect().query("SELECT 1 FROM users").count == 0)
+    }
+}

@@ -38,6 +38,7 @@ struct Serve: ParsableCommand {
         let conninfo = config.databaseURL
         let cors = config.cors
         let provisioning = config.provisioning
+        let autoProvision = config.autoProvisionUsers
         let changes = ChangeFeed()
         try changes.start(conninfo: conninfo, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
@@ -57,7 +58,8 @@ struct Serve: ParsableCommand {
             // every one of them) saves planning each page query anew.
             App(
                 database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
-                verifier: verifier, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning, logger: logger)
+                verifier: verifier, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning,
+                autoProvision: autoProvision, logger: logger)
         }
     }
 

@@ -24,6 +24,9 @@ struct Config: Sendable, Equatable {
     /// `PROVISIONING_SECRET` or `PROVISIONING_SECRET_FILE`; without it there is no
     /// provisioning endpoint.
     var provisioning: ProvisioningSecret?
+    /// `AUTO_PROVISION_USERS`: create a user on the first use of a valid ID token with a
+    /// verified email that matches no row.
+    var autoProvisionUsers = false
 
     static let defaultThreads = 8
     static let threadRange = 1...512
@@ -58,7 +61,14 @@ struct Config: Sendable, Equatable {
             logLevel: level,
             cognito: try CognitoConfig.fromEnvironment(value),
             cors: try value("CORS_ALLOWED_ORIGINS").map { text throws(ConfigError) in try CORSPolicy(parsing: text) } ?? CORSPolicy(),
-            provisioning: try ProvisioningSecret.fromEnvironment(value))
+            provisioning: try ProvisioningSecret.fromEnvironment(value),
+            autoProvisionUsers: try value("AUTO_PROVISION_USERS").map { text throws(ConfigError) in
+                switch text {
+                case "true": return true
+                case "false": return false
+                default: throw ConfigError("AUTO_PROVISION_USERS must be true or false, got \"\(text)\"")
+                }
+            } ?? false)
     }
 
     /// `DATABASE_URL`, all that `migrate` needs.
@@ -83,6 +93,7 @@ struct Config: Sendable, Equatable {
             ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
             ("CORS_ALLOWED_ORIGINS", cors.isEnabled ? cors.origins.sorted().joined(separator: ",") : "(unset: no cross-origin access)"),
             ("PROVISIONING_SECRET", provisioning?.description ?? "(unset: no provisioning endpoint)"),
+            ("AUTO_PROVISION_USERS", String(autoProvisionUsers)),
             ("issuer", cognito.issuer),
         ]
     }

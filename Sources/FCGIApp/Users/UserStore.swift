@@ -24,11 +24,27 @@ enum UserStore {
             RETURNING id, username, is_active
             """)
 
-    static func user(for claims: Claims, in db: Connection) throws(PGError) -> User? {
+    static let create = PreparedStatement(
+        name: "user_create",
+        sql: """
+            INSERT INTO users (username, email, cognito_sub) VALUES ($1, $2, $3)
+            ON CONFLICT DO NOTHING RETURNING id, username, is_active
+            """)
+
+    /// With `autoProvision` (`AUTO_PROVISION_USERS`), an ID token with a verified email that
+    /// matches no row creates one (username from `cognito:username`). Two first requests at
+    /// once create one row: the second's insert does nothing, and it finds the first's row.
+    static func user(for claims: Claims, in db: Connection, autoProvision: Bool = false) throws(PGError) -> User? {
         if let user = try first(db.query(bySub, claims.sub)) { return user }
         guard claims.tokenUse == .id, claims.emailVerified, let email = claims.email else { return nil }
         if let user = try first(db.query(bindByEmail, claims.sub, email)) { return user }
-        // Another request bound the same row a moment ago.
+        if autoProvision, let username = claims.username,
+            let user = try first(db.query(create, username, email, claims.sub))
+        {
+            return user
+        }
+        // Another request bound or created the same row a moment ago (or a row holds this
+        // username or email for another sub: then there is none).
         return try first(db.query(bySub, claims.sub))
     }
 
