@@ -21,11 +21,14 @@ final class App: Responder {
     let provisioning: ProvisioningSecret?
     /// `AUTO_PROVISION_USERS`.
     let autoProvision: Bool
+    private let revoked: RevokedSessions.View
 
     init(
         database: Connection, verifier: TokenVerifier, changes: ChangeFeed, metrics: Metrics,
-        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false, logger: Logger
+        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false,
+        revoked: RevokedSessions = RevokedSessions(), logger: Logger
     ) {
+        self.revoked = RevokedSessions.View(revoked)
         self.provisioning = provisioning
         self.autoProvision = autoProvision
         self.database = database
@@ -128,12 +131,19 @@ final class App: Responder {
     /// that passed every check.
     func authenticate(_ request: Request) throws -> Caller {
         let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
+        if let session = claims.originJTI, revoked.contains(session) {
+            throw AuthError.invalid("Token has been revoked.", "sign-in session revoked (sub \(claims.sub))")
+        }
         let found = try users.user(for: claims.sub) { try UserStore.user(for: claims, in: database, autoProvision: autoProvision) }
         guard let user = found else {
             throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
         }
         guard user.isActive else {
             throw AuthError.invalid("User is inactive.", "user \(user.username) is inactive (sub \(claims.sub))")
+        }
+        // Revoked up to a moment, in whole seconds: a token issued in that second is refused too.
+        if let after = user.tokensValidAfter, (claims.issuedAt.map { Int64($0.rounded(.down)) } ?? .min) <= after {
+            throw AuthError.invalid("Token has been revoked.", "tokens of user \(user.username) issued up to \(after) revoked")
         }
         authenticated = user.id
         return Caller(user: user, claims: claims)

@@ -1,4 +1,5 @@
 import Foundation
+import PG
 import Testing
 
 /// The worker behind a real nginx and PostgreSQL, over each way it can listen.
@@ -190,6 +191,9 @@ import Testing
         try #require(started.status == 0, "\(started.output)")
         defer { _ = try? run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"]) }
         let database = "host=\(clusterDir)/pg port=5432 user=postgres dbname=articles"
+        let migrated = try run(try TestEnvironment.binary(), ["migrate", "--dir", TestEnvironment.path("sql/migrations")],
+                               environment: ["DATABASE_URL": database])
+        try #require(migrated.status == 0, "\(migrated.output)")
         let stack = try Stack(environment: ["DATABASE_URL": database])
         let worker = stack.worker.pid
 
@@ -223,6 +227,17 @@ import Testing
         #expect(result.status != 0)
         #expect(result.output.contains("cannot connect to the database"))
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/fcgi.sock"))
+    }
+
+    @Test func refusesToStartOnADatabaseNotMigrated() throws {
+        let dir = try TestEnvironment.scratchFolder("unmigrated")
+        let database = TestDatabase(name: "u_" + UUID().uuidString.prefix(8).lowercased())
+        try Connection(database.conninfo(database: "postgres")).query("CREATE DATABASE \(database.name)")
+        let result = try run(try TestEnvironment.binary(), ["serve"], environment: try TestPool.environment(dir: dir).merging([
+            "DATABASE_URL": try database.conninfo(), "FCGI_LISTEN": "unix:\(dir)/fcgi.sock",
+        ]) { $1 })
+        #expect(result.status != 0)
+        #expect(result.output.contains("is the database migrated? articles-fcgi migrate"), "\(result.output)")
     }
 }
 

@@ -11,4 +11,8 @@ struct Claims: Sendable, Equatable {
     var groups: [String]
     /// `exp`, in seconds since 1970.
     var expiresAt: Double
+    /// `iat`, in seconds since 1970.
+    var issuedAt: Double? = nil
+    /// `origin_jti`: the sign-in session the token comes from.
+    var originJTI: String? = nil
 }

@@ -173,7 +173,8 @@ final class TokenVerifier: Sendable {
         let verified = payload["email_verified"] == .bool(true) || payload["email_verified"] == .string("true")
         return Claims(
             sub: sub, tokenUse: use, email: try string("email"), emailVerified: verified,
-            username: try string(use == .id ? "cognito:username" : "username"), groups: groups, expiresAt: expiresAt)
+            username: try string(use == .id ? "cognito:username" : "username"), groups: groups, expiresAt: expiresAt,
+            issuedAt: issuedAt, originJTI: try string("origin_jti"))
     }
 
     private func checkTimes(expiresAt: Double, issuedAt: Double?, notBefore: Double?, now: Double) throws(AuthError) {

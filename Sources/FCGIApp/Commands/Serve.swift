@@ -19,13 +19,22 @@ struct Serve: ParsableCommand {
         try LogSink.standardError.flushPeriodically()
         let logger = Logger(label: "articles-fcgi")
 
-        // Fail fast on a wrong DATABASE_URL; each thread then opens its own connection.
+        // Fail fast on a wrong DATABASE_URL; each thread then opens its own connection. The
+        // revoked sessions are known before the first request.
+        let revoked = RevokedSessions()
+        let probe: Connection
         do {
-            let probe = try Connection(config.databaseURL)
+            probe = try Connection(config.databaseURL)
             logger.info("database reachable", metadata: ["server_version": "\(probe.serverVersion)"])
         } catch {
             throw ConfigError("cannot connect to the database: \(error.message)")
         }
+        do {
+            try revoked.load(from: probe)
+        } catch {
+            throw ConfigError("cannot read the revoked sessions (is the database migrated? articles-fcgi migrate): \(error.message)")
+        }
+        probe.close()
 
         // Requests get 503 until the keys load; a request with an unknown kid retries.
         let metrics = Metrics()
@@ -40,7 +49,7 @@ struct Serve: ParsableCommand {
         let provisioning = config.provisioning
         let autoProvision = config.autoProvisionUsers
         let changes = ChangeFeed()
-        try changes.start(conninfo: conninfo, logger: logger)
+        try changes.start(conninfo: conninfo, revoked: revoked, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         if let systemd {
             try Self.notifyWhenReady(systemd, keys: keys, server: server, threads: config.threads, logger: logger)
@@ -59,7 +68,7 @@ struct Serve: ParsableCommand {
             App(
                 database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
                 verifier: verifier, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning,
-                autoProvision: autoProvision, logger: logger)
+                autoProvision: autoProvision, revoked: revoked, logger: logger)
         }
     }
 

@@ -43,18 +43,20 @@ final class ChangeFeed: Sendable {
 
     /// Listens from now on, on a connection made with `conninfo` and a thread of its own, until
     /// the process exits; reconnects every second while the database is unreachable.
-    func start(conninfo: String?, logger: Logger) throws(ConfigError) {
+    /// Also reloads `revoked` on each change to it.
+    func start(conninfo: String?, revoked: RevokedSessions, logger: Logger) throws(ConfigError) {
         _ = try PosixThread { [self] in
             let db = Connection(lazy: conninfo, applicationName: "articles-fcgi changes",
-                                listen: [Self.usersChannel, Self.articlesChannel])
-            while true { listen(on: db, logger: logger) }
+                                listen: [Self.usersChannel, Self.articlesChannel, RevokedSessions.channel])
+            while true { listen(on: db, revoked: revoked, logger: logger) }
         }
     }
 
     /// Counts notifications until the connection fails, then waits a second.
-    private func listen(on db: Connection, logger: Logger) {
+    private func listen(on db: Connection, revoked: RevokedSessions, logger: Logger) {
         do {
             _ = try db.waitForNotifications(timeout: 0)
+            try revoked.load(from: db)
             // Listening again: anything may have changed meanwhile. Counted before caches
             // may be used, so that what they kept from before is dropped.
             changed(.users)
@@ -62,7 +64,11 @@ final class ChangeFeed: Sendable {
             listening.store(true, ordering: .releasing)
             logger.info("listening for changes to users and articles")
             while true {
-                for channel in try db.waitForNotifications(timeout: 60) {
+                for channel in Set(try db.waitForNotifications(timeout: 60)) {
+                    if channel == RevokedSessions.channel {
+                        try revoked.load(from: db)
+                        continue
+                    }
                     if channel == Self.usersChannel { changed(.users) }
                     // Articles show their owner's username: a change to users may change them.
                     changed(.articles)

@@ -5,6 +5,8 @@ struct User: Sendable, Equatable {
     let id: Int64
     let username: String
     let isActive: Bool
+    /// `tokens_valid_after` in whole seconds since 1970: tokens issued at or before it are refused.
+    var tokensValidAfter: Int64? = nil
 }
 
 /// Maps verified tokens to users.
@@ -14,21 +16,22 @@ struct User: Sendable, Equatable {
 /// request maps by `sub`. A row bound to another `sub` never matches by email; access tokens
 /// map by `sub` only.
 enum UserStore {
+    private static let columns = "id, username, is_active, floor(extract(epoch FROM tokens_valid_after))::int8"
     static let bySub = PreparedStatement(
-        name: "user_by_sub", sql: "SELECT id, username, is_active FROM users WHERE cognito_sub = $1")
+        name: "user_by_sub", sql: "SELECT \(columns) FROM users WHERE cognito_sub = $1")
     static let bindByEmail = PreparedStatement(
         name: "user_bind_by_email",
         sql: """
             UPDATE users SET cognito_sub = $1
             WHERE lower(email) = lower($2) AND cognito_sub IS NULL
-            RETURNING id, username, is_active
+            RETURNING \(columns)
             """)
 
     static let create = PreparedStatement(
         name: "user_create",
         sql: """
             INSERT INTO users (username, email, cognito_sub) VALUES ($1, $2, $3)
-            ON CONFLICT DO NOTHING RETURNING id, username, is_active
+            ON CONFLICT DO NOTHING RETURNING \(columns)
             """)
 
     /// With `autoProvision` (`AUTO_PROVISION_USERS`), an ID token with a verified email that
@@ -51,7 +54,7 @@ enum UserStore {
     private static func first(_ rows: QueryResult) throws(PGError) -> User? {
         guard let row = rows.first else { return nil }
         return User(
-            id: try row.decode(Int64.self, "id"), username: try row.decode(String.self, "username"),
-            isActive: try row.decode(Bool.self, "is_active"))
+            id: try row.decode(Int64.self, at: 0), username: try row.decode(String.self, at: 1),
+            isActive: try row.decode(Bool.self, at: 2), tokensValidAfter: try row.decode(Int64?.self, at: 3))
     }
 }

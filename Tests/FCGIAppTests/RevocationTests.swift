@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+@testable import FCGIApp
+
+/// sql/admin/revoke_session.sql and revoke_tokens.sql: refusals within a second, through every
+/// serving thread, and after a restart.
+@Suite struct RevocationTests {
+    private func psql(_ database: TestDatabase, _ script: String, _ variables: [String: String]) throws {
+        let result = try run("/usr/bin/psql", ["-X", try database.adminURI()]
+            + variables.flatMap { ["-v", "\($0.key)=\($0.value)"] } + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+        try #require(result.status == 0, "\(result.output)")
+    }
+
+    /// The statuses of enough requests that every thread answers one.
+    private func statuses(_ stack: Stack, _ token: String) throws -> Set<Int> {
+        Set(try (0..<12).map { _ in try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")]).status })
+    }
+
+    /// Waits up to `limit` seconds for every answer to be `status`; how long it took.
+    private func settle(_ stack: Stack, _ token: String, to status: Int, within limit: TimeInterval = 3) throws -> TimeInterval {
+        let started = Date()
+        while try statuses(stack, token) != [status], Date().timeIntervalSince(started) < limit {}
+        return Date().timeIntervalSince(started)
+    }
+
+    @Test func revokedSessionsAndTokensAreRefusedWithinASecondAndAfterARestart() throws {
+        let database = try TestDatabase.migrated()
+        try database.connect().query("INSERT INTO users (username, email) VALUES ('rev', 'rev@example.com')")
+        let sub = UUID().uuidString.lowercased()
+        func token(session: String, issuedAt: Int = Int(Date().timeIntervalSince1970)) -> String {
+            var claims = TestPool.idClaims(sub: sub, email: "rev@example.com", now: issuedAt)
+            claims["origin_jti"] = session
+            return TestPool.token(claims: claims)
+        }
+        let first = token(session: "session-a"), second = token(session: "session-b")
+        var stack = try Stack(database: database)
+        #expect(try statuses(stack, first) == [200])
+        #expect(try statuses(stack, second) == [200])
+
+        try psql(database, "revoke_session.sql", ["origin_jti": "session-a"])
+        #expect(try settle(stack, first, to: 401) < 1)
+        let refused = try stack.get("/articles/", headers: [("Authorization", "Bearer \(first)")])
+        #expect(refused.json == ["detail": "Token has been revoked."])
+        #expect(try statuses(stack, second) == [200], "another session of the same user is not touched")
+
+        try psql(database, "revoke_tokens.sql", ["username": "rev"])
+        #expect(try settle(stack, second, to: 401) < 1)
+        // Minted in the second of the revocation: refused too. A later sign-in works.
+        let revokedAt = try database.connect().query("SELECT floor(extract(epoch FROM tokens_valid_after))::int8 FROM users")
+            .first!.decode(Int64.self, at: 0)
+        #expect(try statuses(stack, token(session: "session-c", issuedAt: Int(revokedAt))) == [401])
+        Thread.sleep(until: Date(timeIntervalSince1970: TimeInterval(revokedAt) + 1.05))
+        let later = token(session: "session-d")
+        #expect(try statuses(stack, later) == [200])
+
+        // A new worker on the same database refuses the same tokens.
+        stack = try Stack(database: database)
+        #expect(try statuses(stack, first) == [401])
+        #expect(try statuses(stack, second) == [401])
+        #expect(try statuses(stack, later) == [200])
+    }
+
+    @Test func theScriptsSayWhatIsMissing() throws {
+        let database = try TestDatabase.migrated()
+        let noJTI = try run("/usr/bin/psql", ["-X", try database.adminURI(), "-f", TestEnvironment.path("sql/admin/revoke_session.sql")])
+        #expect(noJTI.status != 0 && noJTI.output.contains("ERROR:  an origin_jti is required"))
+        let nobody = try run("/usr/bin/psql", [
+            "-X", try database.adminURI(), "-v", "username=nobody", "-f", TestEnvironment.path("sql/admin/revoke_tokens.sql"),
+        ])
+        #expect(nobody.status != 0 && nobody.output.contains(#"ERROR:  no user named "nobody""#))
+    }
+}
