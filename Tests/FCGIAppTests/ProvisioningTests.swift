@@ -53,6 +53,10 @@ import Testing
         // A token for that sub works at once, without any psql step.
         let token = TestPool.token(claims: TestPool.idClaims(sub: sub, email: "carol@example.com"))
         #expect(try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+        // The user's name and email follow Cognito's, by sub.
+        let renamed = try post(stack, event(sub: sub, userName: "caroline", email: "caroline@example.com"))
+        #expect(renamed.status == 200)
+        #expect(try users(stack) == ["caroline caroline@example.com \(sub)"])
     }
 
     @Test func refusalsCreateNothing() throws {
