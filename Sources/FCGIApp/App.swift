@@ -8,40 +8,39 @@ final class App: Responder {
     let database: Connection
     let verifier: TokenVerifier
     let cors: CORSPolicy
-    let logger: Logger
-    private let recentTokens = TokenCache.Recent()
-    private let users: UserCache
-    private let articleCache: ArticleCache
-
-    private let metrics: ThreadMetrics
-    /// The connection's session at the last request: a later one means it connected again.
-    private var session = 0
-
     /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
     let provisioning: ProvisioningSecret?
     /// `AUTO_PROVISION_USERS`.
     let autoProvision: Bool
+    let logger: Logger
+
+    // This thread's own caches and views of what all threads share.
+    private let recentTokens = TokenCache.Recent()
+    private let users: UserCache
+    private let articleCache: ArticleCache
     private let revoked: RevokedSessions.View
+    private let metrics: ThreadMetrics
+    /// The connection's session at the last request: a later one means it connected again.
+    private var session = 0
+    /// The user the current request authenticated as, for its log line.
+    private var authenticated: Int64?
 
     init(
         database: Connection, verifier: TokenVerifier, changes: ChangeFeed, metrics: Metrics,
         cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false,
         revoked: RevokedSessions = RevokedSessions(), logger: Logger
     ) {
-        self.revoked = RevokedSessions.View(revoked)
-        self.provisioning = provisioning
-        self.autoProvision = autoProvision
         self.database = database
         self.verifier = verifier
-        self.metrics = ThreadMetrics(metrics)
-        self.users = UserCache(feed: changes)
-        self.articleCache = ArticleCache(feed: changes)
         self.cors = cors
+        self.provisioning = provisioning
+        self.autoProvision = autoProvision
         self.logger = logger
+        users = UserCache(feed: changes)
+        articleCache = ArticleCache(feed: changes)
+        self.revoked = RevokedSessions.View(revoked)
+        self.metrics = ThreadMetrics(metrics)
     }
-
-    /// The user the current request authenticated as, for its log line.
-    private var authenticated: Int64?
 
     func respond(to request: Request) -> Response {
         authenticated = nil

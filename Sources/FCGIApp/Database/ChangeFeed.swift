@@ -11,6 +11,8 @@ import Synchronization
 /// millisecond, for one notification per change. Changes the worker makes itself are counted
 /// before it answers them. While the listening connection is down no count is given, and the
 /// caches are not used; once it is back every count moves, for what may have been missed.
+/// The same connection reloads the revoked sessions (migration 0008) on each change to them
+/// and each time it connects.
 final class ChangeFeed: Sendable {
     enum Table { case users, articles }
 
@@ -62,7 +64,7 @@ final class ChangeFeed: Sendable {
             changed(.users)
             changed(.articles)
             listening.store(true, ordering: .releasing)
-            logger.info("listening for changes to users and articles")
+            logger.info("listening for changes to users, articles and revoked sessions")
             while true {
                 for channel in Set(try db.waitForNotifications(timeout: 60)) {
                     if channel == RevokedSessions.channel {
