@@ -13,7 +13,8 @@ import Testing
     }
 
     @Test func timesAreUTCWithMilliseconds() {
-        #expect(LogfmtHandler.now().wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
+        let start = String(decoding: LogfmtHandler.start(level: .warning, message: "m"), as: UTF8.self)
+        #expect(start.wholeMatch(of: /time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=warning msg=m/) != nil, "\(start)")
     }
 }
 

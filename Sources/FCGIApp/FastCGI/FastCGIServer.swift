@@ -296,11 +296,7 @@ final class FastCGIServer: Sendable {
     /// The request's log line: method, path (without the query, and no header: either may
     /// carry a token), status, duration, the user, and why it was refused.
     static func logLine(_ request: Request, _ response: Response, duration: Duration) -> [UInt8] {
-        var line: [UInt8] = []
-        line.reserveCapacity(192)
-        line += "time=".utf8
-        LogfmtHandler.appendNow(to: &line)
-        line += " level=info msg=request".utf8
+        var line = LogfmtHandler.start(level: .info, message: "request")
         LogfmtHandler.append(field: "method", request.method, to: &line)
         LogfmtHandler.append(field: "path", request.path, to: &line)
         line += " status=".utf8

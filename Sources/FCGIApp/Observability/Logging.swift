@@ -119,37 +119,33 @@ struct LogfmtHandler: LogHandler {
         var all = metadata
         if let explicit = event.metadata { all.merge(explicit) { $1 } }
         if let error = event.error { all["error"] = "\(error)" }
-        LogSink.standardError.write(Self.line(time: Self.now(), level: event.level, message: event.message.description, metadata: all))
+        LogSink.standardError.write(Self.line(level: event.level, message: event.message.description, metadata: all))
     }
 
-    static func line(time: String, level: Logger.Level, message: String, metadata: Logger.Metadata) -> [UInt8] {
-        line(time: time, level: level, message: message, fields: metadata.keys.sorted().map { ($0, metadata[$0]!.description) })
-    }
-
-    /// A line with `fields` in the order given.
-    static func line(time: String, level: Logger.Level, message: String, fields: [(String, String)]) -> [UInt8] {
-        var line: [UInt8] = []
-        line.reserveCapacity(256)
-        line += "time=".utf8
-        line += time.utf8
-        line += " level=".utf8
-        line += level.rawValue.utf8
-        line += " msg=".utf8
-        append(message, to: &line)
-        for (key, value) in fields { append(field: key, value, to: &line) }
+    /// A whole line: its start, then `metadata` in key order.
+    static func line(time: String? = nil, level: Logger.Level, message: String, metadata: Logger.Metadata) -> [UInt8] {
+        var line = start(time: time, level: level, message: message)
+        for key in metadata.keys.sorted() { append(field: key, metadata[key]!.description, to: &line) }
         line.append(UInt8(ascii: "\n"))
         return line
     }
 
-    /// ` key=value`, the value quoted as needed.
-    static func append(field key: StaticString, _ value: String, to line: inout [UInt8]) {
-        line.append(UInt8(ascii: " "))
-        line.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
-        line.append(UInt8(ascii: "="))
-        append(value, to: &line)
+    /// How every line starts, `time=… level=… msg=…`, the time now unless `time` is given; the
+    /// fields and the newline follow.
+    static func start(time: String? = nil, level: Logger.Level, message: String) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        line += "time=".utf8
+        if let time { line += time.utf8 } else { appendNow(to: &line) }
+        line += " level=".utf8
+        line += level.rawValue.utf8
+        line += " msg=".utf8
+        append(message, to: &line)
+        return line
     }
 
-    private static func append(field key: String, _ value: String, to line: inout [UInt8]) {
+    /// ` key=value`, the value quoted as needed.
+    static func append(field key: String, _ value: String, to line: inout [UInt8]) {
         line.append(UInt8(ascii: " "))
         line += key.utf8
         line.append(UInt8(ascii: "="))
@@ -177,15 +173,8 @@ struct LogfmtHandler: LogHandler {
         line.append(UInt8(ascii: "\""))
     }
 
-    /// The time now in UTC, RFC 3339 with milliseconds.
-    static func now() -> String {
-        var text: [UInt8] = []
-        appendNow(to: &text)
-        return String(decoding: text, as: UTF8.self)
-    }
-
     /// The time now in UTC, RFC 3339 with milliseconds (`2026-11-27T12:40:00.123Z`).
-    static func appendNow(to line: inout [UInt8]) {
+    private static func appendNow(to line: inout [UInt8]) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var parts = tm()
