@@ -18,13 +18,7 @@ import Testing
         let socketPath = "\(dir)/fcgi.sock"
         let listening = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(listening) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: socketPath.utf8) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listening, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0 && listen(listening, 1024) == 0)
+        try #require(withUnixAddress(socketPath, { bind(listening, $0, $1) }) == 0 && listen(listening, 1024) == 0)
 
         var environment = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",

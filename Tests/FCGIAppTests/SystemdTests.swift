@@ -112,13 +112,7 @@ final class NotifySocket {
     init() throws {
         path = try TestEnvironment.scratchFolder("notify") + "/notify.sock"
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0 else { throw HTTPClient.Failure(description: "bind \(path): errno \(errno)") }
+        guard withUnixAddress(path, { bind(fd, $0, $1) }) == 0 else { throw HTTPClient.Failure(description: "bind \(path): errno \(errno)") }
     }
 
     deinit { close(fd) }

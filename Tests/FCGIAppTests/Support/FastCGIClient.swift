@@ -1,5 +1,7 @@
 import Foundation
 
+@testable import FCGIApp
+
 /// Speaks FastCGI to the worker directly, record by record, so a test can hold a request
 /// half-sent (in flight) or send what nginx never would.
 final class FastCGIClient {
@@ -12,13 +14,7 @@ final class FastCGIClient {
 
     init(unixPath: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: unixPath.utf8) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
+        guard withUnixAddress(unixPath, { connect(fd, $0, $1) }) == 0 else {
             close(fd)
             throw HTTPClient.Failure(description: "connect to \(unixPath): errno \(errno)")
         }
