@@ -46,7 +46,7 @@ public final class Connection {
     ///     `connect_timeout` itself.
     ///   - applicationName: shown in `pg_stat_activity`, unless `conninfo` sets one.
     ///   - settings: session settings (`SET name TO 'value'`) applied at every (re)connect.
-    ///   - listen: channels to `LISTEN` on at every (re)connect; see `notifications()`.
+    ///   - listen: channels to `LISTEN` on at every (re)connect; see `waitForNotifications(timeout:)`.
     public convenience init(
         _ conninfo: String? = nil, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
         settings: [(name: String, value: String)] = [], listen: [String] = []
@@ -146,10 +146,18 @@ public final class Connection {
 
     // MARK: - Notifications
 
-    /// The channels of the notifications that arrived since the last call, without waiting
-    /// (one `poll` when nothing is pending). The C function is `PQnotifies`.
-    public func notifications() -> [String] {
-        if let conn, PQstatus(conn) == CONNECTION_OK, !inTransaction { _ = droppedWhileIdle(conn) }
+    /// Waits up to `timeout` seconds for a notification on the channels this connection
+    /// listens on (connecting first if needed) and returns the channels of those that arrived,
+    /// possibly none. Throws when the connection cannot be made or is lost while waiting; the
+    /// next call connects again. Not for use inside a transaction.
+    public func waitForNotifications(timeout: Double) throws(PGError) -> [String] {
+        let conn = try open()
+        if received.isEmpty {
+            var pollfd = Glibc.pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+            if poll(&pollfd, 1, Int32(max(0, timeout) * 1000)) > 0, droppedWhileIdle(conn) {
+                throw PGError(kind: .connection, sqlState: .connectionFailure, message: "the server closed the connection")
+            }
+        }
         defer { received.removeAll() }
         return received
     }
@@ -179,22 +187,6 @@ public final class Connection {
                 message: "the transaction was rolled back: a statement in it failed")
         }
         return value
-    }
-
-    /// Waits up to `timeout` seconds for a notification on the channels this connection
-    /// listens on (connecting first if needed) and returns the channels of those that arrived,
-    /// possibly none. Throws when the connection cannot be made or is lost while waiting; the
-    /// next call connects again. Not for use inside a transaction.
-    public func waitForNotifications(timeout: Double) throws(PGError) -> [String] {
-        let conn = try open()
-        if received.isEmpty {
-            var pollfd = Glibc.pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
-            if poll(&pollfd, 1, Int32(max(0, timeout) * 1000)) > 0, droppedWhileIdle(conn) {
-                throw PGError(kind: .connection, sqlState: .connectionFailure, message: "the server closed the connection")
-            }
-        }
-        defer { received.removeAll() }
-        return received
     }
 
     // MARK: - Internals

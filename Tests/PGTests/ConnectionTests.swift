@@ -210,3 +210,43 @@ extension ConnectionTests {
         #expect(try db.query("SELECT pg_backend_pid()").first?.decode(Int.self, at: 0) != pid)
     }
 }
+
+extension ConnectionTests {
+    @Test func notificationsArriveOnTheChannelsListenedOnAndALostConnectionIsReported() throws {
+        let conninfo = try TestDatabase.conninfo(database: "postgres")
+        let unique = UUID().uuidString.prefix(8).lowercased()
+        let (first, second) = ("pg_a_\(unique)", "pg b \(unique)")
+        let listener = Connection(lazy: conninfo, listen: [first, second])
+        let sender = try Connection(conninfo)
+        /// Channels that arrive within `seconds`, until `count` have.
+        func receive(_ count: Int, within seconds: TimeInterval = 5) throws -> [String] {
+            var channels: [String] = []
+            let deadline = Date().addingTimeInterval(seconds)
+            while channels.count < count, Date() < deadline { channels += try listener.waitForNotifications(timeout: 0.5) }
+            return channels.sorted()
+        }
+        #expect(try listener.waitForNotifications(timeout: 0) == [], "connects and listens")
+        try sender.query("SELECT pg_notify($1, ''), pg_notify($2, 'x'), pg_notify('other_\(unique)', '')", first, second)
+        #expect(try receive(2) == [second, first].sorted())
+        let started = Date()
+        #expect(try listener.waitForNotifications(timeout: 0.3) == [])
+        #expect(Date().timeIntervalSince(started) >= 0.25, "it waits when nothing comes")
+
+        // The backend ends while the connection waits: an error, and the next call listens again.
+        let pid = try #require(try listener.query("SELECT pg_backend_pid()").first?.decode(Int.self, at: 0))
+        let killer = Thread {
+            Thread.sleep(forTimeInterval: 0.2)
+            try? Self.terminate(pid)
+        }
+        killer.start()
+        var lost: PGError?
+        let deadline = Date().addingTimeInterval(5)
+        while lost == nil, Date() < deadline {
+            do { _ = try listener.waitForNotifications(timeout: 1) } catch { lost = error }
+        }
+        #expect(lost?.kind == .connection)
+        #expect(try listener.waitForNotifications(timeout: 0) == [])
+        try sender.query("SELECT pg_notify($1, '')", first)
+        #expect(try receive(1) == [first])
+    }
+}
