@@ -1,21 +1,29 @@
+import Glibc
 import Testing
 
 @testable import FCGIApp
 
 @Suite struct HTTPTests {
+    /// A request from `parameters` as libfcgi hands them over: `NAME=value` C strings, then NULL.
+    private func request(cgi parameters: [String: String]) -> Request {
+        var strings = parameters.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { strings.forEach { free($0) } }
+        return strings.withUnsafeMutableBufferPointer { Request(cgi: $0.baseAddress) }
+    }
+
     @Test func requestComesFromCGIParameters() {
-        let request = Request(parameters: [
+        let request = request(cgi: [
             "REQUEST_METHOD": "POST", "DOCUMENT_URI": "/articles/", "REQUEST_URI": "/articles/?limit=5",
             "QUERY_STRING": "limit=5", "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": "2",
-            "HTTP_AUTHORIZATION": "Bearer abc", "HTTP_X_REQUEST_ID": "r-1", "SERVER_NAME": "_",
-        ], body: Array("{}".utf8))
+            "HTTP_AUTHORIZATION": "Bearer a=b", "HTTP_X_REQUEST_ID": "r-1", "SERVER_NAME": "_",
+        ])
         #expect(request.method == "POST")
         #expect(request.path == "/articles/")
         #expect(request.query == "limit=5")
         #expect(request.headers == [
-            "authorization": "Bearer abc", "x-request-id": "r-1", "content-type": "application/json", "content-length": "2",
+            "authorization": "Bearer a=b", "x-request-id": "r-1", "content-type": "application/json", "content-length": "2",
         ])
-        #expect(request.body == Array("{}".utf8))
+        #expect(request.body.isEmpty, "the body is read after the parameters")
     }
 
     @Test func queryItemsArePercentDecoded() {
@@ -50,7 +58,7 @@ import Testing
     }
 
     @Test func pathFallsBackToTheRequestURI() {
-        let request = Request(parameters: ["REQUEST_URI": "/healthz?x=1"], body: [])
+        let request = request(cgi: ["REQUEST_URI": "/healthz?x=1"])
         #expect(request.method == "GET")
         #expect(request.path == "/healthz")
     }

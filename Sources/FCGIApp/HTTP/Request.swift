@@ -29,19 +29,6 @@ struct Request: Sendable {
         self.body = body
     }
 
-    /// Builds a request from CGI parameters.
-    init(parameters: [String: String], body: [UInt8]) {
-        var builder = Builder()
-        for (name, value) in parameters {
-            var name = name, value = value
-            name.withUTF8 { name in
-                value.withUTF8 { value in builder.add(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) }
-            }
-        }
-        self = builder.request
-        self.body = body
-    }
-
     /// Builds a request from libfcgi's NULL-terminated array of `NAME=value` C strings, turning
     /// into Swift strings only the parameters a request needs (nginx passes some thirty).
     init(cgi parameters: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
