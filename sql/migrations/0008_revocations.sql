@@ -12,14 +12,6 @@ CREATE TABLE revoked_sessions (
 );
 GRANT SELECT ON revoked_sessions TO articles_app;
 
-CREATE FUNCTION revoked_sessions_notify_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_notify('articles_sessions_revoked', '');
-  RETURN NULL;
-END
-$$;
-
 CREATE TRIGGER revoked_sessions_notify_change
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON revoked_sessions
-  FOR EACH STATEMENT EXECUTE FUNCTION revoked_sessions_notify_change();
+  FOR EACH STATEMENT EXECUTE FUNCTION notify_channel('articles_sessions_revoked');
