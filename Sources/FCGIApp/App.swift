@@ -140,9 +140,10 @@ final class App: Responder {
         guard user.isActive else {
             throw AuthError.invalid("User is inactive.", "user \(user.username) is inactive (sub \(claims.sub))")
         }
-        // Revoked up to a moment, in whole seconds: a token issued in that second is refused too.
-        if let after = user.tokensValidAfter, (claims.issuedAt.map { Int64($0.rounded(.down)) } ?? .min) <= after {
-            throw AuthError.invalid("Token has been revoked.", "tokens of user \(user.username) issued up to \(after) revoked")
+        // Revoked up to a moment, in whole seconds: a token of a sign-in in that second is refused
+        // too. The sign-in, not the token's iat: a refresh mints new tokens of the same sign-in.
+        if let after = user.tokensValidAfter, (claims.signedInAt.map { Int64($0.rounded(.down)) } ?? .min) <= after {
+            throw AuthError.invalid("Token has been revoked.", "sign-ins of user \(user.username) up to \(after) revoked")
         }
         authenticated = user.id
         return Caller(user: user, claims: claims)

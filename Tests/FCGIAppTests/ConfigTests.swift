@@ -17,6 +17,18 @@ import Testing
         #expect(config.cognito.issuer == "https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123")
     }
 
+    @Test func theIssuerPicksTheDefaultKeysAndBothAreAccepted() throws {
+        let updated = try Config.fromEnvironment(Self.pool.merging(["COGNITO_ISSUER": "updated"]) { $1 }).cognito
+        let issuer = "https://issuer-cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123"
+        #expect(updated.issuer == issuer)
+        #expect(updated.keySource == .url("\(issuer)/.well-known/jwks.json"))
+        #expect(updated.acceptedIssuers == ["https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123", issuer])
+        #expect(Self.defaultCognito.acceptedIssuers == updated.acceptedIssuers)
+        #expect(throws: ConfigError("COGNITO_ISSUER must be original or updated, got \"UPDATED\"")) {
+            try Config.fromEnvironment(Self.pool.merging(["COGNITO_ISSUER": "UPDATED"]) { $1 })
+        }
+    }
+
     @Test func readsEveryVariable() throws {
         let config = try Config.fromEnvironment([
             "DATABASE_URL": "postgresql://app@db/articles", "FCGI_LISTEN": "unix:/run/articles-fcgi.sock",
@@ -107,6 +119,7 @@ import Testing
             AWS_USER_POOLS_ID=ap-southeast-2_AbC123
             AWS_APP_CLIENT_ID=client1
             COGNITO_TOKEN_USE=id
+            COGNITO_ISSUER=original
             COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
             COGNITO_LEEWAY_SECONDS=60
             COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
@@ -117,6 +130,11 @@ import Testing
             configuration OK
 
             """)
+        let updated = try run(binary, ["check-config"], environment: Self.pool.merging(["COGNITO_ISSUER": "updated"]) { $1 })
+        #expect(updated.status == 0)
+        let issuer = "https://issuer-cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123"
+        #expect(updated.output.contains("\nCOGNITO_ISSUER=updated\nCOGNITO_JWKS_URL=\(issuer)/.well-known/jwks.json\n"))
+        #expect(updated.output.contains("\nissuer=\(issuer)\n"))
         let bad = try run(binary, ["check-config"], environment: Self.pool.merging(["FCGI_THREADS": "-1"]) { $1 })
         #expect(bad.status != 0)
         #expect(bad.output.contains("FCGI_THREADS must be a whole number from 1 to 512, got \"-1\""))

@@ -51,6 +51,11 @@ import Testing
             .first!.decode(Int64.self, at: 0)
         #expect(try statuses(stack, token(session: "session-c", issuedAt: Int(revokedAt))) == [401])
         Thread.sleep(until: Date(timeIntervalSince1970: TimeInterval(revokedAt) + 1.05))
+        // A refresh after the revocation: a new iat, the revoked sign-in's auth_time. Refused.
+        var refreshed = TestPool.idClaims(sub: sub, email: "rev@example.com")
+        refreshed["origin_jti"] = "session-b"
+        refreshed["auth_time"] = Int(revokedAt) - 30
+        #expect(try statuses(stack, TestPool.token(claims: refreshed)) == [401])
         let later = token(session: "session-d")
         #expect(try statuses(stack, later) == [200])
 

@@ -45,6 +45,14 @@ import Testing
         #expect(posted.status == 201)
         let created = try JSONDecoder().decode(Article.self, from: posted.body)
         #expect(created.id == 2 && created.name == "second" && created.owner == "demo")
+        // A token naming the pool's UPDATED issuer is accepted as well.
+        let updated = try run(binary, ["dev-token", "--email", "demo@example.com", "--issuer", "updated"], environment: environment)
+        #expect(updated.status == 0, "\(updated.output)")
+        let updatedJWT = updated.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let payload = Base64URL.decode(updatedJWT.split(separator: ".")[1].utf8).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        #expect(payload.contains(#""iss":"https://issuer-cognito-idp.local-1.amazonaws.com/local-1_ArticlesDev""#), "\(payload)")
+        let viaUpdated = try HTTPClient.request(port: port, path: "/articles/", headers: [("Authorization", updatedJWT)])
+        #expect(viaUpdated.status == 200)
         let noKey = try run(binary, ["dev-token", "--email", "demo@example.com"], environment: ["RUN_DIR": "\(runDir)/nowhere"])
         #expect(noKey.status != 0)
         #expect(noKey.output.contains("no local development key"))

@@ -197,6 +197,31 @@ final class TokenStack: @unchecked Sendable {
         try expectRefused(with(["iss": "https://cognito-idp.eu-west-1.amazonaws.com/\(TestPool.poolID)"]), notThisPool)
         try expectRefused(with(["iss": TestPool.issuer + "/"]), notThisPool)
         try expectRefused(with(["iss": nil]), notThisPool)
+        // The pool's UPDATED issuer is accepted too, and only it: no other region, pool, prefix
+        // or suffix, nor the issuer. form Cognito does not mint.
+        let updated = "https://issuer-cognito-idp.us-test-1.amazonaws.com/\(TestPool.poolID)"
+        #expect(try shared.get(with(["iss": updated])).status == 200)
+        for nearMiss in [
+            "https://issuer.cognito-idp.us-test-1.amazonaws.com/\(TestPool.poolID)",
+            "https://issuer-cognito-idp.eu-west-1.amazonaws.com/\(TestPool.poolID)",
+            "https://issuer-cognito-idp.us-test-1.amazonaws.com/us-test-1_OtherPool",
+            "https://xissuer-cognito-idp.us-test-1.amazonaws.com/\(TestPool.poolID)",
+            "https://issuer-cognito-idp.us-test-1.amazonaws.com/\(TestPool.poolID)/",
+            "https://issuer-cognito-idp.us-test-1.amazonaws.com/\(TestPool.poolID) ",
+            "http://issuer-cognito-idp.us-test-1.amazonaws.com/\(TestPool.poolID)",
+            "https://ISSUER-cognito-idp.us-test-1.amazonaws.com/\(TestPool.poolID)",
+            "https://issuer-cognito-idp.us-test-1.amazonaws.com.evil/\(TestPool.poolID)",
+        ] {
+            try expectRefused(with(["iss": nearMiss]), notThisPool)
+        }
+        // JSON escapes decode first: an escaped form of the issuer is that issuer.
+        var escaped = TestPool.idClaims(sub: sub, email: user.email)
+        escaped["iss"] = "ISSUER_PLACEHOLDER"
+        let escapedPayload = String(decoding: try JSONSerialization.data(withJSONObject: escaped, options: [.sortedKeys]), as: UTF8.self)
+            .replacingOccurrences(of: "ISSUER_PLACEHOLDER", with: #"https:\/\/issuer-cognito-idp.us-test-1.amazonaws.com\/\#(TestPool.poolID)"#)
+        let escapedToken = TestPool.token(headerBytes: Array(#"{"alg":"RS256","kid":"\#(TestPool.kid)"}"#.utf8), payloadBytes: Array(escapedPayload.utf8))
+        #expect(try shared.get(escapedToken).status == 200)
+        try expectRefused(with(["auth_time": "\(now)"]), "Malformed token claims.")
         try expectRefused(with(["aud": "another-client"]), "Token was not issued for this client.")
         try expectRefused(with(["aud": [TestPool.clientID]]), "Malformed token claims.")
         try expectRefused(with(["sub": 42]), "Malformed token claims.")

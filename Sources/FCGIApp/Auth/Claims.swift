@@ -13,6 +13,12 @@ struct Claims: Sendable, Equatable {
     var expiresAt: Double
     /// `iat`, in seconds since 1970.
     var issuedAt: Double? = nil
+    /// `auth_time`: when the user signed in, in seconds since 1970. Tokens minted from a refresh
+    /// token keep the sign-in's `auth_time` with a new `iat`.
+    var authenticatedAt: Double? = nil
+    /// When the sign-in the token comes from happened: `auth_time`, or `iat` without it. What a
+    /// revocation of the user's tokens (`tokens_valid_after`) is compared with.
+    var signedInAt: Double? { authenticatedAt ?? issuedAt }
     /// `origin_jti`: the sign-in session the token comes from.
     var originJTI: String? = nil
 }

@@ -149,7 +149,8 @@ final class TokenVerifier: Sendable {
         guard let expiresAt = try number("exp") else { throw .invalid("Malformed token claims.", "no exp") }
         let issuedAt = try number("iat")
         let notBefore = try number("nbf")
-        guard try string("iss") == config.issuer else {
+        let authenticatedAt = try number("auth_time")
+        guard let issuer = try string("iss"), config.acceptedIssuers.contains(issuer) else {
             throw .invalid("Token was not issued by this user pool.", "iss \(payload["iss"].map { "\($0)" } ?? "missing")")
         }
         guard let use = try string("token_use").flatMap(CognitoConfig.TokenUse.init(rawValue:)),
@@ -174,7 +175,7 @@ final class TokenVerifier: Sendable {
         return Claims(
             sub: sub, tokenUse: use, email: try string("email"), emailVerified: verified,
             username: try string(use == .id ? "cognito:username" : "username"), groups: groups, expiresAt: expiresAt,
-            issuedAt: issuedAt, originJTI: try string("origin_jti"))
+            issuedAt: issuedAt, authenticatedAt: authenticatedAt, originJTI: try string("origin_jti"))
     }
 
     private func checkTimes(expiresAt: Double, issuedAt: Double?, notBefore: Double?, now: Double) throws(AuthError) {

@@ -3,6 +3,8 @@ import FoundationEssentials
 
 /// The local stand-in for a Cognito user pool that `scripts/run` sets up when no
 /// `AWS_USER_POOLS_ID` is given: these ids, and the key in `$RUN_DIR/keys`.
+extension CognitoConfig.IssuerForm: ExpressibleByArgument {}
+
 enum LocalDevelopment {
     static let poolID = "local-1_ArticlesDev"
     static let clientID = "articles-local"
@@ -38,6 +40,9 @@ struct DevToken: ParsableCommand {
     @Option(help: "How many tokens to print, one a line, each distinct (its own jti).")
     var count: Int = 1
 
+    @Option(help: "The pool's issuer the token names: original (cognito-idp.) or updated (issuer-cognito-idp.).")
+    var issuer: CognitoConfig.IssuerForm = .original
+
     func validate() throws {
         guard email.contains("@") else { throw ValidationError("--email must be an email address") }
         guard expiresIn > 0 else { throw ValidationError("--expires-in must be positive") }
@@ -63,7 +68,7 @@ struct DevToken: ParsableCommand {
         for _ in 0..<count {
             output += try Self.token(
                 key: key, kid: kid.description, email: email, sub: sub ?? Self.sub(forEmail: email), use: use,
-                issuedAt: now, expiresIn: expiresIn) + "\n"
+                issuedAt: now, expiresIn: expiresIn, issuer: issuer) + "\n"
         }
         print(output, terminator: "")
     }
@@ -84,9 +89,10 @@ struct DevToken: ParsableCommand {
 
     /// A token shaped as Cognito issues them for the local pool.
     static func token(
-        key: RSAPrivateKey, kid: String, email: String, sub: String, use: Use, issuedAt: Int, expiresIn: Int
+        key: RSAPrivateKey, kid: String, email: String, sub: String, use: Use, issuedAt: Int, expiresIn: Int,
+        issuer form: CognitoConfig.IssuerForm = .original
     ) throws -> String {
-        let issuer = "https://cognito-idp.\(LocalDevelopment.region).amazonaws.com/\(LocalDevelopment.poolID)"
+        let issuer = form.issuer(region: LocalDevelopment.region, poolID: LocalDevelopment.poolID)
         let username = String(email.prefix { $0 != "@" })
         var claims: [String: ClaimValue] = [
             "sub": .string(sub), "iss": .string(issuer), "token_use": .string(use.rawValue),

@@ -6,8 +6,23 @@ struct CognitoConfig: Sendable, Equatable {
         case id, access
     }
 
+    /// AWS's `IssuerConfigurationType`: the two issuers a user pool can mint tokens with.
+    enum IssuerForm: String, Sendable, CaseIterable {
+        /// `https://cognito-idp.{region}.amazonaws.com/{pool}`
+        case original
+        /// `https://issuer-cognito-idp.{region}.amazonaws.com/{pool}`, which AWS recommends.
+        case updated
+
+        func issuer(region: String, poolID: String) -> String {
+            switch self {
+            case .original: "https://cognito-idp.\(region).amazonaws.com/\(poolID)"
+            case .updated: "https://issuer-cognito-idp.\(region).amazonaws.com/\(poolID)"
+            }
+        }
+    }
+
     enum KeySource: Sendable, Equatable {
-        /// `COGNITO_JWKS_URL`, or the pool's own `.well-known/jwks.json`.
+        /// `COGNITO_JWKS_URL`, or the configured issuer's own `.well-known/jwks.json`.
         case url(String)
         /// `COGNITO_JWKS_FILE`.
         case file(String)
@@ -26,9 +41,14 @@ struct CognitoConfig: Sendable, Equatable {
     var leewaySeconds: Int
     /// `COGNITO_ADMIN_GROUP`: members (by `cognito:groups`) may change any article.
     var adminGroup: String? = nil
+    /// `COGNITO_ISSUER`: the issuer the pool is configured with, which picks the default JWKS URL.
+    var issuerForm: IssuerForm = .original
 
-    /// The `iss` every token must carry.
-    var issuer: String { "https://cognito-idp.\(region).amazonaws.com/\(poolID)" }
+    /// The configured issuer (what `check-config` prints).
+    var issuer: String { issuerForm.issuer(region: region, poolID: poolID) }
+    /// The `iss` values a token may carry: the pool's two issuers, whichever is configured
+    /// (as AWS's own verifier accepts), compared byte for byte.
+    var acceptedIssuers: [String] { IssuerForm.allCases.map { $0.issuer(region: region, poolID: poolID) } }
 
     static let maxLeewaySeconds = 60
 
@@ -64,6 +84,13 @@ struct CognitoConfig: Sendable, Equatable {
             }
             tokenUses = Set(uses.compactMap { $0 })
         }
+        var issuerForm = IssuerForm.original
+        if let text = value("COGNITO_ISSUER") {
+            guard let form = IssuerForm(rawValue: text) else {
+                throw ConfigError("COGNITO_ISSUER must be original or updated, got \"\(text)\"")
+            }
+            issuerForm = form
+        }
         let keySource: KeySource
         switch (value("COGNITO_JWKS_URL"), value("COGNITO_JWKS_FILE")) {
         case (.some, .some):
@@ -76,7 +103,7 @@ struct CognitoConfig: Sendable, Equatable {
         case (nil, .some(let file)):
             keySource = .file(file)
         case (nil, nil):
-            keySource = .url("https://cognito-idp.\(region).amazonaws.com/\(poolID)/.well-known/jwks.json")
+            keySource = .url(issuerForm.issuer(region: region, poolID: poolID) + "/.well-known/jwks.json")
         }
         var leeway = maxLeewaySeconds
         if let text = value("COGNITO_LEEWAY_SECONDS") {
@@ -87,6 +114,6 @@ struct CognitoConfig: Sendable, Equatable {
         }
         return CognitoConfig(
             poolID: poolID, region: region, clientIDs: clientIDs, tokenUses: tokenUses, keySource: keySource,
-            leewaySeconds: leeway, adminGroup: value("COGNITO_ADMIN_GROUP"))
+            leewaySeconds: leeway, adminGroup: value("COGNITO_ADMIN_GROUP"), issuerForm: issuerForm)
     }
 }

@@ -88,6 +88,7 @@ struct Config: Sendable, Equatable {
             ("AWS_USER_POOLS_ID", cognito.poolID),
             ("AWS_APP_CLIENT_ID", cognito.clientIDs.joined(separator: ",")),
             ("COGNITO_TOKEN_USE", CognitoConfig.TokenUse.allCases.filter(cognito.tokenUses.contains).map(\.rawValue).joined(separator: ",")),
+            ("COGNITO_ISSUER", cognito.issuerForm.rawValue),
             keySourceSummary,
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
             ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
