@@ -72,9 +72,8 @@ final class App: Responder {
         }
         do {
             if request.method == "OPTIONS" {
-                // A preflight needs no token; a plain OPTIONS lists the methods. An article that
-                // does not exist (or no longer does) has none.
-                if case .article(let id) = route, try ArticleStore.find(id, in: database) == nil { throw HTTPError.notFound }
+                // A preflight needs no token, and touches no data: whether an article exists is
+                // for callers with a token to learn. A plain OPTIONS lists the methods.
                 return cors.preflight(request, methods: route.allowedMethods)
                     ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
@@ -115,6 +114,11 @@ final class App: Responder {
         } catch let error as PGError where error.constraint == "articles_name_length" {
             // The worker's check matches the table's; should they ever differ, the table wins.
             return HTTPError.fields(["name": ["Ensure this field has no more than \(ArticleName.maxLength) characters."]]).response
+        } catch let error as PGError where error.sqlState == .queryCanceled || error.sqlState == .lockNotAvailable {
+            // statement_timeout or lock_timeout: the statement was stopped, the thread goes on.
+            metrics.shared.databaseErrors.increment()
+            logger.warning("database statement timed out", metadata: ["error": "\(error)"])
+            return .error(.serviceUnavailable, "The database did not answer in time; try again later.")
         } catch let error as PGError where error.isConnectionError {
             metrics.shared.databaseErrors.increment()
             logger.warning("database unavailable", metadata: ["error": "\(error)"])

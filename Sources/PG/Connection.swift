@@ -228,14 +228,24 @@ public final class Connection {
         return fatalWhileIdle.isSet
     }
 
+    /// libpq's TCP keepalive and `tcp_user_timeout` settings every connection starts with.
+    public static let tcpBounds = [
+        ("keepalives", "1"), ("keepalives_idle", "5"), ("keepalives_interval", "2"), ("keepalives_count", "3"),
+        ("tcp_user_timeout", "10000"),
+    ]
+
     private func reconnect() throws(PGError) {
         if let conn { PQfinish(conn) }
         conn = nil
         prepared = [:]
-        // Later entries win, so conninfo may override connect_timeout, while client_encoding
-        // stays UTF8 (text is decoded as UTF-8) and application_name is only a fallback.
-        var keywords = ["connect_timeout"]
-        var values = [String(connectTimeout)]
+        // Later entries win, so conninfo may override connect_timeout and the TCP bounds, while
+        // client_encoding stays UTF8 (text is decoded as UTF-8) and application_name is only a
+        // fallback. Over TCP, a server that vanished without a reset (a failover, a cut link) is
+        // noticed within seconds, not when TCP gives up hours later: keepalive probes after 5 s
+        // of silence, 3 more 2 s apart, and sent data left unacknowledged for 10 s ends the
+        // connection. Unix sockets ignore these.
+        var keywords = ["connect_timeout"] + Self.tcpBounds.map(\.0)
+        var values = [String(connectTimeout)] + Self.tcpBounds.map(\.1)
         if let conninfo {
             keywords.append("dbname")
             values.append(conninfo)

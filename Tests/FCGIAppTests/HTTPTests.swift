@@ -1,14 +1,13 @@
-import Glibc
 import Testing
 
 @testable import FCGIApp
 
 @Suite struct HTTPTests {
-    /// A request from `parameters` as libfcgi hands them over: `NAME=value` C strings, then NULL.
+    /// A request from `parameters` as a FastCGI PARAMS stream carries them.
     private func request(cgi parameters: [String: String]) -> Request {
-        var strings = parameters.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { strings.forEach { free($0) } }
-        return strings.withUnsafeMutableBufferPointer { Request(cgi: $0.baseAddress) }
+        var stream: [UInt8] = []
+        for (name, value) in parameters { FastCGIParameters.append(name: name, value: value, to: &stream) }
+        return stream.withUnsafeBytes { Request(fastCGIParameters: $0)! }
     }
 
     @Test func requestComesFromCGIParameters() {

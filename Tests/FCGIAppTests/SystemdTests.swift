@@ -56,18 +56,32 @@ import Testing
 
     @Test func theWatchdogIsNotPingedWhileEveryThreadIsStuck() throws {
         let notifications = try NotifySocket()
-        let stack = try Stack(
-            .socketActivated, environment: ["NOTIFY_SOCKET": notifications.path, "WATCHDOG_USEC": "300000", "FCGI_THREADS": "1"])
+        let stack = try Stack(.socketActivated, environment: [
+            "NOTIFY_SOCKET": notifications.path, "WATCHDOG_USEC": "300000", "FCGI_THREADS": "1",
+            "DATABASE_LOCK_TIMEOUT_SECONDS": "30", "DATABASE_STATEMENT_TIMEOUT_SECONDS": "30",
+        ])
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('stuck', 'stuck@example.com')")
+        let token = TestPool.token(claims: TestPool.idClaims(email: "stuck@example.com"))
         #expect(notifications.next(within: 5)?.hasPrefix("READY=1") == true)
         #expect(notifications.next(within: 1) == "WATCHDOG=1")
-        // The only thread waits for the rest of a request that does not come.
-        let stuck = try FastCGIClient(unixPath: stack.socketPath)
-        try stuck.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], finish: false)
-        Thread.sleep(forTimeInterval: 0.4)
+        // The only thread waits for a lock that a psql session holds.
+        let psql = try stack.database.connect()
+        try psql.query("BEGIN")
+        try psql.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        let answer = Results()
+        let request = Thread {
+            let response = try? stack.get("/articles/", headers: [("Authorization", token)])
+            answer.add(response?.status ?? -1, response?.text ?? "")
+        }
+        request.start()
+        try stack.database.waitForALockWait()
+        Thread.sleep(forTimeInterval: 0.3)  // the ping of the last half interval may be on its way
         while notifications.next(within: 0) != nil {}
         #expect(notifications.next(within: 1) == nil, "no ping for a second while nothing can be answered")
-        try stuck.finishParameters()
-        #expect(try stuck.response().hasSuffix(#"{"status":"ok"}"#))
+        try psql.query("ROLLBACK")
+        let deadline = Date().addingTimeInterval(5)
+        while answer.all.isEmpty, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(answer.all.map(\.status) == [200])
         #expect(notifications.next(within: 1) == "WATCHDOG=1")
     }
 

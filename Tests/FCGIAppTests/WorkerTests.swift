@@ -76,6 +76,7 @@ import Testing
         Thread.sleep(forTimeInterval: 0.5)
         #expect(stack.worker.isRunning, "the worker exited with a request in flight")
         try client.finishParameters()
+        try client.body([])
         let response = try client.response()
         #expect(response.hasPrefix("Status: 200 OK\r\n"))
         #expect(response.hasSuffix(#"{"status":"ok"}"#))

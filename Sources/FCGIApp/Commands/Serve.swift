@@ -43,8 +43,10 @@ struct Serve: ParsableCommand {
         let verifier = TokenVerifier(config: config.cognito, keys: keys, metrics: metrics)
 
         try FastCGIServer.initialiseLibrary()
-        let server = try FastCGIServer(listener: try Listener.open(config.listen), logger: logger)
+        let server = try FastCGIServer(
+            listener: try Listener.open(config.listen), requestTimeout: .seconds(config.requestTimeoutSeconds), logger: logger)
         let conninfo = config.databaseURL
+        let settings = config.sessionSettings
         let cors = config.cors
         let provisioning = config.provisioning
         let autoProvision = config.autoProvisionUsers
@@ -63,10 +65,8 @@ struct Serve: ParsableCommand {
             },
             stopping: { systemd?.send("STOPPING=1") }
         ) {
-            // The worker's statements are few and prepared; a generic plan (an index scan for
-            // every one of them) saves planning each page query anew.
             App(
-                database: Connection(lazy: conninfo, settings: [("plan_cache_mode", "force_generic_plan")]),
+                database: Connection(lazy: conninfo, settings: settings),
                 verifier: verifier, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning,
                 autoProvision: autoProvision, revoked: revoked, logger: logger)
         }

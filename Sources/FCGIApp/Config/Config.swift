@@ -27,9 +27,17 @@ struct Config: Sendable, Equatable {
     /// `AUTO_PROVISION_USERS`: create a user on the first use of a valid ID token with a
     /// verified email that matches no row.
     var autoProvisionUsers = false
+    /// `FCGI_REQUEST_TIMEOUT_SECONDS`: how long a FastCGI client has to send a whole request
+    /// (and to take its response) before the connection is closed.
+    var requestTimeoutSeconds = 5
+    /// `DATABASE_STATEMENT_TIMEOUT_SECONDS` and `DATABASE_LOCK_TIMEOUT_SECONDS`: the longest a
+    /// worker's statement runs, and waits for a lock, before the request is answered 503.
+    var statementTimeoutSeconds = 5
+    var lockTimeoutSeconds = 2
 
     static let defaultThreads = 8
     static let threadRange = 1...512
+    static let timeoutRange = 1...300
 
     static func fromEnvironment(_ environment: [String: String]) throws(ConfigError) -> Config {
         func value(_ name: String) -> String? {
@@ -43,6 +51,14 @@ struct Config: Sendable, Equatable {
                     "FCGI_THREADS must be a whole number from \(threadRange.lowerBound) to \(threadRange.upperBound), got \"\(text)\"")
             }
             threads = number
+        }
+        func seconds(_ name: String, default fallback: Int) throws(ConfigError) -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let number = Int(text), timeoutRange.contains(number) else {
+                throw ConfigError(
+                    "\(name) must be a whole number of seconds from \(timeoutRange.lowerBound) to \(timeoutRange.upperBound), got \"\(text)\"")
+            }
+            return number
         }
         var level = Logger.Level.info
         if let text = value("LOG_LEVEL") {
@@ -68,7 +84,22 @@ struct Config: Sendable, Equatable {
                 case "false": return false
                 default: throw ConfigError("AUTO_PROVISION_USERS must be true or false, got \"\(text)\"")
                 }
-            } ?? false)
+            } ?? false,
+            requestTimeoutSeconds: try seconds("FCGI_REQUEST_TIMEOUT_SECONDS", default: 5),
+            statementTimeoutSeconds: try seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", default: 5),
+            lockTimeoutSeconds: try seconds("DATABASE_LOCK_TIMEOUT_SECONDS", default: 2))
+    }
+
+    /// What every serving thread sets on its database session: the statement and lock bounds,
+    /// the same bound on a transaction left idle, and generic plans (the worker's statements
+    /// are few and prepared; an index scan for each saves planning each page query anew).
+    var sessionSettings: [(name: String, value: String)] {
+        [
+            ("statement_timeout", "\(statementTimeoutSeconds)s"),
+            ("lock_timeout", "\(lockTimeoutSeconds)s"),
+            ("idle_in_transaction_session_timeout", "\(statementTimeoutSeconds)s"),
+            ("plan_cache_mode", "force_generic_plan"),
+        ]
     }
 
     /// `DATABASE_URL`, all that `migrate` needs.
@@ -84,6 +115,9 @@ struct Config: Sendable, Equatable {
             ("DATABASE_URL", databaseURL.map(Self.maskingPassword) ?? "(unset: libpq defaults from PGHOST, PGDATABASE, ...)"),
             ("FCGI_LISTEN", listen?.description ?? "(unset: the socket inherited through LISTEN_FDS or on fd 0)"),
             ("FCGI_THREADS", String(threads)),
+            ("FCGI_REQUEST_TIMEOUT_SECONDS", String(requestTimeoutSeconds)),
+            ("DATABASE_STATEMENT_TIMEOUT_SECONDS", String(statementTimeoutSeconds)),
+            ("DATABASE_LOCK_TIMEOUT_SECONDS", String(lockTimeoutSeconds)),
             ("LOG_LEVEL", logLevel.rawValue),
             ("AWS_USER_POOLS_ID", cognito.poolID),
             ("AWS_APP_CLIENT_ID", cognito.clientIDs.joined(separator: ",")),

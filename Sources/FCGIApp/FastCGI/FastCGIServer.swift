@@ -11,12 +11,18 @@ protocol Responder {
     func answered(_ response: Response, after duration: Duration)
 }
 
-/// Serves FastCGI requests from nginx on a pool of threads, each with its own `FCGX_Request`
-/// and `Responder`, until `SIGTERM` or `SIGINT`.
+/// Serves FastCGI requests from nginx on a pool of threads until `SIGTERM` or `SIGINT`.
 ///
 /// Threads wait on one shared epoll set holding the listening socket (non-blocking, so a
-/// thread that loses the race to `accept` goes back to waiting), the kept connections between
-/// their requests, and a wake-up pipe; each event wakes one thread.
+/// thread that loses the race to `accept` goes back to waiting), every open connection
+/// (non-blocking, registered one-shot) and a wake-up pipe; each event wakes one thread, which
+/// reads what the connection has sent, and serves the request once its last record is in.
+/// A connection that has sent part of a request holds no thread while it waits for the rest,
+/// nor does a kept connection idling between requests (nginx's `fastcgi_keep_conn`).
+///
+/// Every request must arrive whole within `requestTimeout` of its first byte (or of the
+/// connection's accept): the main thread closes connections past that deadline, so clients
+/// that stall mid-record cost a descriptor for a few seconds and never a thread.
 ///
 /// Stopping takes the listening socket out of the set, so new connections wait in its backlog
 /// for the next worker (systemd's socket unit, or whoever holds it, keeps it open), and goes on
@@ -29,34 +35,60 @@ final class FastCGIServer: Sendable {
     static let drainTimeout: Duration = .seconds(10)
 
     let listener: Listener
+    /// How long a client has to send a whole request, and to take its response.
+    let requestTimeout: Duration
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
-    /// Connections accepted and not yet closed: in flight or parked.
+    /// Connections accepted and not yet closed, by descriptor: being read or served (`busy`),
+    /// or waiting in the epoll set. Each change of a connection's owner happens under this lock.
+    private let connections = Mutex<[Int32: Connection]>([:])
+    private let nextGeneration = Atomic<UInt32>(0)
     private let openConnections = Atomic<Int>(0)
     private let runningThreads = Atomic<Int>(0)
-    /// Requests being served, and requests answered since start: together they tell a worker
+    /// Events being handled, and requests answered since start: together they tell a worker
     /// that is idle or making progress from one whose threads are all stuck.
     private let busy = Atomic<Int>(0)
     private let answered = Atomic<Int>(0)
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    /// The one epoll set every serving thread waits on: the listener, the wake-up pipe, and the
-    /// kept FastCGI connections (nginx's `fastcgi_keep_conn`) between their requests, each of
-    /// those registered one-shot. Threads waiting on one epoll set are woken one per event, and
-    /// an idle kept connection holds no thread.
+    /// The one epoll set every serving thread waits on: the listener, the wake-up pipe, and
+    /// the connections, each of those registered one-shot and re-armed when it is put back.
     private let events: Int32
     private let threadCount = Atomic<Int>(0)
 
-    /// libfcgi's global initialisation. It installs its own SIGPIPE/SIGTERM/SIGUSR1 handlers
-    /// where the disposition is still the default; `run` blocks SIGTERM and SIGINT in every
-    /// thread and takes them with `sigwait`, so those handlers never run.
+    /// One accepted connection. Its fields are touched only by the thread that owns it
+    /// (`busy`), or under the `connections` lock.
+    private final class Connection: @unchecked Sendable {
+        let fd: Int32
+        /// Told apart from a later connection on the same descriptor in epoll's events.
+        let generation: UInt32
+        var input: [UInt8] = []
+        var reader: RecordReader
+        /// When the request being received must be complete; nil while idle between requests.
+        var deadline: ContinuousClock.Instant?
+        var busy = true
+        var registered = false
+
+        init(fd: Int32, generation: UInt32, reader: RecordReader, deadline: ContinuousClock.Instant) {
+            self.fd = fd
+            self.generation = generation
+            self.reader = reader
+            self.deadline = deadline
+        }
+
+        var eventData: UInt64 { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd)) }
+    }
+
+    /// libfcgi's global initialisation: the worker uses libfcgi to open its listening socket
+    /// (`FCGX_OpenSocket`) and for the protocol's constants, and reads and writes records itself.
     static func initialiseLibrary() throws(ConfigError) {
         signal(SIGPIPE, SIG_IGN)
         guard FCGX_Init() == 0 else { throw ConfigError("libfcgi failed to initialise (FCGX_Init)") }
     }
 
-    init(listener: Listener, logger: Logger) throws(ConfigError) {
+    init(listener: Listener, requestTimeout: Duration = .seconds(5), logger: Logger) throws(ConfigError) {
         self.listener = listener
+        self.requestTimeout = requestTimeout
         self.logger = logger
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
@@ -69,7 +101,7 @@ final class FastCGIServer: Sendable {
         for fd in [listener.fd, wakeRead] {
             var event = epoll_event()
             event.events = EPOLLIN.rawValue
-            event.data.fd = fd
+            event.data.u64 = UInt64(UInt32(bitPattern: fd))
             guard epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) == 0 else {
                 throw ConfigError("epoll_ctl: \(String(cString: strerror(errno)))")
             }
@@ -88,7 +120,8 @@ final class FastCGIServer: Sendable {
 
     /// Serves on `threads` threads until SIGTERM or SIGINT, then waits for in-flight requests,
     /// and removes the socket file if the worker created it. SIGHUP calls `reload` (on this
-    /// thread, while the serving threads go on); `stopping` is called once a stop begins.
+    /// thread, while the serving threads go on); `stopping` is called once a stop begins. This
+    /// thread also closes the connections whose request is late.
     func run(
         threads: Int, reload: () -> Void = {}, stopping: () -> Void = {},
         makeResponder: @escaping @Sendable () -> any Responder
@@ -115,11 +148,18 @@ final class FastCGIServer: Sendable {
                 runningThreads.subtract(1, ordering: .releasing)
             })
         }
-        logger.info("serving", metadata: ["listen": "\(listener.description)", "threads": "\(threads)"])
+        logger.info("serving", metadata: [
+            "listen": "\(listener.description)", "threads": "\(threads)", "request_timeout": "\(requestTimeout)",
+        ])
 
         var received: Int32 = 0
+        var tick = timespec(tv_sec: 0, tv_nsec: 100_000_000)
         while true {
-            guard sigwait(&signals, &received) == 0 else { continue }
+            received = sigtimedwait(&signals, nil, &tick)
+            if received < 0 {
+                closeLateConnections()
+                continue
+            }
             guard received == SIGHUP else { break }
             logger.info("reloading", metadata: ["signal": "SIGHUP"])
             reload()
@@ -131,7 +171,10 @@ final class FastCGIServer: Sendable {
         stopping()
         stop()
         let deadline = ContinuousClock.now + Self.drainTimeout
-        while runningThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline { usleep(20_000) }
+        while runningThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
+            usleep(20_000)
+            closeLateConnections()
+        }
         if runningThreads.load(ordering: .acquiring) > 0 {
             logger.warning("closing the connections still open after the drain timeout", metadata: [
                 "connections": "\(openConnections.load(ordering: .relaxed))", "timeout": "\(Self.drainTimeout)",
@@ -159,42 +202,73 @@ final class FastCGIServer: Sendable {
         for _ in 0..<max(1, threadCount.load(ordering: .relaxed)) { _ = write(wakeWrite, &byte, 1) }
     }
 
+    /// Closes the waiting connections whose request did not arrive whole in time.
+    private func closeLateConnections() {
+        let now = ContinuousClock.now
+        let late = connections.withLock { table in
+            let late = table.values.filter { !$0.busy && $0.deadline.map { $0 <= now } == true }
+            for connection in late {
+                table[connection.fd] = nil
+                close(connection.fd)
+            }
+            return late.count
+        }
+        guard late > 0 else { return }
+        logger.warning("closed connections that sent no whole request in time", metadata: [
+            "connections": "\(late)", "timeout": "\(requestTimeout)",
+        ])
+        for _ in 0..<late { closed() }
+    }
+
+    /// Closes a connection this thread owns.
+    private func end(_ connection: Connection) {
+        connections.withLock { table in
+            table[connection.fd] = nil
+            close(connection.fd)
+        }
+        closed()
+    }
+
     /// A connection was closed: the last one of a stopping worker lets the threads go.
     private func closed() {
         let left = openConnections.subtract(1, ordering: .acquiringAndReleasing).newValue
         if left == 0, stopping.load(ordering: .acquiring) { release() }
     }
 
-    /// Whether the peer closed `fd` (or it failed): what a readable idle connection means when
-    /// no request bytes are waiting.
-    private static func peerClosed(_ fd: Int32) -> Bool {
-        var byte: UInt8 = 0
-        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    /// Hands a connection this thread owns back to the epoll set until it is readable again,
+    /// or closes it when its request is late.
+    private func park(_ connection: Connection) {
+        let parked = connections.withLock { _ -> Bool in
+            if let deadline = connection.deadline, deadline <= .now { return false }
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue
+            event.data.u64 = connection.eventData
+            guard epoll_ctl(events, connection.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, connection.fd, &event) == 0 else {
+                logger.warning("cannot wait for a connection; closing it", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                return false
+            }
+            connection.registered = true
+            connection.busy = false
+            return true
+        }
+        if !parked { end(connection) }
     }
 
-    /// Parks a kept connection until its next request arrives (one-shot, re-armed each time).
-    private func park(_ fd: Int32) {
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue
-        event.data.fd = fd
-        if epoll_ctl(events, EPOLL_CTL_MOD, fd, &event) != 0,
-            errno != ENOENT || epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) != 0
-        {
-            logger.warning("cannot park a kept connection; closing it", metadata: ["error": "\(String(cString: strerror(errno)))"])
-            close(fd)
-            closed()
+    /// The connection an event names, taken over by this thread; nil when it was closed (and
+    /// its descriptor perhaps reused) since the event was queued.
+    private func take(_ data: UInt64) -> Connection? {
+        connections.withLock { table in
+            guard let connection = table[Int32(bitPattern: UInt32(truncatingIfNeeded: data))],
+                connection.generation == UInt32(truncatingIfNeeded: data >> 32), !connection.busy
+            else { return nil }
+            connection.busy = true
+            return connection
         }
     }
 
     private func serveLoop(responder: any Responder) {
-        var request = FCGX_Request()
-        guard FCGX_InitRequest(&request, listener.fd, 0) == 0 else {
-            logger.error("FCGX_InitRequest failed")
-            return
-        }
-        defer { FCGX_Free(&request, 1) }
         let log = logger.logLevel <= .info ? LogSink.standardError.gathering() : nil
+        var scratch = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             var event = epoll_event()
             let count = epoll_wait(events, &event, 1, -1)
@@ -204,59 +278,100 @@ final class FastCGIServer: Sendable {
                 return
             }
             if count == 0 { continue }
-            if event.data.fd == wakeRead { return }
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: event.data.u64))
+            if fd == wakeRead && event.data.u64 >> 32 == 0 { return }
             busy.add(1, ordering: .relaxed)
-            handle(event.data.fd, &request, responder, log: log)
+            let connection = fd == listener.fd && event.data.u64 >> 32 == 0 ? acceptConnection() : take(event.data.u64)
+            if let connection { handle(connection, responder, scratch: &scratch, log: log) }
             busy.subtract(1, ordering: .relaxed)
         }
     }
 
-    /// Takes the next request from the listening socket or the kept connection `fd`, serves it,
-    /// and parks or closes the connection.
-    private func handle(_ fd: Int32, _ request: inout FCGX_Request, _ responder: any Responder, log: LogSink.Gathered?) {
-        var kept: Int32?
-        if fd == listener.fd {
-            if stopping.load(ordering: .acquiring) { return }
-        } else {
-            // nginx closing a kept connection makes it readable too. While running, libfcgi
-            // finds the end itself; while stopping, it must not go on to accept a new one.
-            if stopping.load(ordering: .acquiring), Self.peerClosed(fd) {
-                close(fd)
-                closed()
-                return
+    /// A new connection from the listening socket, owned by this thread; nil when another
+    /// thread took it first.
+    private func acceptConnection() -> Connection? {
+        if stopping.load(ordering: .acquiring) { return nil }
+        let fd = accept(listener.fd, nil, nil)
+        guard fd >= 0, fcntl(fd, F_SETFL, O_NONBLOCK) == 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
+            if fd >= 0 {
+                logger.error("cannot make a connection non-blocking", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                Glibc.close(fd)
+                return nil
             }
-            // libfcgi reads the next request from the connection the request names (and,
-            // were keepConnection 0, would close it before reading).
-            request.ipcFd = fd
-            request.keepConnection = 1
-            kept = fd
-        }
-        let status = FCGX_Accept_r(&request)
-        // libfcgi closes a kept connection it cannot read a request from, then accepts
-        // a new one from the listening socket instead if one is waiting.
-        if status < 0 || kept == nil || request.ipcFd != kept {
-            if kept != nil { closed() }
-            if status >= 0 { openConnections.add(1, ordering: .relaxed) }
-        }
-        if status < 0 {
-            switch -status {
+            switch errno {
             case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED:
-                return  // another thread took the connection, or the client left
+                break  // another thread took the connection, or the client left
             default:
-                logger.error("FCGX_Accept_r failed", metadata: ["error": "\(String(cString: strerror(-status)))"])
+                logger.error("accept failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
                 usleep(10_000)
-                return
+            }
+            return nil
+        }
+        openConnections.add(1, ordering: .relaxed)
+        let threads = String(threadCount.load(ordering: .relaxed))
+        let connection = Connection(
+            fd: fd, generation: nextGeneration.add(1, ordering: .relaxed).newValue,
+            reader: RecordReader(values: ["FCGI_MAX_CONNS": threads, "FCGI_MAX_REQS": threads, "FCGI_MPXS_CONNS": "0"]),
+            deadline: .now + requestTimeout)
+        connections.withLock { $0[fd] = connection }
+        return connection
+    }
+
+    /// Reads what `connection` has sent, serves each request it completes, and parks or closes
+    /// the connection once it has nothing more to read.
+    private func handle(_ connection: Connection, _ responder: any Responder, scratch: inout [UInt8], log: LogSink.Gathered?) {
+        while true {
+            var input = connection.input[...]
+            while let event = connection.reader.next(&input) {
+                switch event {
+                case .request(let request):
+                    connection.input = Array(input)
+                    let kept = serve(request, on: connection, responder, log: log)
+                    guard kept, request.keepConnection else { return end(connection) }
+                    input = connection.input[...]
+                    connection.deadline = connection.reader.isIdle(input) ? nil : .now + requestTimeout
+                case .reply(let records, let thenClose):
+                    guard writeAll(records, to: connection), !thenClose else { return end(connection) }
+                case .violation(let reason):
+                    logger.warning("closed a FastCGI connection that broke the protocol", metadata: ["reason": "\(reason)"])
+                    return end(connection)
+                }
+            }
+            connection.input = Array(input)
+            if let deadline = connection.deadline, deadline <= .now { return end(connection) }
+            let count = scratch.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                connection.input += scratch[0..<count]
+                if connection.deadline == nil { connection.deadline = .now + requestTimeout }
+            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return park(connection)
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return end(connection)  // the client closed the connection, or it failed
             }
         }
-        serve(&request, responder, log: log)
-        answered.add(1, ordering: .releasing)
-        FCGX_Finish_r(&request)
-        if request.ipcFd >= 0 {
-            // nginx keeps the connection: park it for whichever thread is free next.
-            park(request.ipcFd)
-            request.ipcFd = -1
-        } else {
-            closed()
+    }
+
+    /// Writes `bytes` to the connection, waiting for room at most `requestTimeout`; false when
+    /// the client went away or would not take them in time.
+    private func writeAll(_ bytes: [UInt8], to connection: Connection) -> Bool {
+        let deadline = ContinuousClock.now + requestTimeout
+        return bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let sent = send(connection.fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                if sent > 0 {
+                    offset += sent
+                    continue
+                }
+                guard sent < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { return false }
+                let left = deadline - .now
+                guard left > .zero else { return false }
+                var ready = pollfd(fd: connection.fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&ready, 1, Int32(left / .milliseconds(1)) + 1)
+            }
+            return true
         }
     }
 
@@ -269,28 +384,34 @@ final class FastCGIServer: Sendable {
         return now != progress || busy.load(ordering: .acquiring) < threadCount.load(ordering: .relaxed)
     }
 
-    private func serve(_ request: inout FCGX_Request, _ responder: any Responder, log: LogSink.Gathered?) {
+    /// Answers one complete request; false when the response could not be written.
+    private func serve(_ fastCGI: FastCGIRequest, on connection: Connection, _ responder: any Responder, log: LogSink.Gathered?) -> Bool {
         let started = ContinuousClock.now
-        var incoming = Request(cgi: request.envp)
+        let parsed = fastCGI.parametersTooLarge ? nil : fastCGI.parameters.withUnsafeBytes { Request(fastCGIParameters: $0) }
+        var incoming = parsed ?? Request(method: "", path: "")
         let response: Response
-        switch Self.readBody(&request, contentLength: incoming.header("content-length")) {
-        case .success(let body):
-            incoming.body = body
-            response = responder.respond(to: incoming)
-        case .failure(let error):
-            response = error.response
+        if fastCGI.parametersTooLarge {
+            response = HTTPError(
+                status: .requestHeaderFieldsTooLarge,
+                detail: "Request headers are larger than \(RecordReader.maxParameterBytes) bytes.").response
+        } else if parsed == nil {
+            response = HTTPError(status: .badRequest, detail: "Malformed FastCGI parameters.").response
+        } else {
+            switch Self.body(of: fastCGI, contentLength: incoming.header("content-length")) {
+            case .success(let body):
+                incoming.body = body
+                response = responder.respond(to: incoming)
+            case .failure(let error):
+                response = error.response
+            }
         }
-        if request.keepConnection != 0 { Self.drainInput(&request) }
-        let bytes = response.cgiBytes(includeBody: incoming.method != "HEAD")
-        let written = bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { FCGX_PutStr($0.baseAddress, Int32($0.count), request.out) }
-        }
-        if written < 0 {
-            logger.debug("client went away before the response was written")
-        }
+        let written = writeAll(RecordReader.response(id: fastCGI.id, payload: response.cgiBytes(includeBody: incoming.method != "HEAD")), to: connection)
+        if !written { logger.debug("client went away before the response was written") }
+        answered.add(1, ordering: .releasing)
         let duration = ContinuousClock.now - started
         responder.answered(response, after: duration)
         if let log { log.add(Self.logLine(incoming, response, duration: duration)) }
+        return written
     }
 
     /// The request's log line: method, path (without the query, and no header: either may
@@ -316,52 +437,22 @@ final class FastCGIServer: Sendable {
         return line
     }
 
-    /// Reads what is left of a kept connection's input up to the request's closing empty STDIN
-    /// record. libfcgi frees the request's input buffer when the request finishes: a closing
-    /// record still in the socket would be read as part of the next request, which libfcgi
-    /// refuses as a protocol error by closing the connection nginx is about to reuse. Input
-    /// past 64 KiB the request did not ask for closes the connection instead.
-    private static func drainInput(_ request: inout FCGX_Request) {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { scratch in
-            var discarded = 0
-            while true {
-                let count = FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.in)
-                guard count > 0 else { return }
-                discarded += Int(count)
-                if discarded > 65_536 {
-                    request.keepConnection = 0
-                    return
-                }
-            }
-        }
-    }
-
-    /// Reads a body of `CONTENT_LENGTH` bytes, refusing one over `Request.maxBodyBytes`.
-    private static func readBody(_ request: inout FCGX_Request, contentLength: String?) -> Result<[UInt8], HTTPError> {
+    /// The body: `CONTENT_LENGTH` bytes of the STDIN stream, refusing one over
+    /// `Request.maxBodyBytes` or one that ended early. (A CGI program reads no more than
+    /// `CONTENT_LENGTH`: STDIN past it is not part of the body.)
+    private static func body(of request: FastCGIRequest, contentLength: String?) -> Result<[UInt8], HTTPError> {
         guard let contentLength, !contentLength.isEmpty else { return .success([]) }
         guard let length = Int(contentLength), length >= 0 else {
             return .failure(HTTPError(status: .badRequest, detail: "Invalid Content-Length."))
         }
         guard length <= Request.maxBodyBytes else {
-            // Unread input would corrupt a kept connection: close it after the response.
-            request.keepConnection = 0
             return .failure(HTTPError(
                 status: .contentTooLarge,
                 detail: "Request body is larger than \(Request.maxBodyBytes) bytes."))
         }
-        var body = [UInt8](repeating: 0, count: length)
-        var filled = 0
-        while filled < length {
-            let count = body.withUnsafeMutableBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) {
-                    FCGX_GetStr($0.baseAddress! + filled, Int32(length - filled), request.in)
-                }
-            }
-            guard count > 0 else {
-                return .failure(HTTPError(status: .badRequest, detail: "Request body ended before Content-Length bytes."))
-            }
-            filled += Int(count)
+        guard request.stdin.count >= length else {
+            return .failure(HTTPError(status: .badRequest, detail: "Request body ended before Content-Length bytes."))
         }
-        return .success(body)
+        return .success(request.stdin.count == length ? request.stdin : Array(request.stdin.prefix(length)))
     }
 }

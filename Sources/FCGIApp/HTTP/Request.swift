@@ -1,5 +1,3 @@
-import Glibc
-
 /// An HTTP request as nginx passes it over FastCGI: the CGI parameters, decoded.
 struct Request: Sendable {
     /// `REQUEST_METHOD`, e.g. `GET`.
@@ -29,21 +27,12 @@ struct Request: Sendable {
         self.body = body
     }
 
-    /// Builds a request from libfcgi's NULL-terminated array of `NAME=value` C strings, turning
-    /// into Swift strings only the parameters a request needs (nginx passes some thirty).
-    init(cgi parameters: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
+    /// Builds a request from a FastCGI PARAMS stream (name-value pairs), turning into Swift
+    /// strings only the parameters a request needs (nginx passes some thirty); nil when a
+    /// length in it runs past its end.
+    init?(fastCGIParameters parameters: UnsafeRawBufferPointer) {
         var builder = Builder()
-        var cursor = parameters
-        while let entry = cursor?.pointee {
-            let length = strlen(entry)
-            if let equals = memchr(entry, Int32(UInt8(ascii: "=")), length) {
-                let nameLength = UnsafeRawPointer(equals) - UnsafeRawPointer(entry)
-                builder.add(
-                    name: UnsafeRawBufferPointer(start: entry, count: nameLength),
-                    value: UnsafeRawBufferPointer(start: equals + 1, count: length - nameLength - 1))
-            }
-            cursor! += 1
-        }
+        guard FastCGIParameters.forEach(in: parameters, { builder.add(name: $0, value: $1) }) else { return nil }
         self = builder.request
     }
 

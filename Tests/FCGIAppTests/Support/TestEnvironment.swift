@@ -77,6 +77,19 @@ struct TestDatabase {
         try Connection(conninfo(user: user))
     }
 
+    /// Waits up to 10 s until a session of this database waits for a lock.
+    func waitForALockWait() throws {
+        let admin = try connect()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let waiting = try admin.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = $1", name)
+            if try waiting.first!.decode(Int64.self, at: 0) > 0 { return }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        throw HTTPClient.Failure(description: "no session waited for a lock within 10 s")
+    }
+
     /// The URI psql takes, as the administrator.
     func adminURI() throws -> String {
         let host = try TestEnvironment.value("ARTICLES_TEST_PGHOST")

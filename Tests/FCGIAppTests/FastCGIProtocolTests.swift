@@ -1,0 +1,382 @@
+import Foundation
+import Testing
+
+@testable import FCGIApp
+
+/// The worker's own FastCGI record reader, in process: what each record sequence makes.
+@Suite struct RecordReaderTests {
+    private func record(_ type: UInt8, id: UInt16 = 1, _ content: [UInt8], padding: UInt8 = 0) -> [UInt8] {
+        [1, type, UInt8(id >> 8), UInt8(id & 0xff), UInt8(content.count >> 8), UInt8(content.count & 0xff), padding, 0]
+            + content + [UInt8](repeating: 0, count: Int(padding))
+    }
+
+    private func begin(id: UInt16 = 1, role: UInt16 = 1, keep: Bool = false) -> [UInt8] {
+        record(1, id: id, [UInt8(role >> 8), UInt8(role & 0xff), keep ? 1 : 0, 0, 0, 0, 0, 0])
+    }
+
+    private func params(_ pairs: [(String, String)], id: UInt16 = 1) -> [UInt8] {
+        var stream: [UInt8] = []
+        for (name, value) in pairs { FastCGIParameters.append(name: name, value: value, to: &stream) }
+        return (stream.isEmpty ? [] : record(4, id: id, stream)) + record(4, id: id, [])
+    }
+
+    /// Every event `bytes` make, fed one byte at a time.
+    private func events(_ bytes: [UInt8]) -> [RecordReader.Event] {
+        var reader = RecordReader(values: ["FCGI_MPXS_CONNS": "0"])
+        var input: [UInt8] = []
+        var events: [RecordReader.Event] = []
+        for byte in bytes {
+            input.append(byte)
+            var slice = input[...]
+            while let event = reader.next(&slice) {
+                events.append(event)
+                if case .violation = event { return events }  // the connection ends there
+            }
+            input = Array(slice)
+        }
+        return events
+    }
+
+    @Test func aRequestIsCompleteAtTheEndOfItsInput() {
+        let bytes = begin(keep: true) + params([("REQUEST_METHOD", "POST")]) + record(5, Array("ab".utf8), padding: 6)
+            + record(5, Array("c".utf8)) + record(5, [])
+        var expected = FastCGIRequest(id: 1, keepConnection: true)
+        FastCGIParameters.append(name: "REQUEST_METHOD", value: "POST", to: &expected.parameters)
+        expected.stdin = Array("abc".utf8)
+        expected.stdinBytes = 3
+        #expect(events(bytes) == [.request(expected)])
+        #expect(events(Array(bytes.dropLast(8))) == [], "no request before the closing STDIN record")
+    }
+
+    @Test func lengthsPastTheEndAreRefusedWithoutAllocating() {
+        // A name length of 0x7ffffffe, as in the record that made libfcgi abort.
+        let hostile = begin() + record(4, [0xff, 0xff, 0xff, 0xfe, 0x01, 0x41, 0x42]) + record(4, []) + record(5, [])
+        guard case .request(let request) = events(hostile).first else {
+            Issue.record("no request")
+            return
+        }
+        let parsed = request.parameters.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Request? in Request(fastCGIParameters: bytes) }
+        #expect(parsed == nil)
+        var lengths: [UInt8] = []
+        FastCGIParameters.append(name: String(repeating: "n", count: 200), value: "v", to: &lengths)
+        #expect(lengths.prefix(4) == [0x80, 0, 0, 200])
+        #expect(lengths.withUnsafeBytes { FastCGIParameters.forEach(in: $0) { _, _ in } })
+        #expect(Array(lengths.dropLast()).withUnsafeBytes { !FastCGIParameters.forEach(in: $0) { _, _ in } })
+        #expect(([0x80, 0, 0] as [UInt8]).withUnsafeBytes { !FastCGIParameters.forEach(in: $0) { _, _ in } })
+    }
+
+    @Test func tooManyParameterOrBodyBytesAreKeptWithinTheLimits() {
+        let big = [UInt8](repeating: 0x41, count: 60_000)
+        let manyParams = begin() + record(4, [0x01, 0x80, 0x00, 0xea, 0x5e] + [0x41] + big.prefix(59_999))
+            + record(4, big) + record(4, []) + record(5, [])
+        guard case .request(let request) = events(manyParams).first else {
+            Issue.record("no request")
+            return
+        }
+        #expect(request.parametersTooLarge && request.parameters.isEmpty)
+        let longBody = begin() + params([]) + record(5, big) + record(5, big) + record(5, [])
+        guard case .request(let body) = events(longBody).first else {
+            Issue.record("no request")
+            return
+        }
+        #expect(body.stdin.count == RecordReader.maxBodyBytes && body.stdinBytes == 120_000)
+    }
+
+    @Test func managementRecordsMultiplexingRolesAndAbortsAreAnswered() {
+        var values: [UInt8] = []
+        FastCGIParameters.append(name: "FCGI_MPXS_CONNS", value: "", to: &values)
+        FastCGIParameters.append(name: "FCGI_UNKNOWN", value: "", to: &values)
+        var answer: [UInt8] = []
+        FastCGIParameters.append(name: "FCGI_MPXS_CONNS", value: "0", to: &answer)
+        #expect(events(record(9, id: 0, values)) == [.reply(record(10, id: 0, answer), thenClose: false)])
+        #expect(events(record(42, id: 0, [])) == [.reply(record(11, id: 0, [42, 0, 0, 0, 0, 0, 0, 0]), thenClose: false)])
+        #expect(events(begin(role: 2)) == [.reply(RecordReader.endRequest(id: 1, status: 3), thenClose: true)])
+        #expect(events(begin(role: 3, keep: true)) == [.reply(RecordReader.endRequest(id: 1, status: 3), thenClose: false)])
+        #expect(events(begin() + begin(id: 2)) == [.reply(RecordReader.endRequest(id: 2, status: 1), thenClose: false)])
+        #expect(events(begin(keep: true) + params([]) + record(2, [])) == [.reply(RecordReader.endRequest(id: 1, status: 0), thenClose: false)])
+        // Records of requests that are not open are skipped.
+        #expect(events(record(5, id: 7, [1, 2]) + record(4, id: 7, []) + record(2, id: 7, []) + record(200, id: 1, [9])) == [])
+    }
+
+    @Test func recordsOutOfOrderOrOfTheApplicationEndTheConnection() {
+        #expect(events([2, 1, 0, 1, 0, 8, 0, 0]) == [.violation("record version 2")])
+        #expect(events(record(1, [0, 1, 0])) == [.violation("BEGIN_REQUEST of 3 bytes")])
+        #expect(events(begin() + begin()) == [.violation("a second BEGIN_REQUEST for request 1")])
+        #expect(events(begin() + record(5, [1])) == [.violation("STDIN before the end of the parameters")])
+        #expect(events(begin() + params([]) + record(4, [1, 0, 65])) == [.violation("PARAMS after the end of the parameters")])
+        for type: UInt8 in [3, 6, 7, 10, 11] {
+            #expect(events(record(type, [])) == [.violation("record type \(type), which only an application sends")])
+        }
+    }
+
+    @Test func aResponseIsStdoutRecordsThenEndRequest() {
+        let payload = [UInt8](repeating: 0x61, count: 70_000)
+        let bytes = RecordReader.response(id: 3, payload: payload)
+        #expect(Array(bytes.prefix(8)) == [1, 6, 0, 3, 0xff, 0xff, 0, 0])
+        #expect(Array(bytes[(8 + 65_535)..<(16 + 65_535)]) == [1, 6, 0, 3, 0x11, 0x71, 0, 0])
+        #expect(Array(bytes.suffix(24)) == [1, 6, 0, 3, 0, 0, 0, 0] + [1, 3, 0, 3, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(bytes.count == 70_000 + 4 * 8 + 8)
+    }
+}
+
+/// The worker's socket facing clients that are not nginx: hostile records, stalled requests.
+@Suite struct FastCGIClientTests {
+    /// The record that aborted the worker through libfcgi: a PARAMS name length of 0x7ffffffe.
+    @Test func aHugeParameterLengthIsRefusedAndTheWorkerServesOn() throws {
+        let stack = try Stack()
+        let socket = try RawSocket(unixPath: stack.socketPath)
+        try socket.send([1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + [1, 4, 0, 1, 0, 8, 0, 0, 0xff, 0xff, 0xff, 0xfe, 0x01, 0, 0, 0]
+            + [1, 4, 0, 1, 0, 0, 0, 0] + [1, 5, 0, 1, 0, 0, 0, 0])
+        let answer = String(decoding: try socket.readToEnd(), as: UTF8.self)
+        #expect(answer.contains("Status: 400 Bad Request\r\n"))
+        #expect(answer.contains(#"{"detail":"Malformed FastCGI parameters."}"#))
+        #expect(stack.worker.isRunning)
+        #expect(try stack.get("/healthz").status == 200)
+    }
+
+    @Test func stalledClientsHoldNoThreadAndAreClosedWithinTheBound() throws {
+        let threads = 2, bound = 2.0
+        let stack = try Stack(environment: ["FCGI_THREADS": "\(threads)", "FCGI_REQUEST_TIMEOUT_SECONDS": "\(Int(bound))"])
+        // A kept connection that idles past the bound between requests is not closed.
+        let kept = try FastCGIClient(unixPath: stack.socketPath)
+        try kept.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], keep: true)
+        try kept.body([])
+        #expect(try kept.response().hasSuffix(#"{"status":"ok"}"#))
+
+        // Half a record each, then nothing; one more that trickles a byte every 300 ms; one that
+        // connects and never sends.
+        let began = Date()
+        var stalled: [RawSocket] = []
+        for _ in 0..<(4 * threads) {
+            let socket = try RawSocket(unixPath: stack.socketPath)
+            try socket.send([1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 4, 0, 1])
+            stalled.append(socket)
+        }
+        stalled.append(try RawSocket(unixPath: stack.socketPath))
+        let trickling = try RawSocket(unixPath: stack.socketPath)
+        let trickle = Thread {
+            for byte: UInt8 in [1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 4, 0, 1, 0, 0, 0, 0] {
+                guard (try? trickling.send([byte])) != nil else { return }
+                Thread.sleep(forTimeInterval: 0.3)
+            }
+        }
+        trickle.start()
+        stalled.append(trickling)
+        let closes = Results()
+        for socket in stalled {
+            Thread {
+                let closedAt = (try? socket.waitForClose(timeout: bound + 3))?.timeIntervalSince(began) ?? -1
+                closes.add(Int(closedAt * 1000), "")
+            }.start()
+        }
+
+        // /healthz through nginx answers within a second throughout.
+        var slowest = 0.0
+        while Date().timeIntervalSince(began) < bound + 1.5 {
+            let asked = Date()
+            let health = try HTTPClient.request(port: stack.httpPort, path: "/healthz", timeout: 5)
+            slowest = max(slowest, Date().timeIntervalSince(asked))
+            #expect(health.status == 200 && health.text == #"{"status":"ok"}"#)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(slowest < 1, "slowest /healthz took \(slowest) s")
+        // Every stalled connection was closed within the bound (and the sweep's tenth of a second).
+        let deadline = Date().addingTimeInterval(5)
+        while closes.all.count < stalled.count, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let milliseconds = closes.all.map(\.status).sorted()
+        #expect(milliseconds.count == stalled.count)
+        #expect(milliseconds.allSatisfy { (Int(bound * 1000) - 100)..<(Int(bound * 1000) + 500) ~= $0 }, "closed after \(milliseconds) ms")
+        try kept.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], keep: true)
+        try kept.body([])
+        #expect(try kept.response().hasSuffix(#"{"status":"ok"}"#))
+        #expect(stack.worker.output.contains("closed connections that sent no whole request in time"))
+    }
+
+    /// Thousands of random and structured malformed record sequences, each on a connection of
+    /// its own; after each, the worker is alive and answers a well-formed request.
+    @Test func fuzzedRecordsNeverStopTheWorker() throws {
+        let stack = try Stack(environment: ["LOG_LEVEL": "error"])
+        var generator = FuzzCases(seed: UInt64(Date().timeIntervalSince1970 * 1000))
+        let started = Date()
+        var cases = 0
+        while cases < 4000, Date().timeIntervalSince(started) < 45 {
+            let bytes = generator.next()
+            let socket = try RawSocket(unixPath: stack.socketPath)
+            // The worker may close while the case is still being sent; that is an answer too.
+            try? socket.send(bytes)
+            socket.shutdownWrite()
+            _ = try? socket.readToEnd()
+            cases += 1
+            try #require(stack.worker.isRunning, "the worker exited on case \(cases) (seed \(generator.seed)): \(bytes.prefix(64))")
+            let probe = try FastCGIClient(unixPath: stack.socketPath)
+            try probe.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"])
+            try probe.body([])
+            let answer = try probe.response()
+            try #require(answer.hasSuffix(#"{"status":"ok"}"#), "case \(cases) (seed \(generator.seed)): \(answer)")
+        }
+        #expect(cases >= 1000, "only \(cases) cases in the time allowed")
+        #expect(try stack.get("/healthz").status == 200)
+    }
+}
+
+/// Malformed FastCGI input: random bytes, and records with lengths at and past every boundary,
+/// unknown types and roles, several request ids, aborts, input past CONTENT_LENGTH, and cuts.
+struct FuzzCases {
+    let seed: UInt64
+    private var state: UInt64
+    private var count = 0
+
+    init(seed: UInt64) {
+        self.seed = seed
+        state = seed | 1
+    }
+
+    private mutating func random() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+
+    private mutating func below(_ limit: Int) -> Int { Int(random() % UInt64(limit)) }
+    private mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
+
+    private func record(_ type: UInt8, _ id: UInt16, _ content: [UInt8], padding: Int = 0, declared: Int? = nil) -> [UInt8] {
+        let length = declared ?? content.count
+        return [1, type, UInt8(id >> 8), UInt8(id & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), UInt8(padding), 0]
+            + content + [UInt8](repeating: 0, count: padding)
+    }
+
+    private mutating func length() -> [UInt8] {
+        let value = pick([0, 1, 127, 128, 255, 0x7fff, 0xffff, 0x10000, 0x7ffffffe, 0x7fffffff, below(300)])
+        return value < 128 && below(2) == 0
+            ? [UInt8(value)] : [UInt8(value >> 24 & 0x7f) | 0x80, UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
+    }
+
+    private mutating func parameters() -> [UInt8] {
+        var bytes: [UInt8] = []
+        for _ in 0..<below(4) {
+            bytes += length() + length()
+            bytes += (0..<below(40)).map { _ in UInt8(truncatingIfNeeded: random()) }
+        }
+        if below(3) == 0 {
+            FastCGIParameters.append(name: "REQUEST_METHOD", value: pick(["GET", "POST", "PATCH", "HEAD", "", "\u{0}"]), to: &bytes)
+            FastCGIParameters.append(name: "DOCUMENT_URI", value: pick(["/healthz", "/articles/", "/articles/1/", "/"]), to: &bytes)
+            FastCGIParameters.append(name: "CONTENT_LENGTH", value: pick(["0", "5", "-1", "99999999999999999999", "x", "65536"]), to: &bytes)
+        }
+        return bytes
+    }
+
+    /// The next case: one connection's bytes.
+    mutating func next() -> [UInt8] {
+        count += 1
+        let id = UInt16(pick([0, 1, 1, 1, 2, 0xffff]))
+        var bytes: [UInt8] = []
+        switch count % 6 {
+        case 0:
+            return (0..<below(200)).map { _ in UInt8(truncatingIfNeeded: random()) }
+        case 1:
+            // A request whose records carry random lengths and paddings.
+            bytes += record(1, id, [0, UInt8(below(5)), UInt8(below(2)), 0, 0, 0, 0, 0])
+            for _ in 0..<(1 + below(4)) {
+                let content = parameters()
+                bytes += record(4, id, content, padding: below(3) == 0 ? below(256) : 0,
+                                declared: below(4) == 0 ? pick([0, 1, content.count + 1, 0xffff]) : nil)
+            }
+            bytes += record(4, id, []) + record(5, id, Array("hello".utf8)) + record(5, id, [])
+        case 2:
+            // Unknown types, management records, several ids, aborts.
+            for _ in 0..<(1 + below(8)) {
+                let type = UInt8(pick([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 200, 255]))
+                let content: [UInt8] = type == 1 ? [0, UInt8(below(4)), UInt8(below(2)), 0, 0, 0, 0, 0] : parameters()
+                bytes += record(type, UInt16(pick([0, 1, 2, 3, 0xffff])), content)
+            }
+        case 3:
+            // Parameters or input at and past the limits.
+            bytes += record(1, id, [0, 1, 1, 0, 0, 0, 0, 0])
+            let chunk = [UInt8](repeating: UInt8(below(256)), count: pick([65_535, 65_528, 32_768]))
+            for _ in 0..<below(3) { bytes += record(4, id, chunk) }
+            bytes += record(4, id, [])
+            for _ in 0..<below(3) { bytes += record(5, id, chunk) }
+            bytes += record(5, id, [])
+        case 4:
+            // A well-formed request with more input than CONTENT_LENGTH, or less, then an abort.
+            var stream: [UInt8] = []
+            FastCGIParameters.append(name: "REQUEST_METHOD", value: "POST", to: &stream)
+            FastCGIParameters.append(name: "DOCUMENT_URI", value: "/healthz", to: &stream)
+            FastCGIParameters.append(name: "CONTENT_LENGTH", value: String(below(20)), to: &stream)
+            bytes += record(1, id, [0, 1, UInt8(below(2)), 0, 0, 0, 0, 0]) + record(4, id, stream) + record(4, id, [])
+            bytes += record(5, id, (0..<below(40)).map { _ in UInt8(truncatingIfNeeded: random()) })
+            if below(2) == 0 { bytes += record(2, id, []) }
+            bytes += record(5, id, [])
+        default:
+            // A valid request, mutated.
+            var stream: [UInt8] = []
+            FastCGIParameters.append(name: "REQUEST_METHOD", value: "GET", to: &stream)
+            FastCGIParameters.append(name: "DOCUMENT_URI", value: "/healthz", to: &stream)
+            bytes += record(1, 1, [0, 1, 1, 0, 0, 0, 0, 0]) + record(4, 1, stream) + record(4, 1, []) + record(5, 1, [])
+            for _ in 0..<(1 + below(4)) { bytes[below(bytes.count)] = UInt8(truncatingIfNeeded: random()) }
+        }
+        // Cut short sometimes: a truncated record.
+        if below(4) == 0, !bytes.isEmpty { bytes = Array(bytes.prefix(below(bytes.count))) }
+        return bytes
+    }
+}
+
+/// A unix stream socket a test writes raw bytes to.
+final class RawSocket: @unchecked Sendable {
+    private let fd: Int32
+
+    init(unixPath: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard withUnixAddress(unixPath, { connect(fd, $0, $1) }) == 0 else {
+            close(fd)
+            throw HTTPClient.Failure(description: "connect to \(unixPath): errno \(errno)")
+        }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { throw HTTPClient.Failure(description: "send: errno \(errno)") }
+            offset += sent
+        }
+    }
+
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// What the peer sends until it closes the connection (10 s at most).
+    func readToEnd() throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return bytes }
+            guard count > 0 else {
+                if errno == ECONNRESET { return bytes }
+                throw HTTPClient.Failure(description: "recv: errno \(errno)")
+            }
+            bytes += buffer[0..<count]
+        }
+    }
+
+    /// When the peer closed the connection, waiting at most `timeout` seconds from now.
+    func waitForClose(timeout: TimeInterval) throws -> Date {
+        let deadline = Date().addingTimeInterval(timeout)
+        var byte: UInt8 = 0
+        while Date() < deadline {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&ready, 1, 10) > 0 {
+                let count = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
+                if count == 0 || (count < 0 && errno == ECONNRESET) { return Date() }
+            }
+        }
+        throw HTTPClient.Failure(description: "the connection was still open after \(timeout) s")
+    }
+}
