@@ -23,6 +23,8 @@ let package = Package(
 
         // MARK: - Swift targets
         .target(name: "PG", dependencies: ["CLibPQ"]),
+        // articles-fcgi --version, from the VERSION file.
+        .plugin(name: "VersionFile", capability: .buildTool()),
         .executableTarget(
             name: "FCGIApp",
             dependencies: [
@@ -30,7 +32,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            plugins: ["VersionFile"]
         ),
 
         // MARK: - Tests

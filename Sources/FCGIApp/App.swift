@@ -174,8 +174,8 @@ final class App: Responder {
     /// 200 when signing keys are loaded and this thread's database connection answers
     /// (reconnecting if it was dropped), 503 with the reason otherwise.
     func health() -> Response {
-        if let reason = verifier.keys.unavailableReason {
-            return .json(Health(status: "unavailable", detail: "signing keys not loaded: \(reason)"), status: .serviceUnavailable)
+        if let summary = verifier.keys.unavailableSummary {
+            return .json(Health(status: "unavailable", detail: summary), status: .serviceUnavailable)
         }
         do {
             try database.query("SELECT 1")

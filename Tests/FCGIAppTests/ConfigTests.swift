@@ -17,6 +17,13 @@ import Testing
         #expect(config.cognito.issuer == "https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123")
     }
 
+    @Test func versionComesFromTheVersionFile() throws {
+        let version = try String(contentsOfFile: TestEnvironment.path("VERSION"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let printed = try run(try TestEnvironment.binary(), ["--version"])
+        #expect(printed.status == 0)
+        #expect(printed.output == version + "\n")
+    }
+
     @Test func theIssuerPicksTheDefaultKeysAndBothAreAccepted() throws {
         let updated = try Config.fromEnvironment(Self.pool.merging(["COGNITO_ISSUER": "updated"]) { $1 }).cognito
         let issuer = "https://issuer-cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123"

@@ -4,9 +4,9 @@ import Testing
 @testable import FCGIApp
 
 @Suite struct MetricsTests {
-    /// `/metrics` through nginx, parsed by prometheus_client's parser: sample -> value.
+    /// `/metrics` through nginx's operations server, parsed by prometheus_client's parser: sample -> value.
     private func scrape(_ stack: Stack) throws -> [String: Double] {
-        let response = try stack.get("/metrics")
+        let response = try stack.operations("GET", "/metrics")
         try #require(response.status == 200)
         #expect(response.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8")
         let file = try TestEnvironment.scratchFolder("metrics") + "/metrics.txt"
@@ -46,12 +46,20 @@ import Testing
         #expect(moved(#"articles_fcgi_requests_total{route="metrics",status="200"}"#) == 1, "the scrape before")
     }
 
-    @Test func onlyListedAddressesMayScrape() throws {
+    @Test func onlyTheOperationsServerServesMetricsAndOnlyToListedAddresses() throws {
         let stack = try Stack()
-        #expect(try stack.get("/metrics").status == 200)
-        let refused = try HTTPClient.request(port: stack.httpPort, path: "/metrics", from: "127.0.0.2")
+        #expect(try stack.operations("GET", "/metrics").status == 200)
+        let refused = try HTTPClient.request(port: stack.opsPort, path: "/metrics", from: "127.0.0.2")
         #expect(refused.status == 403)
         #expect(refused.json == ["detail": "You do not have permission to perform this action."])
+        // The public server has no /metrics, not even for this host (a proxy here may forward
+        // the world to it), and its operations server nothing else.
+        for from in ["127.0.0.1", "127.0.0.2"] {
+            let hidden = try HTTPClient.request(port: stack.httpPort, path: "/metrics", from: from)
+            #expect(hidden.status == 404 && hidden.json == ["detail": "Not found."])
+        }
+        let other = try stack.operations("GET", "/healthz")
+        #expect(other.status == 404 && other.json == ["detail": "Not found."])
         // The API itself answers other addresses.
         #expect(try HTTPClient.request(port: stack.httpPort, path: "/healthz", from: "127.0.0.2").status == 200)
     }

@@ -28,6 +28,7 @@ import Testing
             #expect(depends.contains(Substring(needed)), "\(needed) in \(depends)")
         }
         #expect(!depends.contains { $0.hasPrefix("swift") }, "no Swift toolchain needed")
+        #expect(try field("Depends").contains("libfcgi0ldbl (>= 2.4.2-2+deb12u1)"), "libfcgi with the CVE-2025-23016 fix")
 
         let contents = try run("/usr/bin/dpkg-deb", ["--contents", deb])
         let files = Set(contents.output.split(separator: "\n").compactMap { $0.split(separator: " ").last.map { String($0.dropFirst()) } })

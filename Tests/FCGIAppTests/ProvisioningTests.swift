@@ -25,7 +25,7 @@ import Testing
     ) throws -> HTTPResponse {
         let signed = Array("\(timestamp).".utf8) + [UInt8](signedBody ?? body)
         let mac = hmacSHA256(key: Array(secret.utf8), data: signed).map { String(format: "%02x", $0) }.joined()
-        return try stack.request(
+        return try stack.operations(
             "POST", "/internal/cognito/post-confirmation",
             headers: [("Content-Type", "application/json"), ("X-Signature-Timestamp", String(timestamp)), ("X-Signature", "sha256=\(mac)")],
             body: body)
@@ -71,7 +71,7 @@ import Testing
         #expect(future.status == 401)
         let altered = try post(stack, body, signedBody: event(sub: UUID().uuidString, userName: "other", email: "o@example.com"))
         #expect(altered.status == 401 && detail(altered) == "Invalid request signature.")
-        let unsigned = try stack.request("POST", "/internal/cognito/post-confirmation", headers: [("Content-Type", "application/json")], body: body)
+        let unsigned = try stack.operations("POST", "/internal/cognito/post-confirmation", headers: [("Content-Type", "application/json")], body: body)
         #expect(unsigned.status == 401 && detail(unsigned) == "Missing or malformed request signature.")
         let otherPool = try post(stack, event(sub: UUID().uuidString, userName: "eve", email: "eve@example.com", pool: "us-test-1_Other"))
         #expect(otherPool.status == 403 && detail(otherPool) == "The event is for another user pool.")
@@ -80,7 +80,10 @@ import Testing
         let notJSON = try post(stack, Data("not json".utf8))
         #expect(notJSON.status == 400)
         #expect(try users(stack) == [])
-        #expect(try stack.request("GET", "/internal/cognito/post-confirmation").status == 405)
+        #expect(try stack.operations("GET", "/internal/cognito/post-confirmation").status == 405)
+        // The public server never passes it on.
+        let publicly = try stack.request("POST", "/internal/cognito/post-confirmation", headers: [("Content-Type", "application/json")], body: body)
+        #expect(publicly.status == 404 && publicly.json == ["detail": "Not found."])
     }
 
     @Test func withoutASecretTheRouteDoesNotExist() throws {
@@ -142,7 +145,7 @@ import Testing
     @Test func theFunctionsTestsPassAgainstTheWorker() throws {
         let stack = try Stack(environment: ["PROVISIONING_SECRET": ProvisioningTests.secret])
         var environment = ProcessInfo.processInfo.environment
-        environment["PROVISIONING_URL"] = "http://127.0.0.1:\(stack.httpPort)/internal/cognito/post-confirmation"
+        environment["PROVISIONING_URL"] = "http://127.0.0.1:\(stack.opsPort)/internal/cognito/post-confirmation"
         environment["PROVISIONING_SECRET"] = ProvisioningTests.secret
         environment["TEST_USER_POOL_ID"] = TestPool.poolID
         environment["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -74,6 +74,41 @@ import Testing
         #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
     }
 
+    @Test func aFailedStartOrADeadWorkerStopsEverythingAndTheNextRunStarts() throws {
+        let runDir = try TestEnvironment.scratchFolder("run")
+        var environment = ProcessInfo.processInfo.environment
+        environment["RUN_DIR"] = runDir
+        environment["HTTP_PORT"] = String(try TestEnvironment.freePort())
+        for name in ["AWS_USER_POOLS_ID", "DATABASE_URL", "FCGI_LISTEN"] { environment[name] = nil }
+
+        // A setting the worker refuses at start-up: the run fails, after stopping the cluster.
+        var refused = environment
+        refused["PROVISIONING_SECRET"] = "short"
+        let failed = try ChildProcess(TestEnvironment.path("scripts/run"), [], environment: refused, log: "\(runDir)/failed.out")
+        let status = failed.wait(timeout: 600)
+        #expect(status != nil && status != 0, "\(failed.output)")
+        #expect(failed.output.contains("the provisioning secret must be at least 32 bytes"), "\(failed.output)")
+        #expect(failed.output.contains("stopped"))
+        #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
+
+        // The worker killed while the stack runs: the run stops the rest and exits non-zero.
+        let running = try start(environment, log: "\(runDir)/killed.out")
+        let worker = processes(mentioning: runDir).filter { $0.contains("articles-fcgi serve") }
+        try #require(worker.count == 1, "\(worker)")
+        kill(pid_t(worker[0].prefix { $0 != ":" })!, SIGKILL)
+        let killedStatus = running.wait(timeout: 60)
+        #expect(killedStatus == 1, "\(running.output)")
+        #expect(running.output.contains("stopped"))
+        #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
+
+        // And the next run starts as usual.
+        let next = try start(environment, log: "\(runDir)/next.out")
+        #expect(try HTTPClient.request(port: Int(environment["HTTP_PORT"]!)!, path: "/healthz").status == 200)
+        next.signal(SIGTERM)
+        #expect(next.wait(timeout: 60) == 143)
+        #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
+    }
+
     /// Starts scripts/run and waits for its ready line.
     private func start(_ environment: [String: String], log: String) throws -> ChildProcess {
         let script = try ChildProcess(TestEnvironment.path("scripts/run"), [], environment: environment, log: log)

@@ -25,7 +25,7 @@ import Testing
             "Type=notify", "ExecStart=/usr/bin/articles-fcgi serve", "ExecReload=/bin/kill -HUP $MAINPID",
             "EnvironmentFile=/etc/articles-fcgi/env", "User=articles-fcgi", "Restart=on-failure", "NoNewPrivileges=yes",
             "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes",
-            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "SystemCallFilter=@system-service",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "SystemCallFilter=@system-service", "LimitCORE=0",
         ] {
             #expect(service.split(separator: "\n").contains(Substring(line)), "\(line)")
         }

@@ -255,6 +255,18 @@ final class TokenStack: @unchecked Sendable {
         var unverifiedSameSub = TestPool.idClaims(sub: sub, email: "changed@example.com")
         unverifiedSameSub["email_verified"] = false
         #expect(try shared.get(TestPool.token(claims: unverifiedSameSub)).status == 200)
+        // Binding compares ASCII letters in any case, and never binds another address: under
+        // glibc, lower('İ') is 'i'.
+        let ascii = try shared.user()
+        let shouted = TestPool.idClaims(sub: "upper-\(UUID())", email: ascii.email.uppercased())
+        #expect(try shared.get(TestPool.token(claims: shouted)).status == 200)
+        let dotless = "i" + UUID().uuidString.prefix(8).lowercased() + "@example.com"
+        try shared.stack.database.connect().query("INSERT INTO users (username, email) VALUES ($1, $1)", dotless)
+        for lookalike in ["İ" + dotless.dropFirst(), "I\u{307}" + dotless.dropFirst()] {
+            try expectRefused(TestPool.token(claims: TestPool.idClaims(sub: "lookalike-\(UUID())", email: lookalike)), noUser)
+        }
+        let unbound = try shared.stack.database.connect().query("SELECT cognito_sub FROM users WHERE email = $1", dotless)
+        #expect(unbound.first?.isNull(0) == true, "the row stays unbound")
         // Inactive users are refused, by sub and by email.
         let inactive = try shared.user(sub: "inactive-\(UUID())", active: false)
         try expectRefused(TestPool.token(claims: TestPool.idClaims(sub: "inactive-x", email: inactive.email)), noUser)

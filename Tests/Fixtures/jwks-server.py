@@ -3,7 +3,8 @@
 
     jwks-server.py DIR      prints "port N" once listening
 
-GET /file/NAME   DIR/NAME as application/json (404 if missing)
+GET /file/NAME   DIR/NAME as application/json (404 if missing; no answer within 30 s while
+                 DIR/NAME.hang exists)
 GET /hang        never answers within 30 s
 GET /redirect    302 to /file/jwks.json
 GET /big         a 300 KiB JSON document
@@ -43,6 +44,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             hits[self.path] = hits.get(self.path, 0) + 1
         if self.path.startswith("/file/"):
             path = os.path.join(DIR, os.path.basename(self.path))
+            if os.path.exists(path + ".hang"):
+                time.sleep(30)
             if not os.path.exists(path):
                 return self.send(404, b'{"message":"not found"}')
             with open(path, "rb") as f:

@@ -4,13 +4,16 @@ import Synchronization
 
 /// The user pool's signing keys, loaded at start and kept in memory.
 ///
-/// A `kid` not in the set triggers a reload, at most one per `refetchInterval`; threads that
-/// miss while a reload runs wait for it and share its result. A failed reload keeps the last
-/// good keys. Until keys have loaded once, verification answers 503.
+/// A `kid` not in the set starts a reload on a thread of its own, at most one per
+/// `refetchInterval`; requests that miss wait for it until `missWait` after it began, then are answered
+/// with what is loaded, so a slow key server never holds the serving threads. A failed reload
+/// keeps the last good keys. Until keys have loaded once, verification answers 503.
 final class KeyStore: @unchecked Sendable {
     typealias Fetch = @Sendable (CognitoConfig.KeySource) throws -> [UInt8]
 
     static let refetchInterval: Duration = .seconds(10)
+    /// How long requests with an unknown kid wait for the reload, from its start.
+    static let missWait: TimeInterval = 1
 
     let source: CognitoConfig.KeySource
     private let fetch: Fetch
@@ -43,19 +46,32 @@ final class KeyStore: @unchecked Sendable {
     /// lock, that the keys it took from `current` are still the current ones.
     var generation: Int { loads.load(ordering: .acquiring) }
 
-    /// Why no keys are loaded, when none are.
-    var unavailableReason: String? {
+    /// What `/healthz` says when no keys are loaded: only what is wrong, not where they are.
+    var unavailableSummary: String? {
         condition.lock()
         defer { condition.unlock() }
-        return keySet == nil ? (lastError ?? "not loaded yet") : nil
+        guard keySet == nil else { return nil }
+        return lastError == nil ? "signing keys not loaded yet" : "signing keys could not be loaded"
     }
 
-    /// The key for `kid`, reloading the set once if it is not there (rate-limited).
+    /// The key for `kid`, reloading the set in the background if it is not there
+    /// (rate-limited) and waiting for that until `missWait` after the reload began.
     func key(for kid: KeyID) throws(AuthError) -> RSAPublicKey {
         if let key = current?[kid] { return key }
-        reload(force: false)
         condition.lock()
         defer { condition.unlock() }
+        if !fetching, beginAttempt(force: false) {
+            do {
+                _ = try PosixThread { [self] in load() }
+            } catch {
+                fetching = false
+                logger.error("cannot start the signing key reload", metadata: ["error": "\(error)"])
+            }
+        }
+        // Every miss waits for the same deadline: once a reload has run for `missWait`, later
+        // misses are answered at once with what is loaded.
+        let deadline = Date().addingTimeInterval(Self.missWait - (ContinuousClock.now - lastAttempt!).seconds)
+        while fetching, condition.wait(until: deadline) {}
         guard let keySet else { throw .keysUnavailable(lastError ?? "signing keys not loaded") }
         guard let key = keySet[kid] else {
             throw .invalid("Token signed by an unknown key.", "unknown kid \(kid)")
@@ -63,8 +79,8 @@ final class KeyStore: @unchecked Sendable {
         return key
     }
 
-    /// Loads the key set now (`force`, as at start and on reload) or if the last attempt is
-    /// older than `refetchInterval`. Concurrent callers share one fetch.
+    /// Loads the key set now, on this thread (`force`, as at start and on SIGHUP), or if the
+    /// last attempt is older than `refetchInterval`. A reload already running is waited for.
     func reload(force: Bool) {
         condition.lock()
         if fetching {
@@ -72,15 +88,22 @@ final class KeyStore: @unchecked Sendable {
             condition.unlock()
             return
         }
+        let started = beginAttempt(force: force)
+        condition.unlock()
+        if started { load() }
+    }
+
+    /// Marks a fetch as running, unless the last attempt is too recent; the lock is held.
+    private func beginAttempt(force: Bool) -> Bool {
         let now = ContinuousClock.now
-        if !force, let lastAttempt, now - lastAttempt < Self.refetchInterval {
-            condition.unlock()
-            return
-        }
+        if !force, let lastAttempt, now - lastAttempt < Self.refetchInterval { return false }
         fetching = true
         lastAttempt = now
-        condition.unlock()
+        return true
+    }
 
+    /// Fetches and parses the key set, keeps it (or the error), and wakes whoever waits.
+    private func load() {
         let outcome: Result<KeySet, any Error> = Result { try KeySet.parse(fetch(source)) }
 
         condition.lock()
@@ -113,5 +136,13 @@ extension CognitoConfig.KeySource: CustomStringConvertible {
         case .url(let url): url
         case .file(let path): path
         }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -6,6 +6,7 @@ struct ArticlesFCGI: ParsableCommand {
         commandName: "articles-fcgi",
         abstract: "The articles API: a FastCGI worker for nginx over PostgreSQL.",
         discussion: "Configured through the environment; see the README for every variable.",
+        version: articlesFCGIVersion,
         subcommands: [Serve.self, Migrate.self, CheckConfig.self, DevToken.self],
         defaultSubcommand: Serve.self)
 }

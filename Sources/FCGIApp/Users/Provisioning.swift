@@ -158,6 +158,13 @@ struct Provisioning {
                     guard event.emailVerified else {
                         throw conflict("A user with this email exists, and the event's email is not verified.")
                     }
+                    // Only the same ASCII address is bound: lower() folds some other letters
+                    // onto ASCII ones, so a row found by it may hold a different address.
+                    guard let folded = EmailAddress.asciiFolded(event.email),
+                        EmailAddress.asciiFolded(try row.decode(String.self, at: 2)) == folded
+                    else {
+                        throw conflict("A user with a similar email exists; an administrator must bind it.")
+                    }
                     return try Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub)[0])
                 }
                 if let row = try db.query(Self.create, event.userName, event.email, event.sub).first {

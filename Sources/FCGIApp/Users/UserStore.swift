@@ -11,10 +11,12 @@ struct User: Sendable, Equatable {
 
 /// Maps verified tokens to users.
 ///
-/// By `sub` first. Failing that, an ID token with a verified email binds its `sub` to the row
-/// with that email (any case) whose `cognito_sub` is still empty, in one statement, so the next
-/// request maps by `sub`. A row bound to another `sub` never matches by email; access tokens
-/// map by `sub` only.
+/// By `sub` first. Failing that, an ID token with a verified ASCII email binds its `sub` to the
+/// row with that email (in any ASCII case) whose `cognito_sub` is still empty, in one
+/// statement, so the next request maps by `sub`. A row bound to another `sub` never matches by
+/// email; access tokens map by `sub` only. An address with other characters is never bound
+/// automatically: `lower()` folds some of them onto ASCII letters (`İ` to `i`), so two distinct
+/// addresses could meet.
 enum UserStore {
     private static let columns = "id, username, is_active, floor(extract(epoch FROM tokens_valid_after))::int8"
     static let bySub = PreparedStatement(
@@ -23,7 +25,7 @@ enum UserStore {
         name: "user_bind_by_email",
         sql: """
             UPDATE users SET cognito_sub = $1
-            WHERE lower(email) = lower($2) AND cognito_sub IS NULL
+            WHERE lower(email) = $2 AND \(EmailAddress.asciiFoldedSQL("email")) = $2 AND cognito_sub IS NULL
             RETURNING \(columns)
             """)
 
@@ -40,7 +42,9 @@ enum UserStore {
     static func user(for claims: Claims, in db: Connection, autoProvision: Bool = false) throws(PGError) -> User? {
         if let user = try first(db.query(bySub, claims.sub)) { return user }
         guard claims.tokenUse == .id, claims.emailVerified, let email = claims.email else { return nil }
-        if let user = try first(db.query(bindByEmail, claims.sub, email)) { return user }
+        if let folded = EmailAddress.asciiFolded(email), let user = try first(db.query(bindByEmail, claims.sub, folded)) {
+            return user
+        }
         if autoProvision, let username = claims.username,
             let user = try first(db.query(create, username, email, claims.sub))
         {
@@ -56,5 +60,20 @@ enum UserStore {
         return User(
             id: try row.decode(Int64.self, at: 0), username: try row.decode(String.self, at: 1),
             isActive: try row.decode(Bool.self, at: 2), tokensValidAfter: try row.decode(Int64?.self, at: 3))
+    }
+}
+
+/// Email addresses as the worker compares them when it binds a row: ASCII letters in any case
+/// are the same; an address with any other character matches nothing.
+enum EmailAddress {
+    /// The address with A-Z as a-z, or nil when it holds a character outside ASCII.
+    static func asciiFolded(_ address: String) -> String? {
+        guard address.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        return String(decoding: address.utf8.map { (0x41...0x5a).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
+    /// The same folding in SQL, of `column`: A-Z become a-z, and nothing else changes.
+    static func asciiFoldedSQL(_ column: String) -> String {
+        "translate(\(column), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
     }
 }

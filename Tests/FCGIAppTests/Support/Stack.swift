@@ -17,6 +17,8 @@ final class Stack: @unchecked Sendable {
     let dir: String
     let database: TestDatabase
     let httpPort: Int
+    /// The operations server's port: `/metrics` and `/internal/...`.
+    let opsPort: Int
     let socketPath: String
     let worker: ChildProcess
     let nginx: ChildProcess
@@ -30,6 +32,7 @@ final class Stack: @unchecked Sendable {
         dir = try TestEnvironment.scratchFolder("stack")
         self.database = try database ?? TestDatabase.migrated()
         httpPort = try TestEnvironment.freePort()
+        opsPort = try TestEnvironment.freePort()
         socketPath = "\(dir)/fcgi.sock"
         var workerEnvironment = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
@@ -58,7 +61,7 @@ final class Stack: @unchecked Sendable {
                 "/usr/bin/systemd-socket-activate", ["-l", socketPath] + passed + [binary, "serve"],
                 environment: workerEnvironment, log: "\(dir)/worker.log")
         }
-        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [dir, "127.0.0.1:\(httpPort)", upstream])
+        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [dir, "127.0.0.1:\(httpPort)", upstream, "127.0.0.1:\(opsPort)"])
         guard generated.status == 0 else { throw HTTPClient.Failure(description: "nginx-conf: \(generated.output)") }
         nginx = try ChildProcess(
             "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
@@ -84,6 +87,11 @@ final class Stack: @unchecked Sendable {
 
     func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: Data? = nil) throws -> HTTPResponse {
         try HTTPClient.request(port: httpPort, method: method, path: path, headers: headers, body: body)
+    }
+
+    /// A request to the operations server.
+    func operations(_ method: String, _ path: String, headers: [(String, String)] = [], body: Data? = nil) throws -> HTTPResponse {
+        try HTTPClient.request(port: opsPort, method: method, path: path, headers: headers, body: body)
     }
 
     deinit {
