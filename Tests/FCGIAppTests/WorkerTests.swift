@@ -24,6 +24,15 @@ import Testing
         #expect(head.body.isEmpty)
     }
 
+    @Test func overTCPOnlyTheAddressesFCGIWebServerAddrsListsAreServed() throws {
+        let allowed = try Stack(.tcp, environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.5, 127.0.0.1"])
+        #expect(try allowed.get("/healthz").status == 200)
+        let refused = try Stack(.tcp, environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.5"], wait: false)
+        let response = try refused.get("/healthz")
+        #expect(response.status == 502 && response.json == ["detail": "The service is unavailable."])
+        #expect(refused.worker.output.contains("refused a connection from an address FCGI_WEB_SERVER_ADDRS does not list"))
+    }
+
     @Test func aBodyOverTheLimitIs413JSON() throws {
         let stack = try Stack()
         let big = Data(repeating: UInt8(ascii: "x"), count: 70_000)

@@ -37,6 +37,9 @@ final class FastCGIServer: Sendable {
     let listener: Listener
     /// How long a client has to send a whole request, and to take its response.
     let requestTimeout: Duration
+    /// `FCGI_WEB_SERVER_ADDRS`, as libfcgi reads it: the IPv4 addresses TCP clients may connect
+    /// from (network byte order); empty, any.
+    private let allowedPeers: Set<UInt32>
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     /// Connections accepted and not yet closed, by descriptor: being read or served (`busy`),
@@ -86,10 +89,21 @@ final class FastCGIServer: Sendable {
         guard FCGX_Init() == 0 else { throw ConfigError("libfcgi failed to initialise (FCGX_Init)") }
     }
 
-    init(listener: Listener, requestTimeout: Duration = .seconds(5), logger: Logger) throws(ConfigError) {
+    init(
+        listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers addresses: String? = nil, logger: Logger
+    ) throws(ConfigError) {
         self.listener = listener
         self.requestTimeout = requestTimeout
         self.logger = logger
+        var peers = Set<UInt32>()
+        for text in (addresses ?? "").split(separator: ",").map(\.trimmingSpaces) where !text.isEmpty {
+            var address = in_addr()
+            guard inet_pton(AF_INET, text, &address) == 1 else {
+                throw ConfigError("FCGI_WEB_SERVER_ADDRS must be comma-separated IPv4 addresses, got \"\(text)\"")
+            }
+            peers.insert(address.s_addr)
+        }
+        allowedPeers = peers
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
             throw ConfigError("cannot create the wake-up pipe: \(String(cString: strerror(errno)))")
@@ -307,6 +321,10 @@ final class FastCGIServer: Sendable {
             }
             return nil
         }
+        if !allowedPeers.isEmpty, !isAllowedPeer(fd) {
+            Glibc.close(fd)
+            return nil
+        }
         openConnections.add(1, ordering: .relaxed)
         let threads = String(threadCount.load(ordering: .relaxed))
         let connection = Connection(
@@ -315,6 +333,26 @@ final class FastCGIServer: Sendable {
             deadline: .now + requestTimeout)
         connections.withLock { $0[fd] = connection }
         return connection
+    }
+
+    /// Whether a connection may be served under `FCGI_WEB_SERVER_ADDRS`: unix socket peers
+    /// always; TCP peers from a listed IPv4 address.
+    private func isAllowedPeer(_ fd: Int32) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let known = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
+        guard known else { return false }
+        switch Int32(address.ss_family) {
+        case AF_UNIX: return true
+        case AF_INET:
+            let peer = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr } }
+            if allowedPeers.contains(peer) { return true }
+        default: break
+        }
+        logger.warning("refused a connection from an address FCGI_WEB_SERVER_ADDRS does not list")
+        return false
     }
 
     /// Reads what `connection` has sent, serves each request it completes, and parks or closes

@@ -24,10 +24,11 @@ final class Stack: @unchecked Sendable {
     let nginx: ChildProcess
 
     /// Starts the stack and waits until `/healthz` answers 200, or with `healthy: false`, until
-    /// it answers at all (through the worker, not nginx's 502).
+    /// it answers at all (through the worker, not nginx's 502), or with `wait: false`, only
+    /// until the worker logs that it serves.
     init(
         _ listen: Listen = .unix, database: TestDatabase? = nil, environment: [String: String] = [:],
-        healthy: Bool = true
+        healthy: Bool = true, wait: Bool = true
     ) throws {
         dir = try TestEnvironment.scratchFolder("stack")
         self.database = try database ?? TestDatabase.migrated()
@@ -66,7 +67,12 @@ final class Stack: @unchecked Sendable {
         nginx = try ChildProcess(
             "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
             environment: [:], log: "\(dir)/nginx.log")
-        try waitUntilAnswering(healthy: healthy)
+        if wait {
+            try waitUntilAnswering(healthy: healthy)
+        } else {
+            let deadline = Date().addingTimeInterval(20)
+            while !worker.output.contains("msg=serving"), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        }
     }
 
     /// Waits up to 20 s for `/healthz` to answer 200 through nginx (or anything but 502).
