@@ -87,6 +87,9 @@ import Testing
         ("FCGI_THREADS", "0", "FCGI_THREADS must be a whole number from 1 to 512, got \"0\""),
         ("FCGI_THREADS", "eight", "FCGI_THREADS must be a whole number from 1 to 512, got \"eight\""),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be debug, info, warning or error, got \"verbose\""),
+        ("FCGI_REQUEST_TIMEOUT_SECONDS", "0", "FCGI_REQUEST_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"0\""),
+        ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "1.5", "DATABASE_STATEMENT_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"1.5\""),
+        ("DATABASE_LOCK_TIMEOUT_SECONDS", "301", "DATABASE_LOCK_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"301\""),
     ])
     func refusesBadValues(name: String, value: String, message: String) {
         #expect(throws: ConfigError(message)) { try Config.fromEnvironment(Self.pool.merging([name: value]) { $1 }) }
@@ -122,6 +125,9 @@ import Testing
             DATABASE_URL=postgresql://app:***@db/articles
             FCGI_LISTEN=127.0.0.1:9000
             FCGI_THREADS=3
+            FCGI_REQUEST_TIMEOUT_SECONDS=5
+            DATABASE_STATEMENT_TIMEOUT_SECONDS=5
+            DATABASE_LOCK_TIMEOUT_SECONDS=2
             LOG_LEVEL=info
             AWS_USER_POOLS_ID=ap-southeast-2_AbC123
             AWS_APP_CLIENT_ID=client1

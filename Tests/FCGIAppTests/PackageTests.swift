@@ -58,6 +58,10 @@ import Testing
         #expect(!linked.output.contains("libswift") && !linked.output.contains("libFoundation"), "\(linked.output)")
         let help = try run("\(root)/usr/bin/articles-fcgi", ["--help"], environment: ["PATH": "/usr/bin:/bin"])
         #expect(help.status == 0 && help.output.contains("serve"))
+        // The project's license, as the copyright file says.
+        let copyright = try String(contentsOfFile: "\(root)/usr/share/doc/articles-fcgi/copyright", encoding: .utf8)
+        #expect(copyright.contains("Files: *\nCopyright: 2026 the articles-fcgi authors\nLicense: Apache-2.0\n"))
+        #expect(try String(contentsOfFile: TestEnvironment.path("LICENSE"), encoding: .utf8).contains("Apache License\n                           Version 2.0, January 2004"))
 
         let lintian = try run("/usr/bin/lintian", ["--tag-display-limit", "0", deb], timeout: 600)
         let findings = lintian.output.split(separator: "\n").filter { $0.hasPrefix("E:") || $0.hasPrefix("W:") }

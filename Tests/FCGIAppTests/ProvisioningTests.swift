@@ -112,8 +112,13 @@ import Testing
         #expect(try post(stack, event(sub: "sub-x", userName: "x", email: "bound@example.com")).status == 409)
         let taken = try post(stack, event(sub: "sub-y", userName: "taken", email: "new@example.com"))
         #expect(taken.status == 409 && taken.json?["detail"] == "The username is taken by another user.")
+        // An address lower() folds onto an ASCII one (İ to i) is another address: never bound.
+        try db.query("INSERT INTO users (username, email) VALUES ('iris', 'iris@example.com')")
+        let lookalike = try post(stack, event(sub: "sub-iris", userName: "iris2", email: "İris@example.com"))
+        #expect(lookalike.status == 409 && lookalike.json?["detail"] == "A user with a similar email exists; an administrator must bind it.")
         #expect(try users(stack) == [
             "dave Dave@Example.com sub-dave", "taken taken@example.com -", "bound bound@example.com sub-of-bound",
+            "iris iris@example.com -",
         ])
     }
 

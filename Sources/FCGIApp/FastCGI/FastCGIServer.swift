@@ -150,7 +150,8 @@ final class FastCGIServer: Sendable {
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGHUP)
-        // Blocked here, so every thread started below inherits the mask; only sigwait takes them.
+        // Blocked here, so every thread started below inherits the mask; only sigtimedwait below
+        // takes them.
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         var workers: [PosixThread] = []

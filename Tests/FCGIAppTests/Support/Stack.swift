@@ -25,7 +25,7 @@ final class Stack: @unchecked Sendable {
 
     /// Starts the stack and waits until `/healthz` answers 200, or with `healthy: false`, until
     /// it answers at all (through the worker, not nginx's 502), or with `wait: false`, only
-    /// until the worker logs that it serves.
+    /// until the worker logs that it serves and nginx answers, whatever it answers.
     init(
         _ listen: Listen = .unix, database: TestDatabase? = nil, environment: [String: String] = [:],
         healthy: Bool = true, wait: Bool = true
@@ -71,7 +71,9 @@ final class Stack: @unchecked Sendable {
             try waitUntilAnswering(healthy: healthy)
         } else {
             let deadline = Date().addingTimeInterval(20)
-            while !worker.output.contains("msg=serving"), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            while !worker.output.contains("msg=serving") || (try? get("/healthz")) == nil, Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
         }
     }
 

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+@testable import FCGIApp
+
+/// What the production site passes to the worker, read off the FastCGI socket by the test
+/// itself standing in for the worker.
+@Suite struct NginxSiteTests {
+    @Test func noProxyHeaderReachesTheWorkerAndTheHostIsNginxs() throws {
+        let dir = try TestEnvironment.scratchFolder("capture")
+        let socketPath = "\(dir)/capture.sock"
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        try #require(withUnixAddress(socketPath, { bind(listener, $0, $1) }) == 0 && listen(listener, 8) == 0)
+        chmod(socketPath, 0o666)
+        let httpPort = try TestEnvironment.freePort()
+        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [
+            dir, "127.0.0.1:\(httpPort)", "unix:\(socketPath)", "127.0.0.1:\(try TestEnvironment.freePort())",
+        ])
+        try #require(generated.status == 0, "\(generated.output)")
+        let nginx = try ChildProcess(
+            "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
+            environment: [:], log: "\(dir)/nginx.log")
+        defer { nginx.stop() }
+
+        let answer = Results()
+        let client = Thread {
+            let request = "GET /articles/ HTTP/1.1\r\nHost: api.example.com\r\nProxy: http://evil.example:3128\r\nConnection: close\r\n\r\n"
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                if let reply = try? HTTPClient.exchange(port: httpPort, Data(request.utf8)) {
+                    return answer.add(0, String(decoding: reply, as: UTF8.self))
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        client.start()
+
+        var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&ready, 1, 10_000) == 1, "nginx passed no request on")
+        let connection = accept(listener, nil, nil)
+        defer { close(connection) }
+        var reader = RecordReader(values: [:])
+        var input: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var request: FastCGIRequest?
+        while request == nil {
+            let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+            try #require(count > 0, "nginx closed the connection mid-request")
+            input += buffer[0..<count]
+            var slice = input[...]
+            if case .request(let complete) = reader.next(&slice) { request = complete }
+            input = Array(slice)
+        }
+        var parameters: [String: String] = [:]
+        _ = request!.parameters.withUnsafeBytes {
+            FastCGIParameters.forEach(in: $0) { parameters[String(decoding: $0, as: UTF8.self)] = String(decoding: $1, as: UTF8.self) }
+        }
+        let response = RecordReader.response(id: request!.id, payload: Array("Status: 200 OK\r\nContent-Type: application/json\r\n\r\n[]".utf8))
+        _ = response.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+
+        #expect((parameters["HTTP_PROXY"] ?? "") == "", "the client's Proxy header is not passed on")
+        #expect(parameters["HTTP_HOST"] == "api.example.com")
+        #expect(parameters["DOCUMENT_URI"] == "/articles/")
+        let deadline = Date().addingTimeInterval(10)
+        while answer.all.isEmpty, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(answer.all.first?.body.hasPrefix("HTTP/1.1 200 OK\r\n") == true)
+    }
+}
