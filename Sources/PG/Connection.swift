@@ -86,6 +86,20 @@ public final class Connection {
         conn.map { Int(PQserverVersion($0)) } ?? 0
     }
 
+    /// The value libpq uses for a connection option (`keepalives`, `tcp_user_timeout`, ...),
+    /// after `conninfo`, the defaults and the environment; nil while not connected or unset.
+    /// The C function is `PQconninfo`.
+    public func option(_ keyword: String) -> String? {
+        guard let conn, let options = PQconninfo(conn) else { return nil }
+        defer { PQconninfoFree(options) }
+        var option = options
+        while let name = option.pointee.keyword {
+            if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
+            option += 1
+        }
+        return nil
+    }
+
     /// Whether the last known state of the connection is good. The C function is `PQstatus`.
     public var isConnected: Bool {
         conn.map { PQstatus($0) == CONNECTION_OK } ?? false && !fatalWhileIdle.isSet

@@ -22,6 +22,17 @@ import Testing
         #expect(try Connection(keywords).query("SHOW application_name").first?[0] == "articles-fcgi")
     }
 
+    @Test func everyConnectionBoundsATCPServerThatVanishes() throws {
+        #expect(db.option("keepalives") == "1")
+        #expect(db.option("keepalives_idle") == "5")
+        #expect(db.option("keepalives_interval") == "2")
+        #expect(db.option("keepalives_count") == "3")
+        #expect(db.option("tcp_user_timeout") == "10000")
+        // What the connection string says wins.
+        let own = try Connection(try TestDatabase.conninfo(database: "postgres") + " tcp_user_timeout=3000")
+        #expect(own.option("tcp_user_timeout") == "3000")
+    }
+
     @Test func aFailedConnectionIsAConnectionError() throws {
         let host = try #require(ProcessInfo.processInfo.environment["ARTICLES_TEST_PGHOST"])
         let error = try #require(throws: PGError.self) {

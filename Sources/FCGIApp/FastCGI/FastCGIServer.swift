@@ -21,8 +21,14 @@ protocol Responder {
 /// nor does a kept connection idling between requests (nginx's `fastcgi_keep_conn`).
 ///
 /// Every request must arrive whole within `requestTimeout` of its first byte (or of the
-/// connection's accept): the main thread closes connections past that deadline, so clients
-/// that stall mid-record cost a descriptor for a few seconds and never a thread.
+/// connection's accept): the main thread shuts down connections past that deadline, so
+/// clients that stall mid-record cost a descriptor for a few seconds and never a thread.
+///
+/// A connection is only ever touched by the one thread its one-shot event woke, which is also
+/// the only one that closes it, so no event can name a closed connection and the request path
+/// takes no lock. The table of open connections (under a lock taken at accept and close) is
+/// for the main thread's deadline sweep, which never closes a descriptor itself: it shuts the
+/// socket down, which wakes the connection's event, and its thread closes it.
 ///
 /// Stopping takes the listening socket out of the set, so new connections wait in its backlog
 /// for the next worker (systemd's socket unit, or whoever holds it, keeps it open), and goes on
@@ -37,15 +43,14 @@ final class FastCGIServer: Sendable {
     let listener: Listener
     /// How long a client has to send a whole request, and to take its response.
     let requestTimeout: Duration
+    private let timeoutNanoseconds: Int64
     /// `FCGI_WEB_SERVER_ADDRS`, as libfcgi reads it: the IPv4 addresses TCP clients may connect
     /// from (network byte order); empty, any.
     private let allowedPeers: Set<UInt32>
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
-    /// Connections accepted and not yet closed, by descriptor: being read or served (`busy`),
-    /// or waiting in the epoll set. Each change of a connection's owner happens under this lock.
+    /// Connections accepted and not yet closed, by descriptor; the table holds their reference.
     private let connections = Mutex<[Int32: Connection]>([:])
-    private let nextGeneration = Atomic<UInt32>(0)
     private let openConnections = Atomic<Int>(0)
     private let runningThreads = Atomic<Int>(0)
     /// Events being handled, and requests answered since start: together they tell a worker
@@ -59,28 +64,32 @@ final class FastCGIServer: Sendable {
     private let events: Int32
     private let threadCount = Atomic<Int>(0)
 
-    /// One accepted connection. Its fields are touched only by the thread that owns it
-    /// (`busy`), or under the `connections` lock.
+    /// One accepted connection. Its fields are touched only by the thread its event woke;
+    /// `deadline` is also read by the sweep.
     private final class Connection: @unchecked Sendable {
         let fd: Int32
-        /// Told apart from a later connection on the same descriptor in epoll's events.
-        let generation: UInt32
         var input: [UInt8] = []
         var reader: RecordReader
-        /// When the request being received must be complete; nil while idle between requests.
-        var deadline: ContinuousClock.Instant?
-        var busy = true
         var registered = false
+        /// When the request being received must be complete, in `monotonicNanoseconds()`; 0
+        /// while idle between requests.
+        let deadline: Atomic<Int64>
 
-        init(fd: Int32, generation: UInt32, reader: RecordReader, deadline: ContinuousClock.Instant) {
+        init(fd: Int32, reader: RecordReader, deadline: Int64) {
             self.fd = fd
-            self.generation = generation
             self.reader = reader
-            self.deadline = deadline
+            self.deadline = Atomic(deadline)
         }
 
-        var eventData: UInt64 { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd)) }
+        var isLate: Bool {
+            let deadline = deadline.load(ordering: .relaxed)
+            return deadline != 0 && deadline <= monotonicNanoseconds()
+        }
     }
+
+    /// The epoll data of the listener and of the wake-up pipe; a connection's is its address.
+    private static let listenerEvent: UInt64 = 1
+    private static let wakeEvent: UInt64 = 2
 
     /// libfcgi's global initialisation: the worker uses libfcgi to open its listening socket
     /// (`FCGX_OpenSocket`) and for the protocol's constants, and reads and writes records itself.
@@ -94,6 +103,8 @@ final class FastCGIServer: Sendable {
     ) throws(ConfigError) {
         self.listener = listener
         self.requestTimeout = requestTimeout
+        let (seconds, attoseconds) = requestTimeout.components
+        timeoutNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
         self.logger = logger
         var peers = Set<UInt32>()
         for text in (addresses ?? "").split(separator: ",").map(\.trimmingSpaces) where !text.isEmpty {
@@ -112,10 +123,10 @@ final class FastCGIServer: Sendable {
         wakeWrite = fds[1]
         events = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard events >= 0 else { throw ConfigError("epoll_create1: \(String(cString: strerror(errno)))") }
-        for fd in [listener.fd, wakeRead] {
+        for (fd, data) in [(listener.fd, Self.listenerEvent), (wakeRead, Self.wakeEvent)] {
             var event = epoll_event()
             event.events = EPOLLIN.rawValue
-            event.data.u64 = UInt64(UInt32(bitPattern: fd))
+            event.data.u64 = data
             guard epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) == 0 else {
                 throw ConfigError("epoll_ctl: \(String(cString: strerror(errno)))")
             }
@@ -217,22 +228,22 @@ final class FastCGIServer: Sendable {
         for _ in 0..<max(1, threadCount.load(ordering: .relaxed)) { _ = write(wakeWrite, &byte, 1) }
     }
 
-    /// Closes the waiting connections whose request did not arrive whole in time.
+    /// Shuts down the connections whose request did not arrive whole in time: each becomes
+    /// readable at its end, and the thread that takes it closes it.
     private func closeLateConnections() {
-        let now = ContinuousClock.now
         let late = connections.withLock { table in
-            let late = table.values.filter { !$0.busy && $0.deadline.map { $0 <= now } == true }
-            for connection in late {
-                table[connection.fd] = nil
-                close(connection.fd)
+            var late = 0
+            for connection in table.values where connection.isLate {
+                connection.deadline.store(0, ordering: .relaxed)
+                shutdown(connection.fd, Int32(SHUT_RDWR))
+                late += 1
             }
-            return late.count
+            return late
         }
         guard late > 0 else { return }
         logger.warning("closed connections that sent no whole request in time", metadata: [
             "connections": "\(late)", "timeout": "\(requestTimeout)",
         ])
-        for _ in 0..<late { closed() }
     }
 
     /// Closes a connection this thread owns.
@@ -250,34 +261,17 @@ final class FastCGIServer: Sendable {
         if left == 0, stopping.load(ordering: .acquiring) { release() }
     }
 
-    /// Hands a connection this thread owns back to the epoll set until it is readable again,
-    /// or closes it when its request is late.
+    /// Hands a connection this thread owns back to the epoll set until it is readable again.
+    /// From the moment it is armed another thread may own it: nothing here touches it after.
     private func park(_ connection: Connection) {
-        let parked = connections.withLock { _ -> Bool in
-            if let deadline = connection.deadline, deadline <= .now { return false }
-            var event = epoll_event()
-            event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue
-            event.data.u64 = connection.eventData
-            guard epoll_ctl(events, connection.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, connection.fd, &event) == 0 else {
-                logger.warning("cannot wait for a connection; closing it", metadata: ["error": "\(String(cString: strerror(errno)))"])
-                return false
-            }
-            connection.registered = true
-            connection.busy = false
-            return true
-        }
-        if !parked { end(connection) }
-    }
-
-    /// The connection an event names, taken over by this thread; nil when it was closed (and
-    /// its descriptor perhaps reused) since the event was queued.
-    private func take(_ data: UInt64) -> Connection? {
-        connections.withLock { table in
-            guard let connection = table[Int32(bitPattern: UInt32(truncatingIfNeeded: data))],
-                connection.generation == UInt32(truncatingIfNeeded: data >> 32), !connection.busy
-            else { return nil }
-            connection.busy = true
-            return connection
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue
+        event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(connection).toOpaque()))
+        let operation = connection.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD
+        connection.registered = true
+        guard epoll_ctl(events, operation, connection.fd, &event) == 0 else {
+            logger.warning("cannot wait for a connection; closing it", metadata: ["error": "\(String(cString: strerror(errno)))"])
+            return end(connection)
         }
     }
 
@@ -293,10 +287,13 @@ final class FastCGIServer: Sendable {
                 return
             }
             if count == 0 { continue }
-            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: event.data.u64))
-            if fd == wakeRead && event.data.u64 >> 32 == 0 { return }
+            if event.data.u64 == Self.wakeEvent { return }
             busy.add(1, ordering: .relaxed)
-            let connection = fd == listener.fd && event.data.u64 >> 32 == 0 ? acceptConnection() : take(event.data.u64)
+            // A connection's event names it: the table keeps it alive until this thread, the
+            // only one its one-shot event woke, closes it.
+            let connection = event.data.u64 == Self.listenerEvent
+                ? acceptConnection()
+                : Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(event.data.u64))!).takeUnretainedValue()
             if let connection { handle(connection, responder, scratch: &scratch, log: log) }
             busy.subtract(1, ordering: .relaxed)
         }
@@ -329,9 +326,8 @@ final class FastCGIServer: Sendable {
         openConnections.add(1, ordering: .relaxed)
         let threads = String(threadCount.load(ordering: .relaxed))
         let connection = Connection(
-            fd: fd, generation: nextGeneration.add(1, ordering: .relaxed).newValue,
-            reader: RecordReader(values: ["FCGI_MAX_CONNS": threads, "FCGI_MAX_REQS": threads, "FCGI_MPXS_CONNS": "0"]),
-            deadline: .now + requestTimeout)
+            fd: fd, reader: RecordReader(values: ["FCGI_MAX_CONNS": threads, "FCGI_MAX_REQS": threads, "FCGI_MPXS_CONNS": "0"]),
+            deadline: monotonicNanoseconds() + timeoutNanoseconds)
         connections.withLock { $0[fd] = connection }
         return connection
     }
@@ -368,7 +364,13 @@ final class FastCGIServer: Sendable {
                     let kept = serve(request, on: connection, responder, log: log)
                     guard kept, request.keepConnection else { return end(connection) }
                     input = connection.input[...]
-                    connection.deadline = connection.reader.isIdle(input) ? nil : .now + requestTimeout
+                    guard !connection.reader.isIdle(input) else {
+                        // Between requests: nothing to read yet, most likely, and the re-armed
+                        // event fires at once if something is.
+                        connection.deadline.store(0, ordering: .relaxed)
+                        return park(connection)
+                    }
+                    connection.deadline.store(monotonicNanoseconds() + timeoutNanoseconds, ordering: .relaxed)
                 case .reply(let records, let thenClose):
                     guard writeAll(records, to: connection), !thenClose else { return end(connection) }
                 case .violation(let reason):
@@ -377,11 +379,13 @@ final class FastCGIServer: Sendable {
                 }
             }
             connection.input = Array(input)
-            if let deadline = connection.deadline, deadline <= .now { return end(connection) }
+            if connection.isLate { return end(connection) }
             let count = scratch.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 connection.input += scratch[0..<count]
-                if connection.deadline == nil { connection.deadline = .now + requestTimeout }
+                if connection.deadline.load(ordering: .relaxed) == 0 {
+                    connection.deadline.store(monotonicNanoseconds() + timeoutNanoseconds, ordering: .relaxed)
+                }
             } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return park(connection)
             } else if count < 0 && errno == EINTR {
@@ -494,4 +498,11 @@ final class FastCGIServer: Sendable {
         }
         return .success(request.stdin.count == length ? request.stdin : Array(request.stdin.prefix(length)))
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: what connection deadlines are kept in.
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
