@@ -14,13 +14,7 @@ import Testing
         try #require(withUnixAddress(socketPath, { bind(listener, $0, $1) }) == 0 && listen(listener, 8) == 0)
         chmod(socketPath, 0o666)
         let httpPort = try TestEnvironment.freePort()
-        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [
-            dir, "127.0.0.1:\(httpPort)", "unix:\(socketPath)", "127.0.0.1:\(try TestEnvironment.freePort())",
-        ])
-        try #require(generated.status == 0, "\(generated.output)")
-        let nginx = try ChildProcess(
-            "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
-            environment: [:], log: "\(dir)/nginx.log")
+        let nginx = try Stack.nginx(dir: dir, httpPort: httpPort, upstream: "unix:\(socketPath)")
         defer { nginx.stop() }
 
         let answer = Results()

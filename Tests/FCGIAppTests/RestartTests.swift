@@ -30,11 +30,7 @@ import Testing
         }
         let first = try startWorker("first")
         let httpPort = try TestEnvironment.freePort()
-        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [dir, "127.0.0.1:\(httpPort)", "unix:\(socketPath)", "127.0.0.1:\(try TestEnvironment.freePort())"])
-        try #require(generated.status == 0, "\(generated.output)")
-        let nginx = try ChildProcess(
-            "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
-            environment: [:], log: "\(dir)/nginx.log")
+        let nginx = try Stack.nginx(dir: dir, httpPort: httpPort, upstream: "unix:\(socketPath)")
         defer { nginx.stop() }
         let ready = Date()
         while (try? HTTPClient.request(port: httpPort, path: "/healthz").status) != 200, Date().timeIntervalSince(ready) < 20 {

@@ -5,9 +5,9 @@ import Synchronization
 /// The user pool's signing keys, loaded at start and kept in memory.
 ///
 /// A `kid` not in the set starts a reload on a thread of its own, at most one per
-/// `refetchInterval`; requests that miss wait for it until `missWait` after it began, then are answered
-/// with what is loaded, so a slow key server never holds the serving threads. A failed reload
-/// keeps the last good keys. Until keys have loaded once, verification answers 503.
+/// `refetchInterval`; requests that miss wait for it until `missWait` after it began, then
+/// are answered with what is loaded, so a slow key server never holds the serving threads. A
+/// failed reload keeps the last good keys. Until keys have loaded once, verification answers 503.
 final class KeyStore: @unchecked Sendable {
     typealias Fetch = @Sendable (CognitoConfig.KeySource) throws -> [UInt8]
 

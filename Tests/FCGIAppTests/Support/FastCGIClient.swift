@@ -9,20 +9,12 @@ final class FastCGIClient {
         case beginRequest = 1, endRequest = 3, params = 4, stdin = 5, stdout = 6, stderr = 7
     }
 
-    private let fd: Int32
+    private let socket: RawSocket
     private let requestID: UInt16 = 1
 
     init(unixPath: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard withUnixAddress(unixPath, { connect(fd, $0, $1) }) == 0 else {
-            close(fd)
-            throw HTTPClient.Failure(description: "connect to \(unixPath): errno \(errno)")
-        }
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        socket = try RawSocket(unixPath: unixPath)
     }
-
-    deinit { close(fd) }
 
     /// BEGIN_REQUEST (responder role) and the CGI parameters, with the closing empty PARAMS
     /// record only if `finish` is true.
@@ -75,21 +67,10 @@ final class FastCGIClient {
 
     private func send(_ type: RecordType, _ content: [UInt8]) throws {
         let padding = (8 - content.count % 8) % 8
-        let record = [1, type.rawValue, UInt8(requestID >> 8), UInt8(requestID & 0xff),
-                      UInt8(content.count >> 8), UInt8(content.count & 0xff), UInt8(padding), 0]
-            + content + [UInt8](repeating: 0, count: padding)
-        let sent = record.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == record.count else { throw HTTPClient.Failure(description: "send: errno \(errno)") }
+        try socket.send([1, type.rawValue, UInt8(requestID >> 8), UInt8(requestID & 0xff),
+                         UInt8(content.count >> 8), UInt8(content.count & 0xff), UInt8(padding), 0]
+            + content + [UInt8](repeating: 0, count: padding))
     }
 
-    private func read(_ count: Int) throws -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + filled, count - filled, 0) }
-            guard got > 0 else { throw HTTPClient.Failure(description: "recv: connection closed or errno \(errno)") }
-            filled += got
-        }
-        return buffer
-    }
+    private func read(_ count: Int) throws -> [UInt8] { try socket.read(exactly: count) }
 }

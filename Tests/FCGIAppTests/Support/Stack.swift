@@ -62,11 +62,7 @@ final class Stack: @unchecked Sendable {
                 "/usr/bin/systemd-socket-activate", ["-l", socketPath] + passed + [binary, "serve"],
                 environment: workerEnvironment, log: "\(dir)/worker.log")
         }
-        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [dir, "127.0.0.1:\(httpPort)", upstream, "127.0.0.1:\(opsPort)"])
-        guard generated.status == 0 else { throw HTTPClient.Failure(description: "nginx-conf: \(generated.output)") }
-        nginx = try ChildProcess(
-            "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
-            environment: [:], log: "\(dir)/nginx.log")
+        nginx = try Self.nginx(dir: dir, httpPort: httpPort, upstream: upstream, opsPort: opsPort)
         if wait {
             try waitUntilAnswering(healthy: healthy)
         } else {
@@ -75,6 +71,17 @@ final class Stack: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: 0.05)
             }
         }
+    }
+
+    /// nginx configured by `scripts/nginx-conf` in `dir` from the production site, started on
+    /// `httpPort` (and `opsPort`, the operations server) in front of `upstream`.
+    static func nginx(dir: String, httpPort: Int, upstream: String, opsPort: Int? = nil) throws -> ChildProcess {
+        let ops = try opsPort ?? TestEnvironment.freePort()
+        let generated = try run(TestEnvironment.path("scripts/nginx-conf"), [dir, "127.0.0.1:\(httpPort)", upstream, "127.0.0.1:\(ops)"])
+        guard generated.status == 0 else { throw HTTPClient.Failure(description: "nginx-conf: \(generated.output)") }
+        return try ChildProcess(
+            "/usr/sbin/nginx", ["-p", dir, "-c", "\(dir)/nginx.conf", "-e", "\(dir)/nginx-error.log", "-g", "daemon off;"],
+            environment: [:], log: "\(dir)/nginx.log")
     }
 
     /// Waits up to 20 s for `/healthz` to answer 200 through nginx (or anything but 502).
