@@ -152,7 +152,7 @@ final class FastCGIServer: Sendable {
         makeResponder: @escaping @Sendable () -> any Responder
     ) throws(ConfigError) {
         // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches
-        // sigwait, so take them back to their defaults before blocking them.
+        // sigtimedwait, so take them back to their defaults before blocking them.
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
         signal(SIGHUP, SIG_DFL)
