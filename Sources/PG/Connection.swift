@@ -243,7 +243,7 @@ public final class Connection {
     }
 
     /// libpq's TCP keepalive and `tcp_user_timeout` settings every connection starts with.
-    public static let tcpBounds = [
+    private static let tcpBounds = [
         ("keepalives", "1"), ("keepalives_idle", "5"), ("keepalives_interval", "2"), ("keepalives_count", "3"),
         ("tcp_user_timeout", "10000"),
     ]

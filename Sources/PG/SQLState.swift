@@ -36,7 +36,6 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, ExpressibleByStrin
     public static let duplicateObject: SQLState = "42710"
     public static let lockNotAvailable: SQLState = "55P03"
     public static let queryCanceled: SQLState = "57014"
-    public static let idleInTransactionSessionTimeout: SQLState = "25P03"
     public static let adminShutdown: SQLState = "57P01"
     public static let crashShutdown: SQLState = "57P02"
     public static let cannotConnectNow: SQLState = "57P03"

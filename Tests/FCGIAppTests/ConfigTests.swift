@@ -87,6 +87,7 @@ import Testing
         ("FCGI_THREADS", "0", "FCGI_THREADS must be a whole number from 1 to 512, got \"0\""),
         ("FCGI_THREADS", "eight", "FCGI_THREADS must be a whole number from 1 to 512, got \"eight\""),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be debug, info, warning or error, got \"verbose\""),
+        ("FCGI_WEB_SERVER_ADDRS", "10.0.0.1,nginx", "FCGI_WEB_SERVER_ADDRS must be comma-separated IPv4 addresses, got \"nginx\""),
         ("FCGI_REQUEST_TIMEOUT_SECONDS", "0", "FCGI_REQUEST_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"0\""),
         ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "1.5", "DATABASE_STATEMENT_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"1.5\""),
         ("DATABASE_LOCK_TIMEOUT_SECONDS", "301", "DATABASE_LOCK_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"301\""),
@@ -125,6 +126,7 @@ import Testing
             DATABASE_URL=postgresql://app:***@db/articles
             FCGI_LISTEN=127.0.0.1:9000
             FCGI_THREADS=3
+            FCGI_WEB_SERVER_ADDRS=(unset: any address may connect over TCP)
             FCGI_REQUEST_TIMEOUT_SECONDS=5
             DATABASE_STATEMENT_TIMEOUT_SECONDS=5
             DATABASE_LOCK_TIMEOUT_SECONDS=2
@@ -143,8 +145,11 @@ import Testing
             configuration OK
 
             """)
-        let updated = try run(binary, ["check-config"], environment: Self.pool.merging(["COGNITO_ISSUER": "updated"]) { $1 })
+        let updated = try run(binary, ["check-config"], environment: Self.pool.merging([
+            "COGNITO_ISSUER": "updated", "FCGI_WEB_SERVER_ADDRS": "127.0.0.5, 10.0.0.1",
+        ]) { $1 })
         #expect(updated.status == 0)
+        #expect(updated.output.contains("\nFCGI_WEB_SERVER_ADDRS=10.0.0.1,127.0.0.5\n"))
         let issuer = "https://issuer-cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123"
         #expect(updated.output.contains("\nCOGNITO_ISSUER=updated\nCOGNITO_JWKS_URL=\(issuer)/.well-known/jwks.json\n"))
         #expect(updated.output.contains("\nissuer=\(issuer)\n"))

@@ -1,10 +1,10 @@
 import ArgumentParser
 import FoundationEssentials
 
-/// The local stand-in for a Cognito user pool that `scripts/run` sets up when no
-/// `AWS_USER_POOLS_ID` is given: these ids, and the key in `$RUN_DIR/keys`.
 extension CognitoConfig.IssuerForm: ExpressibleByArgument {}
 
+/// The local stand-in for a Cognito user pool that `scripts/run` sets up when no
+/// `AWS_USER_POOLS_ID` is given: these ids, and the key in `$RUN_DIR/keys`.
 enum LocalDevelopment {
     static let poolID = "local-1_ArticlesDev"
     static let clientID = "articles-local"

@@ -45,7 +45,7 @@ struct Serve: ParsableCommand {
         try FastCGIServer.initialiseLibrary()
         let server = try FastCGIServer(
             listener: try Listener.open(config.listen), requestTimeout: .seconds(config.requestTimeoutSeconds),
-            allowedPeers: ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"], logger: logger)
+            allowedPeers: config.allowedPeers, logger: logger)
         let conninfo = config.databaseURL
         let settings = config.sessionSettings
         let cors = config.cors

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 import Logging
 
 /// A configuration error, reported before the worker starts.
@@ -29,15 +30,21 @@ struct Config: Sendable, Equatable {
     var autoProvisionUsers = false
     /// `FCGI_REQUEST_TIMEOUT_SECONDS`: how long a FastCGI client has to send a whole request
     /// (and to take its response) before the connection is closed.
-    var requestTimeoutSeconds = 5
+    var requestTimeoutSeconds = defaultRequestTimeoutSeconds
     /// `DATABASE_STATEMENT_TIMEOUT_SECONDS` and `DATABASE_LOCK_TIMEOUT_SECONDS`: the longest a
     /// worker's statement runs, and waits for a lock, before the request is answered 503.
-    var statementTimeoutSeconds = 5
-    var lockTimeoutSeconds = 2
+    var statementTimeoutSeconds = defaultStatementTimeoutSeconds
+    var lockTimeoutSeconds = defaultLockTimeoutSeconds
+    /// `FCGI_WEB_SERVER_ADDRS`, as libfcgi reads it: the IPv4 addresses (network byte order)
+    /// TCP clients may connect from; empty, any.
+    var allowedPeers: Set<UInt32> = []
 
     static let defaultThreads = 8
     static let threadRange = 1...512
     static let timeoutRange = 1...300
+    static let defaultRequestTimeoutSeconds = 5
+    static let defaultStatementTimeoutSeconds = 5
+    static let defaultLockTimeoutSeconds = 2
 
     static func fromEnvironment(_ environment: [String: String]) throws(ConfigError) -> Config {
         func value(_ name: String) -> String? {
@@ -85,9 +92,34 @@ struct Config: Sendable, Equatable {
                 default: throw ConfigError("AUTO_PROVISION_USERS must be true or false, got \"\(text)\"")
                 }
             } ?? false,
-            requestTimeoutSeconds: try seconds("FCGI_REQUEST_TIMEOUT_SECONDS", default: 5),
-            statementTimeoutSeconds: try seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", default: 5),
-            lockTimeoutSeconds: try seconds("DATABASE_LOCK_TIMEOUT_SECONDS", default: 2))
+            requestTimeoutSeconds: try seconds("FCGI_REQUEST_TIMEOUT_SECONDS", default: defaultRequestTimeoutSeconds),
+            statementTimeoutSeconds: try seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", default: defaultStatementTimeoutSeconds),
+            lockTimeoutSeconds: try seconds("DATABASE_LOCK_TIMEOUT_SECONDS", default: defaultLockTimeoutSeconds),
+            allowedPeers: try allowedPeers(value("FCGI_WEB_SERVER_ADDRS")))
+    }
+
+    /// `FCGI_WEB_SERVER_ADDRS`: comma-separated IPv4 addresses.
+    private static func allowedPeers(_ text: String?) throws(ConfigError) -> Set<UInt32> {
+        var peers = Set<UInt32>()
+        for item in (text ?? "").split(separator: ",").map(\.trimmingSpaces) where !item.isEmpty {
+            var address = in_addr()
+            guard inet_pton(AF_INET, item, &address) == 1 else {
+                throw ConfigError("FCGI_WEB_SERVER_ADDRS must be comma-separated IPv4 addresses, got \"\(item)\"")
+            }
+            peers.insert(address.s_addr)
+        }
+        return peers
+    }
+
+    /// `allowedPeers` as the addresses they are, in order.
+    private var allowedPeersSummary: String {
+        guard !allowedPeers.isEmpty else { return "(unset: any address may connect over TCP)" }
+        return allowedPeers.sorted { UInt32(bigEndian: $0) < UInt32(bigEndian: $1) }.map { peer in
+            var address = in_addr(s_addr: peer)
+            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
+            return String(cString: text)
+        }.joined(separator: ",")
     }
 
     /// What every serving thread sets on its database session: the statement and lock bounds,
@@ -115,6 +147,7 @@ struct Config: Sendable, Equatable {
             ("DATABASE_URL", databaseURL.map(Self.maskingPassword) ?? "(unset: libpq defaults from PGHOST, PGDATABASE, ...)"),
             ("FCGI_LISTEN", listen?.description ?? "(unset: the socket inherited through LISTEN_FDS or on fd 0)"),
             ("FCGI_THREADS", String(threads)),
+            ("FCGI_WEB_SERVER_ADDRS", allowedPeersSummary),
             ("FCGI_REQUEST_TIMEOUT_SECONDS", String(requestTimeoutSeconds)),
             ("DATABASE_STATEMENT_TIMEOUT_SECONDS", String(statementTimeoutSeconds)),
             ("DATABASE_LOCK_TIMEOUT_SECONDS", String(lockTimeoutSeconds)),

@@ -44,8 +44,7 @@ final class FastCGIServer: Sendable {
     /// How long a client has to send a whole request, and to take its response.
     let requestTimeout: Duration
     private let timeoutNanoseconds: Int64
-    /// `FCGI_WEB_SERVER_ADDRS`, as libfcgi reads it: the IPv4 addresses TCP clients may connect
-    /// from (network byte order); empty, any.
+    /// `Config.allowedPeers`: the IPv4 addresses TCP clients may connect from; empty, any.
     private let allowedPeers: Set<UInt32>
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
@@ -73,17 +72,21 @@ final class FastCGIServer: Sendable {
         var registered = false
         /// When the request being received must be complete, in `monotonicNanoseconds()`; 0
         /// while idle between requests.
-        let deadline: Atomic<Int64>
+        let deadline = Atomic<Int64>(0)
 
-        init(fd: Int32, reader: RecordReader, deadline: Int64) {
+        init(fd: Int32, reader: RecordReader) {
             self.fd = fd
             self.reader = reader
-            self.deadline = Atomic(deadline)
         }
 
         var isLate: Bool {
             let deadline = deadline.load(ordering: .relaxed)
             return deadline != 0 && deadline <= monotonicNanoseconds()
+        }
+
+        /// Starts the clock of a request: it must be whole within `timeout` nanoseconds.
+        func expect(within timeout: Int64) {
+            deadline.store(monotonicNanoseconds() + timeout, ordering: .relaxed)
         }
     }
 
@@ -99,22 +102,14 @@ final class FastCGIServer: Sendable {
     }
 
     init(
-        listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers addresses: String? = nil, logger: Logger
+        listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logger: Logger
     ) throws(ConfigError) {
         self.listener = listener
         self.requestTimeout = requestTimeout
         let (seconds, attoseconds) = requestTimeout.components
         timeoutNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
         self.logger = logger
-        var peers = Set<UInt32>()
-        for text in (addresses ?? "").split(separator: ",").map(\.trimmingSpaces) where !text.isEmpty {
-            var address = in_addr()
-            guard inet_pton(AF_INET, text, &address) == 1 else {
-                throw ConfigError("FCGI_WEB_SERVER_ADDRS must be comma-separated IPv4 addresses, got \"\(text)\"")
-            }
-            peers.insert(address.s_addr)
-        }
-        allowedPeers = peers
+        self.allowedPeers = allowedPeers
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
             throw ConfigError("cannot create the wake-up pipe: \(String(cString: strerror(errno)))")
@@ -326,8 +321,8 @@ final class FastCGIServer: Sendable {
         openConnections.add(1, ordering: .relaxed)
         let threads = String(threadCount.load(ordering: .relaxed))
         let connection = Connection(
-            fd: fd, reader: RecordReader(values: ["FCGI_MAX_CONNS": threads, "FCGI_MAX_REQS": threads, "FCGI_MPXS_CONNS": "0"]),
-            deadline: monotonicNanoseconds() + timeoutNanoseconds)
+            fd: fd, reader: RecordReader(values: ["FCGI_MAX_CONNS": threads, "FCGI_MAX_REQS": threads, "FCGI_MPXS_CONNS": "0"]))
+        connection.expect(within: timeoutNanoseconds)
         connections.withLock { $0[fd] = connection }
         return connection
     }
@@ -370,7 +365,7 @@ final class FastCGIServer: Sendable {
                         connection.deadline.store(0, ordering: .relaxed)
                         return park(connection)
                     }
-                    connection.deadline.store(monotonicNanoseconds() + timeoutNanoseconds, ordering: .relaxed)
+                    connection.expect(within: timeoutNanoseconds)
                 case .reply(let records, let thenClose):
                     guard writeAll(records, to: connection), !thenClose else { return end(connection) }
                 case .violation(let reason):
@@ -383,9 +378,7 @@ final class FastCGIServer: Sendable {
             let count = scratch.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 connection.input += scratch[0..<count]
-                if connection.deadline.load(ordering: .relaxed) == 0 {
-                    connection.deadline.store(monotonicNanoseconds() + timeoutNanoseconds, ordering: .relaxed)
-                }
+                if connection.deadline.load(ordering: .relaxed) == 0 { connection.expect(within: timeoutNanoseconds) }
             } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return park(connection)
             } else if count < 0 && errno == EINTR {
@@ -399,7 +392,7 @@ final class FastCGIServer: Sendable {
     /// Writes `bytes` to the connection, waiting for room at most `requestTimeout`; false when
     /// the client went away or would not take them in time.
     private func writeAll(_ bytes: [UInt8], to connection: Connection) -> Bool {
-        let deadline = ContinuousClock.now + requestTimeout
+        let deadline = monotonicNanoseconds() + timeoutNanoseconds
         return bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
@@ -409,10 +402,10 @@ final class FastCGIServer: Sendable {
                     continue
                 }
                 guard sent < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { return false }
-                let left = deadline - .now
-                guard left > .zero else { return false }
+                let left = deadline - monotonicNanoseconds()
+                guard left > 0 else { return false }
                 var ready = pollfd(fd: connection.fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&ready, 1, Int32(left / .milliseconds(1)) + 1)
+                _ = poll(&ready, 1, Int32(left / 1_000_000) + 1)
             }
             return true
         }
