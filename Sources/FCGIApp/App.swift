@@ -19,6 +19,11 @@ final class App: Responder {
     private let users: UserCache
     private let articleCache: ArticleCache
     private let revoked: RevokedSessions.View
+    private let changes: ChangeFeed
+    /// How many of the feed's changes this thread's caches have applied.
+    private var changesApplied: UInt64 = 0
+    /// Whether the current request may use the caches, once a cache was first needed.
+    private var cachesCurrent: Bool?
     private let metrics: ThreadMetrics
     /// The connection's session at the last request: a later one means it connected again.
     private var session = 0
@@ -28,7 +33,7 @@ final class App: Responder {
     init(
         database: Connection, verifier: TokenVerifier, changes: ChangeFeed, metrics: Metrics,
         cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false,
-        revoked: RevokedSessions = RevokedSessions(), logger: Logger
+        logger: Logger
     ) {
         self.database = database
         self.verifier = verifier
@@ -36,14 +41,16 @@ final class App: Responder {
         self.provisioning = provisioning
         self.autoProvision = autoProvision
         self.logger = logger
-        users = UserCache(feed: changes)
-        articleCache = ArticleCache(feed: changes)
-        self.revoked = RevokedSessions.View(revoked)
+        users = UserCache()
+        articleCache = ArticleCache()
+        self.changes = changes
+        self.revoked = RevokedSessions.View(changes.revoked)
         self.metrics = ThreadMetrics(metrics)
     }
 
     func respond(to request: Request) -> Response {
         authenticated = nil
+        cachesCurrent = nil
         metrics.shared.inFlight.increment()
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
@@ -77,7 +84,11 @@ final class App: Responder {
                 return cors.preflight(request, methods: route.allowedMethods)
                     ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
-            let articles = ArticlesAPI(db: database, cache: articleCache, adminGroup: verifier.config.adminGroup)
+            func articles(cached: Bool = false) throws -> ArticlesAPI {
+                ArticlesAPI(
+                    db: database, cache: try cached && usesCaches() ? articleCache : nil, changes: changes.log,
+                    adminGroup: verifier.config.adminGroup)
+            }
             switch (route, request.method) {
             case (.health, _):
                 return health()
@@ -92,17 +103,17 @@ final class App: Responder {
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
-                return try articles.create(request, by: authenticate(request))
+                return try articles().create(request, by: authenticate(request))
             case (.articles, _):
                 _ = try authenticate(request)
-                return try articles.list(request)
+                return try articles(cached: true).list(request)
             case (.article(let id), "PUT"), (.article(let id), "PATCH"):
-                return try articles.update(id, request, by: authenticate(request), partial: request.method == "PATCH")
+                return try articles().update(id, request, by: authenticate(request), partial: request.method == "PATCH")
             case (.article(let id), "DELETE"):
-                return try articles.delete(id, request, by: authenticate(request))
+                return try articles().delete(id, request, by: authenticate(request))
             case (.article(let id), _):
                 _ = try authenticate(request)
-                return try articles.read(id, request)
+                return try articles(cached: true).read(id, request)
             }
         } catch let error as AuthError {
             metrics.refused(reason: error.detail)
@@ -134,10 +145,21 @@ final class App: Responder {
     /// that passed every check.
     func authenticate(_ request: Request) throws -> Caller {
         let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
-        if let session = claims.originJTI, revoked.contains(session) {
+        func load() throws -> UserStore.Match? { try UserStore.user(for: claims, in: database, autoProvision: autoProvision) }
+        let found: User?
+        let sessionRevoked: Bool
+        if try usesCaches() {
+            sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
+            found = sessionRevoked ? nil : try users.user(for: claims.sub) {
+                try load().map { ($0.user, !changes.log.mayHaveMissed($0.snapshot)) }
+            }
+        } else {
+            let match = try load()
+            (found, sessionRevoked) = (match?.user, match?.sessionRevoked ?? false)
+        }
+        if sessionRevoked {
             throw AuthError.invalid("Token has been revoked.", "sign-in session revoked (sub \(claims.sub))")
         }
-        let found = try users.user(for: claims.sub) { try UserStore.user(for: claims, in: database, autoProvision: autoProvision) }
         guard let user = found else {
             throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
         }
@@ -151,6 +173,43 @@ final class App: Responder {
         }
         authenticated = user.id
         return Caller(user: user, claims: claims)
+    }
+
+    /// `pg_current_wal_flush_lsn()`: every write answered so far, by any worker, is at or
+    /// before it.
+    static let walFlushed = PreparedStatement(name: "wal_flushed", sql: "SELECT pg_current_wal_flush_lsn()")
+    /// How long a request waits for the change feed to catch up before it bypasses the caches.
+    static let feedWait: Duration = .milliseconds(10)
+
+    /// Whether this request may use the caches: the change feed is up and has applied every
+    /// change committed up to the database's WAL flush position, read now (one round trip), so
+    /// what the caches answer reflects every write answered before this request, by any worker.
+    /// Then the caches apply the changes the feed logged since they last looked.
+    private func usesCaches() throws -> Bool {
+        if let cachesCurrent { return cachesCurrent }
+        var current = false
+        if changes.isUp, let position = try database.query(Self.walFlushed).first?.decode(LSN?.self, at: 0) {
+            current = changes.applied.value >= position.value
+            if !current {
+                current = changes.isCurrent(for: position, waiting: Self.feedWait)
+                (current ? metrics.shared.cacheWaits : metrics.shared.cacheBypasses).increment()
+            }
+        }
+        if current && changes.log.total != changesApplied {
+            let (logged, total) = changes.log.changes(after: changesApplied)
+            if let logged {
+                for change in logged {
+                    articleCache.apply(change)
+                    users.apply(change)
+                }
+            } else {
+                articleCache.removeAll()
+                users.removeAll()
+            }
+            changesApplied = total
+        }
+        cachesCurrent = current
+        return current
     }
 
     struct Health: Codable, Equatable, JSONWritable {

@@ -21,6 +21,7 @@ public struct PGType: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let numeric = PGType(rawValue: 1700)
     public static let uuid = PGType(rawValue: 2950)
     public static let jsonb = PGType(rawValue: 3802)
+    public static let pgLSN = PGType(rawValue: 3220)
 
     var isInteger: Bool { self == .int2 || self == .int4 || self == .int8 }
 
@@ -44,6 +45,7 @@ public struct PGType: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .numeric: "numeric"
         case .uuid: "uuid"
         case .jsonb: "jsonb"
+        case .pgLSN: "pg_lsn"
         default: "type \(rawValue)"
         }
     }

@@ -52,6 +52,11 @@ check_reachable() {
   fi
 }
 
+# What the workers' change feed needs (logical decoding, a replication connection and a
+# temporary slot per worker, the tests' many workers included), and a bound on the WAL a slot
+# that is no longer read may keep.
+CLUSTER_SETTINGS="-c wal_level=logical -c max_wal_senders=64 -c max_replication_slots=64 -c max_slot_wal_keep_size=1GB"
+
 # cluster_start DIR: creates (first time) and starts a UTF-8 cluster with its data in DIR/pgdata
 # and its unix socket in DIR/pg (no TCP), and a database named articles. Sets PGHOST, PGPORT.
 cluster_start() {
@@ -72,7 +77,7 @@ cluster_start() {
   fi
   if ! as_cluster_owner "$bindir/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
     as_cluster_owner "$bindir/pg_ctl" -D "$dir/pgdata" -w -t 60 -l "$dir/postgres.log" \
-      -o "-c listen_addresses='' -c unix_socket_directories='$dir/pg' -c port=$PGPORT" start >/dev/null \
+      -o "-c listen_addresses='' -c unix_socket_directories='$dir/pg' -c port=$PGPORT $CLUSTER_SETTINGS" start >/dev/null \
       || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
   fi
   if ! psql -X -q -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'articles'" | grep -q 1; then

@@ -37,21 +37,29 @@ extension Article: JSONWritable {
 /// The articles table, through prepared statements. Every change is one statement, or one
 /// transaction that locks the row it checks.
 enum ArticleStore {
-    /// The columns of an `Article`, from `a` (articles) and `u` (users). Times leave as UTC
-    /// `timestamp` text, which `UTCTimestamp` turns into RFC 3339 (cheaper than `to_char`).
+    /// The columns of an `Article` and its owner's id, from `a` (articles) and `u` (users).
+    /// Times leave as UTC `timestamp` text, which `UTCTimestamp` turns into RFC 3339 (cheaper
+    /// than `to_char`).
     private static let columns = """
         a.id, a.name, u.username AS owner, a.created_at AT TIME ZONE 'UTC' AS created_at, \
-        a.updated_at AT TIME ZONE 'UTC' AS updated_at
+        a.updated_at AT TIME ZONE 'UTC' AS updated_at, a.owner_id
         """
 
+    /// Reads for the caches also return the statement's snapshot (`ChangeLog.mayHaveMissed`):
+    /// a page as one row per article, or one row of NULLs when there is none.
     static let page = PreparedStatement(
         name: "articles_page",
-        sql: "SELECT \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id > $1 ORDER BY a.id LIMIT $2")
+        sql: """
+            SELECT pg_current_snapshot()::text, p.* FROM (SELECT) AS one LEFT JOIN LATERAL (
+              SELECT \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id > $1 ORDER BY a.id LIMIT $2
+            ) p ON true
+            """)
     static let one = PreparedStatement(
-        name: "articles_one", sql: "SELECT \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id = $1")
+        name: "articles_one",
+        sql: "SELECT pg_current_snapshot()::text, \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id = $1")
     static let lockOne = PreparedStatement(
         name: "articles_lock_one",
-        sql: "SELECT a.owner_id, \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id = $1 FOR UPDATE OF a")
+        sql: "SELECT \(columns) FROM articles a JOIN users u ON u.id = a.owner_id WHERE a.id = $1 FOR UPDATE OF a")
     static let create = PreparedStatement(
         name: "articles_create",
         sql: """
@@ -66,47 +74,55 @@ enum ArticleStore {
             """)
     static let delete = PreparedStatement(name: "articles_delete", sql: "DELETE FROM articles WHERE id = $1")
 
-    /// Up to `limit` articles with ids above `after`, in id order.
-    static func page(after: Int64, limit: Int, in db: Connection) throws(PGError) -> [Article] {
-        try articles(db.query(page, after, limit))
+    /// An article and its owner's id.
+    struct Owned {
+        let article: Article
+        let ownerID: Int64
     }
 
-    static func find(_ id: Int64, in db: Connection) throws(PGError) -> Article? {
-        try articles(db.query(one, id)).first
+    /// Up to `limit` articles with ids above `after`, in id order, and the snapshot they were read in.
+    static func page(after: Int64, limit: Int, in db: Connection) throws(PGError) -> (articles: [Owned], snapshot: Snapshot?) {
+        let rows = try db.query(page, after, limit)
+        return (try articles(rows, first: 1), try rows.first?.decode(Snapshot.self, at: 0))
+    }
+
+    /// The article, and the snapshot it was read in.
+    static func find(_ id: Int64, in db: Connection) throws(PGError) -> (article: Owned, snapshot: Snapshot)? {
+        let rows = try db.query(one, id)
+        guard let article = try articles(rows, first: 1).first else { return nil }
+        return (article, try rows[0].decode(Snapshot.self, at: 0))
     }
 
     static func create(name: String, owner: User, in db: Connection) throws(PGError) -> Article {
-        try articles(db.query(create, name, owner.id))[0]
+        try articles(db.query(create, name, owner.id))[0].article
     }
 
-    /// The article and its owner's id, locked until the transaction ends.
-    static func lock(_ id: Int64, in db: Connection) throws(PGError) -> (article: Article, ownerID: Int64)? {
-        guard let row = try db.query(lockOne, id).first else { return nil }
-        return (try article(row, first: 1), try row.decode(Int64.self, at: 0))
+    /// The article, locked until the transaction ends.
+    static func lock(_ id: Int64, in db: Connection) throws(PGError) -> Owned? {
+        try articles(db.query(lockOne, id)).first
     }
 
     static func rename(_ id: Int64, to name: String, in db: Connection) throws(PGError) -> Article {
-        try articles(db.query(rename, id, name))[0]
+        try articles(db.query(rename, id, name))[0].article
     }
 
     static func delete(_ id: Int64, in db: Connection) throws(PGError) {
         try db.query(delete, id)
     }
 
-    private static func articles(_ rows: QueryResult) throws(PGError) -> [Article] {
-        var articles: [Article] = []
+    /// Reads the `columns` above by position, from `first` on; a row whose id is NULL is none.
+    private static func articles(_ rows: QueryResult, first: Int = 0) throws(PGError) -> [Owned] {
+        var articles: [Owned] = []
         articles.reserveCapacity(rows.count)
-        for row in rows { articles.append(try article(row)) }
+        for row in rows {
+            guard let id = try row.decode(Int64?.self, at: first) else { continue }
+            let article = Article(
+                id: id, name: try row.decode(String.self, at: first + 1), owner: try row.decode(String.self, at: first + 2),
+                createdAt: try row.decode(UTCTimestamp.self, at: first + 3).rfc3339,
+                updatedAt: try row.decode(UTCTimestamp.self, at: first + 4).rfc3339)
+            articles.append(Owned(article: article, ownerID: try row.decode(Int64.self, at: first + 5)))
+        }
         return articles
-    }
-
-    /// Reads the `columns` above by position (`first` is where they start in the row).
-    private static func article(_ row: Row, first: Int = 0) throws(PGError) -> Article {
-        Article(
-            id: try row.decode(Int64.self, at: first), name: try row.decode(String.self, at: first + 1),
-            owner: try row.decode(String.self, at: first + 2),
-            createdAt: try row.decode(UTCTimestamp.self, at: first + 3).rfc3339,
-            updatedAt: try row.decode(UTCTimestamp.self, at: first + 4).rfc3339)
     }
 }
 

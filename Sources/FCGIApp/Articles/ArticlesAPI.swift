@@ -12,8 +12,10 @@ struct ArticlesAPI {
     static let maxLimit = 1000
 
     let db: Connection
-    /// This thread's answers about articles, for reads; every change is counted through it.
-    let cache: ArticleCache
+    /// This thread's answers about articles, when this request may use them.
+    let cache: ArticleCache?
+    /// What the caches applied, to tell whether an answer loaded now may be kept.
+    let changes: ChangeLog
     /// `COGNITO_ADMIN_GROUP`.
     let adminGroup: String?
 
@@ -37,12 +39,17 @@ struct ArticlesAPI {
                 after = number
             }
         }
-        let page = try cache.page(after: after, limit: limit) {
+        func load() throws -> (ArticleCache.Page, keep: Bool) {
             // One row more than asked says whether there is a next page.
-            let articles = try ArticleStore.page(after: after, limit: limit + 1, in: db)
-            let shown = articles.prefix(limit)
-            return ArticleCache.Page(body: JSONWriter.bytes(of: Array(shown)), nextAfter: articles.count > limit ? shown.last?.id : nil)
+            let (rows, snapshot) = try ArticleStore.page(after: after, limit: limit + 1, in: db)
+            let shown = rows.prefix(limit)
+            let peek = rows.count > limit ? rows[limit].article.id : nil
+            let page = ArticleCache.Page(
+                body: JSONWriter.bytes(of: shown.map(\.article)), nextAfter: peek == nil ? nil : shown.last?.article.id,
+                lastID: shown.last?.article.id, peekID: peek, owners: Set(shown.map(\.ownerID)))
+            return (page, cache != nil && !changes.mayHaveMissed(snapshot))
         }
+        let page = try cache?.page(after: after, limit: limit, load: load) ?? load().0
         var response = Response(status: .ok, headers: [("Content-Type", "application/json")], body: page.body)
         if let nextAfter = page.nextAfter {
             let next = "\(request.baseURL)/articles/?after=\(nextAfter)&limit=\(limit)"
@@ -55,15 +62,20 @@ struct ArticlesAPI {
     func create(_ request: Request, by caller: Caller) throws -> Response {
         let name = try ArticleName.validate(request.fields()["name"])
         let article = try ArticleStore.create(name: name, owner: caller.user, in: db)
-        cache.changed()
-        var response = Self.representation(article).response(status: .created)
+        var response = Self.representation(article, ownerID: caller.user.id).response(status: .created)
         response.headers.append(("Location", "\(request.baseURL)/articles/\(article.id)/"))
         return response
     }
 
     /// `GET /articles/{id}/`, with `ETag`; 304 when `If-None-Match` names it.
     func read(_ id: Int64, _ request: Request) throws -> Response {
-        let found = try cache.article(id) { try ArticleStore.find(id, in: db).map(Self.representation) }
+        func load() throws -> (ArticleCache.Single, keep: Bool)? {
+            try ArticleStore.find(id, in: db).map { found in
+                (Self.representation(found.article.article, ownerID: found.article.ownerID),
+                 cache != nil && !changes.mayHaveMissed(found.snapshot))
+            }
+        }
+        let found = try cache.map { try $0.article(id, load: load) } ?? load()?.0
         guard let article = found else { throw HTTPError.notFound }
         if let ifNoneMatch = request.header("if-none-match"), EntityTags(ifNoneMatch).matches(article.etag, weak: true) {
             return Response(status: .notModified, headers: [("ETag", article.etag)])
@@ -75,13 +87,12 @@ struct ArticlesAPI {
     func update(_ id: Int64, _ request: Request, by caller: Caller, partial: Bool) throws -> Response {
         let value = try request.fields()["name"]
         let name = partial && value == nil ? nil : try ArticleName.validate(value)
-        let article = try db.transaction { db in
+        let (article, ownerID) = try db.transaction { db in
             let current = try checkedForChange(id, request, by: caller)
-            guard let name else { return current }
-            return try ArticleStore.rename(id, to: name, in: db)
+            guard let name else { return (current.article, current.ownerID) }
+            return (try ArticleStore.rename(id, to: name, in: db), current.ownerID)
         }
-        cache.changed()
-        return Self.representation(article).response()
+        return Self.representation(article, ownerID: ownerID).response()
     }
 
     /// `DELETE /articles/{id}/`: 204.
@@ -90,33 +101,33 @@ struct ArticlesAPI {
             _ = try checkedForChange(id, request, by: caller)
             try ArticleStore.delete(id, in: db)
         }
-        cache.changed()
         return Response(status: .noContent)
     }
 
     /// The article, locked, after checking that `caller` may change it and that `If-Match`
     /// (when sent) names its current version.
-    private func checkedForChange(_ id: Int64, _ request: Request, by caller: Caller) throws -> Article {
-        guard let (article, ownerID) = try ArticleStore.lock(id, in: db) else { throw HTTPError.notFound }
+    private func checkedForChange(_ id: Int64, _ request: Request, by caller: Caller) throws -> ArticleStore.Owned {
+        guard let current = try ArticleStore.lock(id, in: db) else { throw HTTPError.notFound }
+        let ownerID = current.ownerID
         let isAdmin = adminGroup.map(caller.claims.groups.contains) ?? false
         guard ownerID == caller.user.id || isAdmin else {
             throw HTTPError(status: .forbidden, detail: "You do not have permission to perform this action.")
         }
         if let ifMatch = request.header("if-match") {
-            guard EntityTags(ifMatch).matches(Self.representation(article).etag, weak: false) else {
+            guard EntityTags(ifMatch).matches(Self.representation(current.article, ownerID: ownerID).etag, weak: false) else {
                 throw HTTPError(
                     status: .preconditionFailed, detail: "The article has changed since it was read (If-Match does not match its ETag).")
             }
         }
-        return article
+        return current
     }
 
     /// The article as JSON, with its ETag: a strong tag of the body, the first 16 bytes of its
     /// SHA-256 in hex.
-    static func representation(_ article: Article) -> ArticleCache.Single {
+    static func representation(_ article: Article, ownerID: Int64) -> ArticleCache.Single {
         let body = JSONWriter.bytes(of: article)
         let tag = "\"" + sha256(body).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "\""
-        return ArticleCache.Single(body: body, etag: tag)
+        return ArticleCache.Single(body: body, etag: tag, ownerID: ownerID)
     }
 }
 

@@ -1,21 +1,38 @@
-import PG
 import Synchronization
 
 /// Sign-in sessions revoked with sql/admin/revoke_session.sql, by the `origin_jti` their tokens
-/// carry. Loaded before the worker serves, and again by the change feed on every change to
-/// `revoked_sessions` (and whenever its connection is made again); kept in memory, so the check
-/// is a set lookup. Each serving thread reads a copy of its own, taken again only after a load.
+/// carry: the whole set loaded by the change feed each time it connects, then kept current from
+/// the changes to `revoked_sessions` it streams. Kept in memory, so the check is a set lookup;
+/// each serving thread reads a copy of its own, taken again only after a change.
 final class RevokedSessions: Sendable {
-    static let channel = "articles_sessions_revoked"
-
     private let current = Mutex<Set<String>>([])
-    private let loads = Atomic<Int>(0)
+    private let changes = Atomic<Int>(0)
 
-    func load(from db: Connection) throws(PGError) {
-        var sessions = Set<String>()
-        for row in try db.query("SELECT origin_jti FROM revoked_sessions") { sessions.insert(try row.decode(String.self, at: 0)) }
+    func replace(with sessions: Set<String>) {
         current.withLock { $0 = sessions }
-        loads.add(1, ordering: .releasing)
+        changes.add(1, ordering: .releasing)
+    }
+
+    enum Update: Equatable {
+        case revoke(String)
+        case unrevoke(String)
+        /// The table was emptied.
+        case clear
+    }
+
+    /// Applies a transaction's changes, in order.
+    func apply(_ updates: [Update]) {
+        guard !updates.isEmpty else { return }
+        current.withLock { sessions in
+            for update in updates {
+                switch update {
+                case .revoke(let session): sessions.insert(session)
+                case .unrevoke(let session): sessions.remove(session)
+                case .clear: sessions.removeAll()
+                }
+            }
+        }
+        changes.add(1, ordering: .releasing)
     }
 
     /// One serving thread's copy.
@@ -27,10 +44,10 @@ final class RevokedSessions: Sendable {
         init(_ shared: RevokedSessions) { self.shared = shared }
 
         func contains(_ originJTI: String) -> Bool {
-            let loads = shared.loads.load(ordering: .acquiring)
-            if loads != seen {
+            let changes = shared.changes.load(ordering: .acquiring)
+            if changes != seen {
                 sessions = shared.current.withLock { $0 }
-                seen = loads
+                seen = changes
             }
             return sessions.contains(originJTI)
         }

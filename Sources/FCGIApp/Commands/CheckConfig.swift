@@ -1,15 +1,75 @@
 import ArgumentParser
 import FoundationEssentials
+import PG
 
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Validate the environment and print the settings the worker would use.",
-        discussion: "Secrets are masked. Exits non-zero with the first error found.")
+        discussion: """
+            Secrets are masked. Exits non-zero with the first error found. With --database, also \
+            connects as the worker would and checks what it needs from PostgreSQL: a migrated \
+            database, and for the change feed (DATABASE_FEED_URL, else DATABASE_URL) \
+            wal_level = logical, a role that may replicate, the articles_fcgi publication and a \
+            free replication slot.
+            """)
+
+    @Flag(help: "Also check the database and the change feed's connection.")
+    var database = false
 
     func run() throws {
         let config = try Config.fromEnvironment(ProcessInfo.processInfo.environment)
         for (name, value) in config.summary { print("\(name)=\(value)") }
+        if database {
+            do {
+                for line in try Self.checkDatabase(config) { print(line) }
+            } catch let error as PGError {
+                throw ConfigError("database: \(error.message)")
+            }
+        }
         print("configuration OK")
+    }
+
+    /// What the worker needs from PostgreSQL, one line each; throws the first thing missing.
+    static func checkDatabase(_ config: Config) throws -> [String] {
+        let db = try Connection(config.databaseURL)
+        defer { db.close() }
+        guard try db.query("SELECT to_regclass('revoked_sessions') IS NOT NULL").first!.decode(Bool.self, at: 0) else {
+            throw ConfigError("database: not migrated (run articles-fcgi migrate as the owner)")
+        }
+        var lines = ["database: reachable, server \(db.serverVersion), migrated"]
+        let feed: ReplicationStream
+        do {
+            feed = try ReplicationStream(config.feedDatabaseURL, applicationName: "articles-fcgi check-config")
+        } catch {
+            throw ConfigError(
+                "change feed: cannot open a replication connection (its role needs the REPLICATION attribute, and "
+                    + "pg_hba.conf must let it connect to the database): \(error.message)")
+        }
+        defer { feed.close() }
+        let settings = try feed.execute("""
+            SELECT current_setting('wal_level'), \
+            (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), \
+            EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '\(ChangeFeed.publication)'), \
+            current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots), \
+            current_setting('max_slot_wal_keep_size')
+            """).first!
+        let walLevel = try settings.decode(String.self, at: 0)
+        guard walLevel == "logical" else {
+            throw ConfigError("change feed: wal_level is \(walLevel); set wal_level = logical and restart PostgreSQL")
+        }
+        guard try settings.decode(Bool.self, at: 1) else {
+            throw ConfigError("change feed: the role lacks the REPLICATION attribute (ALTER ROLE ... REPLICATION, or rds_replication on RDS)")
+        }
+        guard try settings.decode(Bool.self, at: 2) else {
+            throw ConfigError("change feed: no publication \(ChangeFeed.publication) (run articles-fcgi migrate)")
+        }
+        let freeSlots = try settings.decode(Int.self, at: 3)
+        guard freeSlots > 0 else {
+            throw ConfigError("change feed: no free replication slot (raise max_replication_slots; each worker takes one)")
+        }
+        lines.append(
+            "change feed: ok (wal_level logical, \(freeSlots) free replication slots, max_slot_wal_keep_size \(try settings.decode(String.self, at: 4)))")
+        return lines
     }
 }

@@ -19,9 +19,8 @@ struct Serve: ParsableCommand {
         try LogSink.standardError.flushPeriodically()
         let logger = Logger(label: "articles-fcgi")
 
-        // Fail fast on a wrong DATABASE_URL; each thread then opens its own connection. The
-        // revoked sessions are known before the first request.
-        let revoked = RevokedSessions()
+        // Fail fast on a wrong DATABASE_URL or an unmigrated database; each thread then opens
+        // its own connection.
         let probe: Connection
         do {
             probe = try Connection(config.databaseURL)
@@ -30,7 +29,7 @@ struct Serve: ParsableCommand {
             throw ConfigError("cannot connect to the database: \(error.message)")
         }
         do {
-            try revoked.load(from: probe)
+            try probe.query("SELECT 1 FROM revoked_sessions LIMIT 1")
         } catch {
             throw ConfigError("cannot read the revoked sessions (is the database migrated? articles-fcgi migrate): \(error.message)")
         }
@@ -51,8 +50,8 @@ struct Serve: ParsableCommand {
         let cors = config.cors
         let provisioning = config.provisioning
         let autoProvision = config.autoProvisionUsers
-        let changes = ChangeFeed()
-        try changes.start(conninfo: conninfo, revoked: revoked, logger: logger)
+        let changes = ChangeFeed(metrics: metrics)
+        try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         if let systemd {
             try Self.notifyWhenReady(systemd, keys: keys, server: server, threads: config.threads, logger: logger)
@@ -69,7 +68,7 @@ struct Serve: ParsableCommand {
             App(
                 database: Connection(lazy: conninfo, settings: settings),
                 verifier: verifier, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning,
-                autoProvision: autoProvision, revoked: revoked, logger: logger)
+                autoProvision: autoProvision, logger: logger)
         }
     }
 

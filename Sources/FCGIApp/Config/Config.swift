@@ -12,6 +12,9 @@ struct ConfigError: Error, CustomStringConvertible, Equatable {
 struct Config: Sendable, Equatable {
     /// `DATABASE_URL`: a libpq connection string or URI; `nil` for libpq's own defaults.
     var databaseURL: String?
+    /// `DATABASE_FEED_URL`: the change feed's own direct connection (logical replication does
+    /// not pass through PgBouncer); `nil` for `DATABASE_URL`.
+    var feedURL: String?
     /// `FCGI_LISTEN`; `nil` to use the socket inherited from systemd or on fd 0.
     var listen: ListenAddress?
     /// `FCGI_THREADS`: threads serving requests, each with its own database connection.
@@ -79,6 +82,7 @@ struct Config: Sendable, Equatable {
         }
         return Config(
             databaseURL: try databaseURL(environment),
+            feedURL: try databaseURL(environment, "DATABASE_FEED_URL"),
             listen: try value("FCGI_LISTEN").map { text throws(ConfigError) in try ListenAddress(parsing: text) },
             threads: threads,
             logLevel: level,
@@ -134,17 +138,21 @@ struct Config: Sendable, Equatable {
         ]
     }
 
-    /// `DATABASE_URL`, all that `migrate` needs.
-    static func databaseURL(_ environment: [String: String]) throws(ConfigError) -> String? {
-        guard let url = environment["DATABASE_URL"], !url.isEmpty else { return nil }
-        guard !url.utf8.contains(0) else { throw ConfigError("DATABASE_URL contains a NUL byte") }
+    /// `DATABASE_URL` (all that `migrate` needs), or another variable holding a libpq URI.
+    static func databaseURL(_ environment: [String: String], _ name: String = "DATABASE_URL") throws(ConfigError) -> String? {
+        guard let url = environment[name], !url.isEmpty else { return nil }
+        guard !url.utf8.contains(0) else { throw ConfigError("\(name) contains a NUL byte") }
         return url
     }
+
+    /// Where the change feed connects.
+    var feedDatabaseURL: String? { feedURL ?? databaseURL }
 
     /// What `check-config` prints: each setting as the worker will use it, secrets masked.
     var summary: [(name: String, value: String)] {
         [
             ("DATABASE_URL", databaseURL.map(Self.maskingPassword) ?? "(unset: libpq defaults from PGHOST, PGDATABASE, ...)"),
+            ("DATABASE_FEED_URL", feedURL.map(Self.maskingPassword) ?? "(unset: DATABASE_URL)"),
             ("FCGI_LISTEN", listen?.description ?? "(unset: the socket inherited through LISTEN_FDS or on fd 0)"),
             ("FCGI_THREADS", String(threads)),
             ("FCGI_WEB_SERVER_ADDRS", allowedPeersSummary),

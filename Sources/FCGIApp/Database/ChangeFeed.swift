@@ -3,109 +3,418 @@ import Logging
 import PG
 import Synchronization
 
-/// What the worker hears of changes to the tables its serving threads cache (users, articles).
+/// A committed change that may make a cached answer wrong.
+enum Change: Equatable, Sendable {
+    case articleInserted(Int64)
+    case articleUpdated(Int64)
+    case articleDeleted(Int64)
+    /// A user's row changed or was deleted: its cache entry, and the articles that show its name.
+    case userChanged(Int64)
+    /// Anything may have changed: a table truncated, a change the feed could not read, or the
+    /// feed (re)connected after a time it heard nothing.
+    case everything
+}
+
+/// What the worker hears of committed changes to the tables its serving threads cache (users,
+/// articles) and to the revoked sessions, through PostgreSQL's logical decoding: a temporary
+/// replication slot streamed with the built-in `pgoutput` plugin for the `articles_fcgi`
+/// publication (migration 0009), on a connection and thread of its own. Writers pay nothing at
+/// commit, and a change made by psql, another worker or another host arrives the same way.
 ///
-/// One connection of its own listens on the channels the tables' triggers notify (migrations
-/// 0005 and 0006), on a thread of its own, and counts the changes per table as they arrive: a
-/// change committed by psql or another worker reaches every thread's cache well within a
-/// millisecond, for one notification per change. Changes the worker makes itself are counted
-/// before it answers them. While the listening connection is down no count is given, and the
-/// caches are not used; once it is back every count moves, for what may have been missed.
-/// The same connection reloads the revoked sessions (migration 0008) on each change to them
-/// and each time it connects.
+/// Each committed transaction's changes go to the `ChangeLog` (the serving threads apply them
+/// to their own caches) and its revocations to `RevokedSessions`; then `applied` moves to the
+/// transaction's end. A serving thread uses its caches only when `applied` has reached the
+/// server's WAL flush position read during the request (`isCurrent(for:)`), so an answer reflects
+/// every write answered before the request began, on any worker.
+///
+/// The feed proves it is alive: it asks the server for a keepalive every second and counts
+/// three seconds without any message as down. While it is down nothing is current, so caches
+/// are bypassed and revocations are checked against the database; it connects again every
+/// second, with a new slot, and everything cached before is dropped.
 final class ChangeFeed: Sendable {
-    enum Table { case users, articles }
+    static let publication = "articles_fcgi"
+    /// How often the feed asks the server for a keepalive, and how long a silence counts as down.
+    static let statusInterval = 1.0
+    static let silenceBound = 3.0
+    /// A change applied later than this after its commit is logged.
+    static let lagBound = 1.0
 
-    static let usersChannel = "articles_users_changed"
-    static let articlesChannel = "articles_changed"
+    let log = ChangeLog()
+    let applied = AppliedPosition()
+    let revoked: RevokedSessions
+    private let up: Atomic<Bool>
+    private let metrics: Metrics?
+    /// The replication backend's process id while connected (tests freeze it).
+    let backendPID = Atomic<Int32>(0)
 
-    private let users = Atomic<UInt64>(0)
-    private let articles = Atomic<UInt64>(0)
-    private let listening: Atomic<Bool>
-
-    /// A feed that is not listening until `start`; `listening: true` gives counts at once,
-    /// of the changes it is told of (tests).
-    init(listening: Bool = false) { self.listening = Atomic(listening) }
-
-    /// The table's change count, or nil while the feed is not listening.
-    func version(_ table: Table) -> UInt64? {
-        guard listening.load(ordering: .acquiring) else { return nil }
-        return switch table {
-        case .users: users.load(ordering: .acquiring)
-        case .articles: articles.load(ordering: .acquiring)
-        }
+    /// A feed that is down until `start`; `up: true` makes it current at once, for what tests
+    /// publish with `publish(_:at:)`.
+    init(revoked: RevokedSessions = RevokedSessions(), metrics: Metrics? = nil, up: Bool = false) {
+        self.revoked = revoked
+        self.metrics = metrics
+        self.up = Atomic(up)
     }
 
-    func changed(_ table: Table) {
-        switch table {
-        case .users: users.add(1, ordering: .acquiringAndReleasing)
-        case .articles: articles.add(1, ordering: .acquiringAndReleasing)
-        }
+    var isUp: Bool { up.load(ordering: .acquiring) }
+
+    /// Whether everything committed up to `position` has been applied, waiting up to `timeout`
+    /// for it; false while the feed is down.
+    func isCurrent(for position: LSN, waiting timeout: Duration) -> Bool {
+        guard isUp else { return false }
+        return applied.wait(for: position.value, timeout: timeout) && isUp
     }
 
-    /// Listens from now on, on a connection made with `conninfo` and a thread of its own, until
-    /// the process exits; reconnects every second while the database is unreachable.
-    /// Also reloads `revoked` on each change to it.
-    func start(conninfo: String?, revoked: RevokedSessions, logger: Logger) throws(ConfigError) {
+    /// Adds the changes of transaction `xid`, committed at `position` (the feed's own path,
+    /// and tests').
+    func publish(_ changes: [Change], of xid: UInt32, at position: LSN) {
+        log.append(changes, of: xid)
+        applied.advance(to: position.value)
+    }
+
+    /// Follows changes from now on, on a replication connection made with `conninfo` and a
+    /// thread of its own, until the process exits.
+    func start(conninfo: String?, logger: Logger) throws(ConfigError) {
         _ = try PosixThread { [self] in
-            let db = Connection(lazy: conninfo, applicationName: "articles-fcgi changes",
-                                listen: [Self.usersChannel, Self.articlesChannel, RevokedSessions.channel])
-            while true { listen(on: db, revoked: revoked, logger: logger) }
+            var lastError = ""
+            while true {
+                do {
+                    try follow(conninfo: conninfo, logger: logger)
+                } catch {
+                    let wasUp = up.exchange(false, ordering: .acquiringAndReleasing)
+                    backendPID.store(0, ordering: .relaxed)
+                    metrics?.feedUp.set(to: 0)
+                    let text = "\(error)"
+                    if wasUp || text != lastError {
+                        if wasUp { metrics?.feedLosses.increment() }
+                        logger.warning(
+                            "not following database changes; serving without caches until it is back",
+                            metadata: ["error": "\(text)"])
+                    }
+                    lastError = text
+                }
+                sleep(1)
+            }
         }
     }
 
-    /// Counts notifications until the connection fails, then waits a second.
-    private func listen(on db: Connection, revoked: RevokedSessions, logger: Logger) {
-        do {
-            _ = try db.waitForNotifications(timeout: 0)
-            try revoked.load(from: db)
-            // Listening again: anything may have changed meanwhile. Counted before caches
-            // may be used, so that what they kept from before is dropped.
-            changed(.users)
-            changed(.articles)
-            listening.store(true, ordering: .releasing)
-            logger.info("listening for changes to users, articles and revoked sessions")
-            while true {
-                for channel in Set(try db.waitForNotifications(timeout: 60)) {
-                    if channel == RevokedSessions.channel {
-                        try revoked.load(from: db)
-                        continue
+    /// One replication session: throws when the connection fails or goes silent.
+    private func follow(conninfo: String?, logger: Logger) throws {
+        let stream = try ReplicationStream(conninfo, applicationName: "articles-fcgi changes")
+        defer { stream.close() }
+        var random = SystemRandomNumberGenerator()
+        let slot = "articles_fcgi_\(getpid())_\(String(random.next() as UInt32, radix: 16))"
+        let start = try stream.createTemporarySlot(slot, plugin: "pgoutput")
+        // Loaded after the slot exists: a change in between is both in the set and in the stream,
+        // and applying it again leaves the set as the table is.
+        revoked.replace(with: try Self.revokedSessions(stream))
+        try stream.start(slot: slot, options: "proto_version '1', publication_names '\(Self.publication)'")
+        // Whatever the caches kept may be older than the slot: dropped before they are used again.
+        log.append([.everything], of: nil)
+        applied.reset(to: start.value)
+        backendPID.store(stream.backendPID, ordering: .relaxed)
+        up.store(true, ordering: .releasing)
+        metrics?.feedUp.set(to: 1)
+        logger.info("following database changes", metadata: ["slot": "\(slot)", "from": "\(start)"])
+
+        var decoder = ChangeDecoder()
+        var heard = monotonicSeconds()
+        var asked = 0.0
+        var behind = false
+        while true {
+            let now = monotonicSeconds()
+            if now - asked >= Self.statusInterval {
+                try stream.sendStatus(applied: LSN(applied.value), replyRequested: true)
+                asked = now
+            }
+            guard let message = try stream.next(timeout: 0.25) else {
+                if monotonicSeconds() - heard > Self.silenceBound {
+                    throw PGError(kind: .connection, message: "the server sent nothing for \(Int(Self.silenceBound)) s")
+                }
+                continue
+            }
+            heard = monotonicSeconds()
+            switch message {
+            case .keepalive(let walEnd, _):
+                // Everything before walEnd was sent, so it has been applied (outside a transaction).
+                if !decoder.inTransaction { applied.advance(to: walEnd.value) }
+                try stream.sendStatus(applied: LSN(applied.value), replyRequested: false)
+            case .data(_, let bytes):
+                guard let commit = try decoder.decode(PGOutputMessage(bytes)) else { continue }
+                if commit.unreadable {
+                    // Only a new session can load the set again (no statements while streaming).
+                    throw PGError(kind: .decoding, message: "a change to revoked_sessions had no origin_jti")
+                }
+                revoked.apply(commit.revocations)
+                publish(commit.changes, of: commit.xid, at: commit.end)
+                let lag = Double(ReplicationStream.postgresMicroseconds() - commit.commitTime) / 1_000_000
+                metrics?.feedLag.set(to: max(0, lag))
+                if (lag > Self.lagBound) != behind {
+                    behind.toggle()
+                    if behind {
+                        logger.warning("database changes arrive late", metadata: ["lag_seconds": "\(lag)"])
+                    } else {
+                        logger.info("database changes arrive on time again", metadata: ["lag_seconds": "\(lag)"])
                     }
-                    if channel == Self.usersChannel { changed(.users) }
-                    // Articles show their owner's username: a change to users may change them.
-                    changed(.articles)
                 }
             }
-        } catch {
-            if listening.exchange(false, ordering: .acquiringAndReleasing) {
-                logger.warning("not listening for changes; serving without caches until it is back", metadata: ["error": "\(error)"])
-            }
-            sleep(1)
         }
     }
 }
 
-/// A serving thread's view of whether its cache of one table may be used.
-struct CacheFreshness {
-    let feed: ChangeFeed
-    let table: ChangeFeed.Table
-    private var filledAt: UInt64?
-
-    init(feed: ChangeFeed, table: ChangeFeed.Table) {
-        self.feed = feed
-        self.table = table
-    }
-
-    /// Whether the cache may be used now (to read and to keep), after `empty` when the table
-    /// changed since it was filled. Not while the feed is not listening. Entries are kept under
-    /// the count read before they were loaded: a change committed while loading moves the
-    /// count, and the next check empties the cache.
-    mutating func isUsable(emptying empty: () -> Void) -> Bool {
-        guard let current = feed.version(table) else { return false }
-        if current != filledAt {
-            empty()
-            filledAt = current
+extension ChangeFeed {
+    fileprivate static func revokedSessions(_ stream: ReplicationStream) throws -> Set<String> {
+        var sessions = Set<String>()
+        for row in try stream.execute("SELECT origin_jti FROM revoked_sessions") {
+            sessions.insert(try row.decode(String.self, at: 0))
         }
-        return true
+        return sessions
     }
+}
+
+/// Turns `pgoutput` messages into each transaction's `Change`s and revocations.
+struct ChangeDecoder {
+    struct Commit {
+        var changes: [Change]
+        var revocations: [RevokedSessions.Update]
+        var xid: UInt32
+        var end: LSN
+        var commitTime: Int64
+        /// A revocation whose session the decoder could not read: the set must be loaded again.
+        var unreadable: Bool
+    }
+
+    private enum Table { case users, articles, revokedSessions }
+    private enum Operation { case insert, update, delete }
+    /// Relations by id: which table, and where its key column is.
+    private var relations: [UInt32: (table: Table, key: Int)] = [:]
+    private var changes: [Change] = []
+    private var revocations: [RevokedSessions.Update] = []
+    private var unreadable = false
+    private var xid: UInt32 = 0
+    private(set) var inTransaction = false
+
+    /// The transaction's changes once `message` commits it, else nil.
+    mutating func decode(_ message: PGOutputMessage) -> Commit? {
+        switch message {
+        case .begin(let xid):
+            self.xid = xid
+            inTransaction = true
+            changes.removeAll(keepingCapacity: true)
+            revocations.removeAll(keepingCapacity: true)
+            unreadable = false
+        case .relation(let id, _, let name, let columns):
+            let table: Table? = switch name {
+            case "users": .users
+            case "articles": .articles
+            case "revoked_sessions": .revokedSessions
+            default: nil
+            }
+            let key = table.flatMap { columns.firstIndex(of: $0 == .revokedSessions ? "origin_jti" : "id") }
+            relations[id] = table.map { ($0, key ?? -1) }
+        case .insert(let relation, let new):
+            row(.insert, relation, old: nil, new: new)
+        case .update(let relation, let old, let new):
+            row(.update, relation, old: old, new: new)
+        case .delete(let relation, let key):
+            row(.delete, relation, old: key, new: nil)
+        case .truncate(let truncated):
+            for relation in truncated {
+                switch relations[relation]?.table {
+                case .revokedSessions: revocations.append(.clear)
+                case .users, .articles: changes.append(.everything)
+                case nil: break
+                }
+            }
+        case .commit(let end, let commitTime):
+            inTransaction = false
+            // A transaction of many changes (a bulk load) empties the caches rather than
+            // flooding the log.
+            let collapsed = changes.count > ChangeLog.capacity / 4 ? [.everything] : changes
+            return Commit(
+                changes: collapsed, revocations: revocations, xid: xid, end: end, commitTime: commitTime,
+                unreadable: unreadable)
+        case .other:
+            break
+        }
+        return nil
+    }
+
+    /// `old` is the key before the change (deletes; updates that changed it), `new` the row after.
+    private mutating func row(
+        _ operation: Operation, _ relation: UInt32, old: [PGOutputMessage.Value]?, new: [PGOutputMessage.Value]?
+    ) {
+        guard let (table, key) = relations[relation] else { return }
+        func text(_ values: [PGOutputMessage.Value]?) -> String? {
+            guard let values, key >= 0, key < values.count, case .text(let value) = values[key] else { return nil }
+            return value
+        }
+        let after = text(new)
+        let before = text(old) ?? (operation == .update ? after : nil)
+        if table == .revokedSessions {
+            if let before, before != after || operation == .delete { revocations.append(.unrevoke(before)) }
+            if let after { revocations.append(.revoke(after)) }
+            if before == nil && after == nil { unreadable = true }
+            return
+        }
+        let beforeID = before.flatMap { Int64($0) }
+        let afterID = after.flatMap { Int64($0) }
+        guard (operation == .insert || beforeID != nil) && (operation == .delete || afterID != nil) else {
+            // A key the decoder cannot read: nothing cached can be trusted.
+            changes.append(.everything)
+            return
+        }
+        switch (table, operation) {
+        case (.users, .insert):
+            break  // a new row changes no cached answer
+        case (.users, _):
+            changes.append(.userChanged(beforeID!))
+            if let afterID, afterID != beforeID { changes.append(.userChanged(afterID)) }
+        case (.articles, .insert):
+            changes.append(.articleInserted(afterID!))
+        case (.articles, .delete):
+            changes.append(.articleDeleted(beforeID!))
+        case (.articles, .update) where beforeID == afterID:
+            changes.append(.articleUpdated(afterID!))
+        case (.articles, .update):
+            changes.append(.articleDeleted(beforeID!))
+            changes.append(.articleInserted(afterID!))
+        case (.revokedSessions, _):
+            break
+        }
+    }
+}
+
+/// The changes the feed applied, in order, for the serving threads to apply to their caches: the
+/// last `capacity` of them. A thread that fell further behind empties its caches.
+///
+/// The feed reads a commit once it is flushed, a moment before the transaction becomes visible
+/// to other sessions' snapshots. So the log also keeps the ids of the last `capacity`
+/// transactions it logged changes of: an answer loaded with a snapshot that saw one of them still
+/// running may predate a change its cache already applied, and is not kept (`mayHaveMissed`).
+final class ChangeLog: Sendable {
+    static let capacity = 16_384
+
+    private struct Ring: ~Copyable {
+        var changes = [Change](repeating: .everything, count: ChangeLog.capacity)
+        var count: UInt64 = 0
+        var xids = [UInt32](repeating: 0, count: ChangeLog.capacity)
+        var transactions = 0
+        var recent = Set<UInt32>()
+    }
+
+    private let ring = Mutex(Ring())
+    private let count = Atomic<UInt64>(0)
+
+    /// How many changes were ever appended: a thread that has applied this many is up to date.
+    var total: UInt64 { count.load(ordering: .acquiring) }
+
+    /// Appends `new`, the changes of transaction `xid` (nil: not a transaction's).
+    func append(_ new: [Change], of xid: UInt32?) {
+        guard !new.isEmpty else { return }
+        let total = ring.withLock { ring in
+            for change in new {
+                ring.changes[Int(ring.count % UInt64(Self.capacity))] = change
+                ring.count += 1
+            }
+            guard let xid else { return ring.count }
+            let slot = ring.transactions % Self.capacity
+            if ring.transactions >= Self.capacity { ring.recent.remove(ring.xids[slot]) }
+            ring.xids[slot] = xid
+            ring.recent.insert(xid)
+            ring.transactions += 1
+            return ring.count
+        }
+        count.store(total, ordering: .releasing)
+    }
+
+    /// Whether an answer loaded with `snapshot` may miss a logged change: the snapshot saw a
+    /// transaction running whose changes are logged. True without a snapshot.
+    func mayHaveMissed(_ snapshot: Snapshot?) -> Bool {
+        guard let snapshot else { return true }
+        guard !snapshot.running.isEmpty else { return false }
+        return ring.withLock { ring in snapshot.running.contains(where: ring.recent.contains) }
+    }
+
+    /// The changes after the first `seen`, and how many there are in all; nil changes when some
+    /// of them are no longer kept.
+    func changes(after seen: UInt64) -> (changes: [Change]?, total: UInt64) {
+        ring.withLock { ring in
+            guard ring.count - seen <= UInt64(Self.capacity) else { return (nil, ring.count) }
+            let changes = (seen..<ring.count).map { ring.changes[Int($0 % UInt64(Self.capacity))] }
+            return (changes, ring.count)
+        }
+    }
+}
+
+/// The WAL position up to which the change feed has applied every commit, which serving
+/// threads may wait for: a normal (not priority-inheriting) mutex and condition variable,
+/// touched only while someone waits.
+final class AppliedPosition: @unchecked Sendable {
+    private let position = Atomic<UInt64>(0)
+    private let waiters = Atomic<Int>(0)
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    var value: UInt64 { position.load(ordering: .sequentiallyConsistent) }
+
+    /// Moves forward to `target` (never back).
+    func advance(to target: UInt64) {
+        guard target > position.load(ordering: .relaxed) else { return }
+        position.store(target, ordering: .sequentiallyConsistent)
+        wake()
+    }
+
+    /// Sets the position after the feed connected again (a failover may have moved it back).
+    func reset(to target: UInt64) {
+        position.store(target, ordering: .sequentiallyConsistent)
+        wake()
+    }
+
+    /// Whether the position reached `target`, waiting up to `timeout` for it.
+    func wait(for target: UInt64, timeout: Duration) -> Bool {
+        if value >= target { return true }
+        guard timeout > .zero else { return false }
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let (seconds, attoseconds) = timeout.components
+        let nanoseconds = Int(deadline.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        deadline.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        waiters.add(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        while value < target, pthread_cond_timedwait(condition, mutex, &deadline) == 0 {}
+        pthread_mutex_unlock(mutex)
+        waiters.subtract(1, ordering: .sequentiallyConsistent)
+        return value >= target
+    }
+
+    private func wake() {
+        guard waiters.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// Seconds on the monotonic clock.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

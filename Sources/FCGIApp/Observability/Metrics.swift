@@ -12,6 +12,11 @@ final class Metrics: Sendable {
     let keyFetchFailures: Counter
     let databaseErrors: Counter
     let databaseReconnects: Counter
+    let feedUp: Gauge
+    let feedLag: Gauge
+    let feedLosses: Counter
+    let cacheWaits: Counter
+    let cacheBypasses: Counter
 
     /// Request durations, in seconds: 0.25 ms to 2.5 s.
     static let buckets: [Duration] = [
@@ -35,6 +40,17 @@ final class Metrics: Sendable {
             descriptor: name("database_errors", "total", "Requests that failed on a database error (answered 503 or 500)."))
         databaseReconnects = registry.makeCounter(
             descriptor: name("database_reconnects", "total", "Serving threads' connections made again after one was lost."))
+        feedUp = registry.makeGauge(
+            descriptor: name("change_feed", "up", "1 while the change feed follows the database (logical decoding), else 0."))
+        feedLag = registry.makeGauge(
+            descriptor: name("change_feed_lag", "seconds", "Time from the commit of the last change the feed applied to its applying."))
+        feedLosses = registry.makeCounter(
+            descriptor: name("change_feed_losses", "total", "Times the change feed's connection failed or went silent."))
+        let freshness = name(
+            "cache_checks", "total",
+            "Requests that found the change feed behind the database's WAL: waited for it, or bypassed the caches.")
+        cacheWaits = registry.makeCounter(descriptor: freshness, labels: [("result", "waited")])
+        cacheBypasses = registry.makeCounter(descriptor: freshness, labels: [("result", "bypassed")])
     }
 
     fileprivate func requests(route: String, status: Int) -> Counter {

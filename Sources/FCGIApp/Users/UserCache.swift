@@ -1,23 +1,43 @@
 /// One serving thread's users by Cognito `sub`, so a request with a known token needs no user
-/// lookup. Emptied whenever the `ChangeFeed` counts a change to `users` (an administrator's
-/// deactivation, a deletion, a binding), and not used while the feed is not listening.
+/// lookup. A user's entry is dropped when the change feed reports a change to that user's row
+/// (an administrator's deactivation, a revocation, a deletion, a binding); whether the cache
+/// may be used for a request is the caller's decision (`ChangeFeed.isCurrent(for:)`).
 final class UserCache {
     private let capacity: Int
-    private var freshness: CacheFreshness
     private var users: [String: User] = [:]
+    /// The `sub` each cached user id is kept under.
+    private var subs: [Int64: String] = [:]
 
-    init(feed: ChangeFeed, capacity: Int = 10_000) {
-        freshness = CacheFreshness(feed: feed, table: .users)
+    init(capacity: Int = 10_000) {
         self.capacity = capacity
     }
 
-    /// The user for `sub`, from the cache or from `load` (nil, not kept, when there is none).
-    func user(for sub: String, load: () throws -> User?) rethrows -> User? {
-        guard freshness.isUsable(emptying: { users.removeAll(keepingCapacity: true) }) else { return try load() }
+    /// The user for `sub`, from the cache or from `load` (nil, not kept, when there is none),
+    /// which also says whether it may be kept.
+    func user(for sub: String, load: () throws -> (User, keep: Bool)?) rethrows -> User? {
         if let user = users[sub] { return user }
-        guard let user = try load() else { return nil }
-        if users.count >= capacity { users.removeAll(keepingCapacity: true) }
+        guard let (user, keep) = try load() else { return nil }
+        guard keep else { return user }
+        if users.count >= capacity { removeAll() }
+        if let previous = subs.updateValue(sub, forKey: user.id), previous != sub { users[previous] = nil }
         users[sub] = user
         return user
+    }
+
+    /// Drops what `change` may have made wrong.
+    func apply(_ change: Change) {
+        switch change {
+        case .userChanged(let id):
+            if let sub = subs.removeValue(forKey: id) { users[sub] = nil }
+        case .everything:
+            removeAll()
+        case .articleInserted, .articleUpdated, .articleDeleted:
+            break
+        }
+    }
+
+    func removeAll() {
+        users.removeAll(keepingCapacity: true)
+        subs.removeAll(keepingCapacity: true)
     }
 }

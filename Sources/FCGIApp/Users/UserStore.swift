@@ -18,48 +18,67 @@ struct User: Sendable, Equatable {
 /// automatically: `lower()` folds some of them onto ASCII letters (`İ` to `i`), so two distinct
 /// addresses could meet.
 enum UserStore {
-    private static let columns = "id, username, is_active, floor(extract(epoch FROM tokens_valid_after))::int8"
+    /// The user's columns, and whether the token's sign-in session (parameter `session`) is
+    /// revoked, for requests that cannot rely on the change feed's copy of the revocations.
+    private static func columns(session: Int) -> String {
+        """
+        id, username, is_active, floor(extract(epoch FROM tokens_valid_after))::int8, \
+        EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $\(session))
+        """
+    }
+    /// Also the statement's snapshot, for the user cache (`ChangeLog.mayHaveMissed`).
     static let bySub = PreparedStatement(
-        name: "user_by_sub", sql: "SELECT \(columns) FROM users WHERE cognito_sub = $1")
+        name: "user_by_sub", sql: "SELECT \(columns(session: 2)), pg_current_snapshot()::text FROM users WHERE cognito_sub = $1")
     static let bindByEmail = PreparedStatement(
         name: "user_bind_by_email",
         sql: """
             UPDATE users SET cognito_sub = $1
             WHERE lower(email) = $2 AND \(EmailAddress.asciiFoldedSQL("email")) = $2 AND cognito_sub IS NULL
-            RETURNING \(columns)
+            RETURNING \(columns(session: 3))
             """)
 
     static let create = PreparedStatement(
         name: "user_create",
         sql: """
             INSERT INTO users (username, email, cognito_sub) VALUES ($1, $2, $3)
-            ON CONFLICT DO NOTHING RETURNING \(columns)
+            ON CONFLICT DO NOTHING RETURNING \(columns(session: 4))
             """)
+
+    /// The user a token maps to, and whether its sign-in session is revoked in the table.
+    struct Match {
+        let user: User
+        let sessionRevoked: Bool
+        /// The snapshot it was read in, for a plain read (not for a binding or a new row).
+        let snapshot: Snapshot?
+    }
 
     /// With `autoProvision` (`AUTO_PROVISION_USERS`), an ID token with a verified email that
     /// matches no row creates one (username from `cognito:username`). Two first requests at
     /// once create one row: the second's insert does nothing, and it finds the first's row.
-    static func user(for claims: Claims, in db: Connection, autoProvision: Bool = false) throws(PGError) -> User? {
-        if let user = try first(db.query(bySub, claims.sub)) { return user }
+    static func user(for claims: Claims, in db: Connection, autoProvision: Bool = false) throws(PGError) -> Match? {
+        let session = claims.originJTI
+        if let match = try first(db.query(bySub, claims.sub, session)) { return match }
         guard claims.tokenUse == .id, claims.emailVerified, let email = claims.email else { return nil }
-        if let folded = EmailAddress.asciiFolded(email), let user = try first(db.query(bindByEmail, claims.sub, folded)) {
-            return user
+        if let folded = EmailAddress.asciiFolded(email), let match = try first(db.query(bindByEmail, claims.sub, folded, session)) {
+            return match
         }
         if autoProvision, let username = claims.username,
-            let user = try first(db.query(create, username, email, claims.sub))
+            let match = try first(db.query(create, username, email, claims.sub, session))
         {
-            return user
+            return match
         }
         // Another request bound or created the same row a moment ago (or a row holds this
         // username or email for another sub: then there is none).
-        return try first(db.query(bySub, claims.sub))
+        return try first(db.query(bySub, claims.sub, session))
     }
 
-    private static func first(_ rows: QueryResult) throws(PGError) -> User? {
+    private static func first(_ rows: QueryResult) throws(PGError) -> Match? {
         guard let row = rows.first else { return nil }
-        return User(
+        let user = User(
             id: try row.decode(Int64.self, at: 0), username: try row.decode(String.self, at: 1),
             isActive: try row.decode(Bool.self, at: 2), tokensValidAfter: try row.decode(Int64?.self, at: 3))
+        let snapshot = rows.columnCount > 5 ? try row.decode(Snapshot?.self, at: 5) : nil
+        return Match(user: user, sessionRevoked: try row.decode(Bool.self, at: 4), snapshot: snapshot)
     }
 }
 

@@ -1,0 +1,272 @@
+import Foundation
+import Glibc
+import PG
+import Synchronization
+import Testing
+
+@testable import FCGIApp
+
+/// The change feed (logical decoding) and what the caches promise with it: an answer reflects
+/// every write answered before the request, by any worker on the database; psql's changes show
+/// on every thread at once; a feed that stops or falls behind is noticed, and caches are
+/// bypassed meanwhile.
+@Suite struct ChangeFeedTests {
+    /// More requests than a stack's threads, so every thread's cache is asked.
+    static let everyThread = 16
+
+    struct User {
+        let id: Int64
+        let token: String
+    }
+
+    private func user(_ name: String, in database: TestDatabase, claims extra: [String: Any] = [:]) throws -> User {
+        let db = try database.connect()
+        let id = try db.query("INSERT INTO users (username, email) VALUES ($1, $2) RETURNING id", name, "\(name)@example.com")
+            .first!.decode(Int64.self, at: 0)
+        let claims = TestPool.idClaims(email: "\(name)@example.com").merging(extra) { $1 }
+        return User(id: id, token: TestPool.token(claims: claims))
+    }
+
+    private func send(
+        _ stack: Stack, _ method: String, _ path: String, _ token: String, json: String? = nil
+    ) throws -> HTTPResponse {
+        try stack.request(
+            method, path, headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+            body: json.map { Data($0.utf8) })
+    }
+
+    private func list(_ stack: Stack, _ token: String, _ query: String = "") throws -> [Article] {
+        let response = try send(stack, "GET", "/articles/\(query)", token)
+        try #require(response.status == 200, "\(response.text)")
+        return try JSONDecoder().decode([Article].self, from: response.body)
+    }
+
+    private func metric(_ stack: Stack, _ name: String) throws -> Double? {
+        let text = try stack.operations("GET", "/metrics").text
+        return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+    }
+
+    /// The replication backends that stream to `stack`'s worker (two while a frozen one lingers).
+    private func feedBackends(_ stack: Stack) throws -> [Int32] {
+        let db = try stack.database.connect()
+        let rows = try db.query(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name LIKE $1 AND active", "articles_fcgi_\(stack.worker.pid)_%")
+        return try rows.map { try $0.decode(Int32.self, at: 0) }
+    }
+
+    private func feedBackend(_ stack: Stack) throws -> Int32? {
+        let backends = try feedBackends(stack)
+        return backends.count == 1 ? backends[0] : nil
+    }
+
+    private func waitFor(_ what: String, within seconds: TimeInterval, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while try !condition() {
+            guard Date() < deadline else { throw HTTPClient.Failure(description: "\(what) did not happen within \(seconds) s") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
+    @Test func aWriteAnsweredByOneWorkerIsReadByTheOtherAtOnce() throws {
+        let database = try TestDatabase.migrated()
+        let stacks = [try Stack(database: database), try Stack(database: database)]
+        let writer = try user("rw", in: database)
+        let stop = Atomic<Bool>(false)
+        // Readers keep every thread's caches of both workers full of the pages and articles the
+        // pairs change.
+        let readers = try (0..<2).map { index in
+            try PosixThread {
+                while !stop.load(ordering: .relaxed) {
+                    let stack = stacks[index]
+                    if let page = try? list(stack, writer.token), let first = page.first {
+                        _ = try? send(stack, "GET", "/articles/\(first.id)/", writer.token)
+                    }
+                }
+            }
+        }
+        defer {
+            stop.store(true, ordering: .relaxed)
+            readers.forEach { $0.join() }
+        }
+        let staleAnswers = Atomic<Int>(0)
+        let pairs = Atomic<Int>(0)
+        let failures = Mutex<[String]>([])
+        @Sendable func stale(_ what: String) {
+            staleAnswers.add(1, ordering: .relaxed)
+            failures.withLock { $0.append(what) }
+        }
+        // Four clients, each writing through one worker and reading through the other: POST then
+        // list, PATCH then get, DELETE then get or list; 2,000 pairs in all.
+        let clients = try (0..<4).map { client in
+            try PosixThread {
+                var cycle = 0
+                while pairs.load(ordering: .relaxed) < 2_000 {
+                    cycle += 1
+                    let (write, read) = (stacks[(client + cycle) % 2], stacks[(client + cycle + 1) % 2])
+                    do {
+                        let posted = try send(write, "POST", "/articles/", writer.token, json: #"{"name": "c\#(client)-\#(cycle)"}"#)
+                        guard posted.status == 201 else { throw HTTPClient.Failure(description: "POST: \(posted.status)") }
+                        let id = try JSONDecoder().decode(Article.self, from: posted.body).id
+                        if try !list(read, writer.token).contains(where: { $0.id == id }) { stale("list without POSTed \(id)") }
+                        pairs.add(1, ordering: .relaxed)
+
+                        let name = "r\(client)-\(cycle)"
+                        let patched = try send(write, "PATCH", "/articles/\(id)/", writer.token, json: #"{"name": "\#(name)"}"#)
+                        guard patched.status == 200 else { throw HTTPClient.Failure(description: "PATCH: \(patched.status)") }
+                        let got = try send(read, "GET", "/articles/\(id)/", writer.token)
+                        if try got.status != 200 || JSONDecoder().decode(Article.self, from: got.body).name != name {
+                            stale("GET \(id) after PATCH: \(got.status) \(got.text)")
+                        }
+                        pairs.add(1, ordering: .relaxed)
+
+                        let deleted = try send(write, "DELETE", "/articles/\(id)/", writer.token)
+                        guard deleted.status == 204 else { throw HTTPClient.Failure(description: "DELETE: \(deleted.status)") }
+                        if cycle % 2 == 0 {
+                            let gone = try send(read, "GET", "/articles/\(id)/", writer.token)
+                            if gone.status != 404 { stale("GET \(id) after DELETE: \(gone.status)") }
+                        } else if try list(read, writer.token).contains(where: { $0.id == id }) {
+                            stale("list with DELETEd \(id)")
+                        }
+                        pairs.add(1, ordering: .relaxed)
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                        return
+                    }
+                }
+            }
+        }
+        clients.forEach { $0.join() }
+        #expect(failures.withLock { $0 } == [])
+        #expect(pairs.load(ordering: .relaxed) >= 2_000)
+        #expect(staleAnswers.load(ordering: .relaxed) == 0)
+        // The caches were used, not bypassed throughout: both workers followed the feed.
+        for stack in stacks { #expect(try metric(stack, "articles_fcgi_change_feed_up") == 1) }
+    }
+
+    @Test func psqlChangesReachEveryThreadOfTwoWorkersWithinASecond() throws {
+        let database = try TestDatabase.migrated()
+        let stacks = [try Stack(database: database), try Stack(database: database)]
+        let owner = try user("ps", in: database)
+        let db = try database.connect()
+        try db.query("INSERT INTO articles (name, owner_id) VALUES ('first', $1)", owner.id)
+
+        /// Every thread's answer on both workers, as owner:name.
+        func answers() throws -> [[String]] {
+            try stacks.flatMap { stack in
+                try (0..<Self.everyThread).map { _ in try list(stack, owner.token).map { "\($0.owner):\($0.name)" } }
+            }
+        }
+        let all = Self.everyThread * stacks.count
+        #expect(try answers() == Array(repeating: ["ps:first"], count: all))
+
+        func settle(_ expected: [String], after change: String) throws -> TimeInterval {
+            let result = try run("/usr/bin/psql", ["-X", "-v", "ON_ERROR_STOP=1", try database.adminURI(), "-c", change])
+            try #require(result.status == 0, "\(result.output)")
+            let changed = Date()
+            while try answers() != Array(repeating: expected, count: all), Date().timeIntervalSince(changed) < 2 {}
+            return Date().timeIntervalSince(changed)
+        }
+        #expect(try settle(["ps:renamed"], after: "UPDATE articles SET name = 'renamed'") < 1)
+        #expect(try settle(["pz:renamed"], after: "UPDATE users SET username = 'pz' WHERE username = 'ps'") < 1)
+        #expect(try settle(["pz:renamed", "pz:second"], after: "INSERT INTO articles (name, owner_id) SELECT 'second', id FROM users") < 1)
+        #expect(try settle(["pz:second"], after: "DELETE FROM articles WHERE name = 'renamed'") < 1)
+        #expect(try settle([], after: "TRUNCATE articles") < 1)
+
+        // A deactivation refuses the user's next request on every thread of both workers.
+        let result = try run(
+            "/usr/bin/psql", ["-X", "-v", "ON_ERROR_STOP=1", try database.adminURI(), "-v", "username=pz",
+                              "-f", TestEnvironment.path("sql/admin/deactivate_user.sql")])
+        try #require(result.status == 0, "\(result.output)")
+        let statuses = try stacks.flatMap { stack in try (0..<Self.everyThread).map { _ in try send(stack, "GET", "/articles/", owner.token).status } }
+        #expect(statuses == Array(repeating: 401, count: all))
+    }
+
+    @Test func aFrozenFeedIsNoticedAndCachesAreBypassedMeanwhile() throws {
+        let stack = try Stack()
+        let owner = try user("fz", in: stack.database)
+        let db = try stack.database.connect()
+        let id = try db.query("INSERT INTO articles (name, owner_id) VALUES ('before', $1) RETURNING id", owner.id)
+            .first!.decode(Int64.self, at: 0)
+        try waitFor("the feed", within: 10) { try feedBackend(stack) != nil }
+        let backend = try #require(try feedBackend(stack))
+        // Warm every thread's caches.
+        for _ in 0..<Self.everyThread { #expect(try list(stack, owner.token).map(\.name) == ["before"]) }
+
+        // The feed's backend stops answering, its connection open: a change made meanwhile is
+        // answered at once (the caches are bypassed, as the feed is behind the WAL), ...
+        #expect(kill(backend, SIGSTOP) == 0)
+        defer { kill(backend, SIGCONT) }
+        try db.query("UPDATE articles SET name = 'during' WHERE id = $1", id)
+        for _ in 0..<Self.everyThread { #expect(try list(stack, owner.token).map(\.name) == ["during"]) }
+        // ... and a deactivation refuses the user's next request.
+        try db.query("UPDATE users SET is_active = false WHERE id = $1", owner.id)
+        #expect(try send(stack, "GET", "/articles/\(id)/", owner.token).status == 401)
+        try db.query("UPDATE users SET is_active = true WHERE id = $1", owner.id)
+        #expect(try send(stack, "GET", "/articles/\(id)/", owner.token).status == 200)
+        // Within a few seconds the silence counts as down, and the worker says so.
+        let frozen = Date()
+        try waitFor("the feed's loss", within: 6) { try metric(stack, "articles_fcgi_change_feed_losses_total") == 1 }
+        #expect(Date().timeIntervalSince(frozen) < 5)
+        #expect(stack.worker.output.contains("not following database changes"))
+        // It connects again with a new backend (the frozen one still holds its own slot), and the
+        // caches serve current answers again.
+        try waitFor("a new feed", within: 10) { try feedBackends(stack).contains { $0 != backend } }
+        try db.query("UPDATE articles SET name = 'after' WHERE id = $1", id)
+        for _ in 0..<Self.everyThread { #expect(try list(stack, owner.token).map(\.name) == ["after"]) }
+        #expect(try metric(stack, "articles_fcgi_change_feed_up") == 1)
+    }
+
+    @Test func aLateFeedIsLoggedAndItsLagExported() throws {
+        let stack = try Stack()
+        let owner = try user("lt", in: stack.database)
+        try waitFor("the feed", within: 10) { try feedBackend(stack) != nil }
+        let backend = try #require(try feedBackend(stack))
+        // Stopped for longer than the lag bound (1 s) and shorter than the silence bound (3 s),
+        // with a change committed meanwhile: it arrives late.
+        #expect(kill(backend, SIGSTOP) == 0)
+        try stack.database.connect().query("INSERT INTO articles (name, owner_id) VALUES ('late', $1)", owner.id)
+        Thread.sleep(forTimeInterval: 1.5)  // the delay itself is what is measured
+        #expect(kill(backend, SIGCONT) == 0)
+        try waitFor("the late change", within: 3) { (try metric(stack, "articles_fcgi_change_feed_lag_seconds") ?? 0) >= 1.4 }
+        try waitFor("the log line", within: 3) { stack.worker.output.contains("database changes arrive late") }
+        #expect(try metric(stack, "articles_fcgi_change_feed_losses_total") == 0)
+        #expect(try list(stack, owner.token).map(\.name) == ["late"])
+    }
+
+    @Test func aRevocationCommittedWhileTheFeedIsBusyIsAppliedWithinASecond() throws {
+        let stack = try Stack()
+        let owner = try user("rv", in: stack.database, claims: ["origin_jti": "session-busy"])
+        #expect(try send(stack, "GET", "/articles/", owner.token).status == 200)
+        // A bulk load keeps the feed decoding for a while; the revocation commits right after it.
+        let result = try run("/usr/bin/psql", [
+            "-X", "-v", "ON_ERROR_STOP=1", try stack.database.adminURI(), "-c",
+            "INSERT INTO articles (name, owner_id) SELECT 'bulk ' || g, \(owner.id) FROM generate_series(1, 200000) g",
+            "-c", "INSERT INTO revoked_sessions (origin_jti) VALUES ('session-busy')",
+        ])
+        try #require(result.status == 0, "\(result.output)")
+        let revoked = Date()
+        while try send(stack, "GET", "/articles/?limit=1", owner.token).status != 401, Date().timeIntervalSince(revoked) < 3 {}
+        #expect(Date().timeIntervalSince(revoked) < 1)
+        #expect(try send(stack, "GET", "/articles/?limit=1", owner.token).status == 401)
+    }
+
+    @Test func checkConfigSaysWhatTheFeedNeeds() throws {
+        let database = try TestDatabase.migrated()
+        let pool = try TestPool.environment(dir: TestEnvironment.scratchFolder("check"))
+        let binary = try TestEnvironment.binary()
+        let good = try run(binary, ["check-config", "--database"], environment: pool.merging([
+            "DATABASE_URL": try database.conninfo(user: "articles_app"),
+        ]) { $1 })
+        #expect(good.status == 0, "\(good.output)")
+        #expect(good.output.contains("change feed: ok (wal_level logical"))
+        // A role without REPLICATION is named as the problem.
+        let admin = try database.connect()
+        try admin.query("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'no_replication') THEN CREATE ROLE no_replication LOGIN; END IF; END $$")
+        let refused = try run(binary, ["check-config", "--database"], environment: pool.merging([
+            "DATABASE_URL": try database.conninfo(user: "articles_app"),
+            "DATABASE_FEED_URL": try database.conninfo(user: "no_replication"),
+        ]) { $1 })
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("REPLICATION"), "\(refused.output)")
+    }
+}
