@@ -103,7 +103,10 @@ final class App: Responder {
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
-                return try articles().create(request, by: authenticate(request))
+                let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
+                let (response, ownerID) = try articles().create(request, claims: claims) { try authenticate(request) }
+                authenticated = ownerID
+                return response
             case (.articles, _):
                 _ = try authenticate(request)
                 return try articles(cached: true).list(request)
@@ -142,13 +145,15 @@ final class App: Responder {
     }
 
     /// The active user the request's token maps to. The database is touched only for a token
-    /// that passed every check.
+    /// that passed every check. Reads may take the user from the cache; writes, which query the
+    /// database anyway, read the user too rather than wait for the change feed.
     func authenticate(_ request: Request) throws -> Caller {
         let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
         func load() throws -> UserStore.Match? { try UserStore.user(for: claims, in: database, autoProvision: autoProvision) }
         let found: User?
         let sessionRevoked: Bool
-        if try usesCaches() {
+        let isRead = request.method == "GET" || request.method == "HEAD"
+        if try isRead && usesCaches() {
             sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
             found = sessionRevoked ? nil : try users.user(for: claims.sub) {
                 try load().map { ($0.user, !changes.log.mayHaveMissed($0.snapshot)) }
@@ -175,20 +180,18 @@ final class App: Responder {
         return Caller(user: user, claims: claims)
     }
 
-    /// `pg_current_wal_flush_lsn()`: every write answered so far, by any worker, is at or
-    /// before it.
-    static let walFlushed = PreparedStatement(name: "wal_flushed", sql: "SELECT pg_current_wal_flush_lsn()")
-    /// How long a request waits for the change feed to catch up before it bypasses the caches.
-    static let feedWait: Duration = .milliseconds(10)
+    /// How long a read waits for the change feed to catch up before it bypasses the caches.
+    static let feedWait: Duration = .milliseconds(5)
 
     /// Whether this request may use the caches: the change feed is up and has applied every
-    /// change committed up to the database's WAL flush position, read now (one round trip), so
-    /// what the caches answer reflects every write answered before this request, by any worker.
-    /// Then the caches apply the changes the feed logged since they last looked.
+    /// change committed up to the database's WAL flush position, read after the request arrived
+    /// (one round trip, shared with the requests that arrived meanwhile), so what the caches
+    /// answer reflects every write answered before this request, by any worker. Then the caches
+    /// apply the changes the feed logged since they last looked.
     private func usesCaches() throws -> Bool {
         if let cachesCurrent { return cachesCurrent }
         var current = false
-        if changes.isUp, let position = try database.query(Self.walFlushed).first?.decode(LSN?.self, at: 0) {
+        if changes.isUp, let position = try changes.flushed.position(using: database) {
             current = changes.applied.value >= position.value
             if !current {
                 current = changes.isCurrent(for: position, waiting: Self.feedWait)

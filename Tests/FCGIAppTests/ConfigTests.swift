@@ -113,6 +113,10 @@ import Testing
         let good = try run(binary, ["check-config"], environment: Self.pool.merging([
             "DATABASE_URL": "postgresql://app:hunter2@db/articles", "FCGI_LISTEN": "127.0.0.1:9000", "FCGI_THREADS": "3",
         ]) { $1 })
+        let feed = try run(binary, ["check-config"], environment: Self.pool.merging([
+            "DATABASE_URL": "postgresql://app@bouncer/articles", "DATABASE_FEED_URL": "postgresql://feed:hunter2@db/articles",
+        ]) { $1 })
+        #expect(feed.status == 0 && feed.output.contains("DATABASE_FEED_URL=postgresql://feed:***@db/articles\n"), "\(feed.output)")
         let secret = String(repeating: "s3cret", count: 6)
         let withSecret = try run(binary, ["check-config"], environment: Self.pool.merging(["PROVISIONING_SECRET": secret]) { $1 })
         #expect(withSecret.status == 0)
@@ -124,6 +128,7 @@ import Testing
         #expect(good.status == 0)
         #expect(good.output == """
             DATABASE_URL=postgresql://app:***@db/articles
+            DATABASE_FEED_URL=(unset: DATABASE_URL)
             FCGI_LISTEN=127.0.0.1:9000
             FCGI_THREADS=3
             FCGI_WEB_SERVER_ADDRS=(unset: any address may connect over TCP)

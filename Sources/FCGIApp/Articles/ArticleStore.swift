@@ -66,6 +66,20 @@ enum ArticleStore {
             WITH a AS (INSERT INTO articles (name, owner_id) VALUES ($1, $2) RETURNING *)
             SELECT \(columns) FROM a JOIN users u ON u.id = a.owner_id
             """)
+    /// An article by the user a token maps to, in one statement, if that user is bound to the
+    /// token's `sub` ($2), active, not signed out since the token's sign-in ($3, whole seconds)
+    /// and its sign-in session ($4) is not revoked; no row otherwise.
+    static let createAsUser = PreparedStatement(
+        name: "articles_create_as_user",
+        sql: """
+            WITH u AS (
+              SELECT id, username FROM users
+              WHERE cognito_sub = $2 AND is_active
+                AND (tokens_valid_after IS NULL OR floor(extract(epoch FROM tokens_valid_after))::int8 < $3)
+                AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $4)
+            ), a AS (INSERT INTO articles (name, owner_id) SELECT $1, id FROM u RETURNING *)
+            SELECT \(columns) FROM a JOIN u ON u.id = a.owner_id
+            """)
     static let rename = PreparedStatement(
         name: "articles_rename",
         sql: """
@@ -95,6 +109,13 @@ enum ArticleStore {
 
     static func create(name: String, owner: User, in db: Connection) throws(PGError) -> Article {
         try articles(db.query(create, name, owner.id))[0].article
+    }
+
+    /// The new article, if the token's user may write (see `createAsUser`); nil when the caller
+    /// must be looked up (to bind, or to learn why not).
+    static func create(name: String, asUserOf claims: Claims, in db: Connection) throws(PGError) -> Owned? {
+        let signedIn = claims.signedInAt.map { Int64($0.rounded(.down)) }
+        return try articles(db.query(createAsUser, name, claims.sub, signedIn, claims.originJTI)).first
     }
 
     /// The article, locked until the transaction ends.

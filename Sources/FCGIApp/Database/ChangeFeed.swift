@@ -41,6 +41,7 @@ final class ChangeFeed: Sendable {
 
     let log = ChangeLog()
     let applied = AppliedPosition()
+    let flushed = FlushPositionReader()
     let revoked: RevokedSessions
     private let up: Atomic<Bool>
     private let metrics: Metrics?
@@ -409,6 +410,69 @@ final class AppliedPosition: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
+    }
+}
+
+/// The database's WAL flush position as the serving threads read it, once at a time for all the
+/// requests that want it: a request needs a reading that began after it arrived (then every
+/// write answered before it is at or before the position), so it waits for the reading in
+/// flight to end and the next one to be made, by itself or by another thread. Under load one
+/// round trip serves many requests.
+final class FlushPositionReader: @unchecked Sendable {
+    /// `pg_current_wal_flush_lsn()`: every write answered so far, by any worker, is at or before it.
+    static let statement = PreparedStatement(name: "wal_flushed", sql: "SELECT pg_current_wal_flush_lsn()")
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var started: UInt64 = 0
+    private var finished: UInt64 = 0
+    private var reading = false
+    private var latest: LSN?
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    /// A flush position read after this call began, on `db` when this thread makes the reading.
+    func position(using db: Connection) throws -> LSN? {
+        pthread_mutex_lock(mutex)
+        let needed = started + 1
+        while finished < needed {
+            guard !reading else {
+                pthread_cond_wait(condition, mutex)
+                continue
+            }
+            reading = true
+            started += 1
+            let mine = started
+            pthread_mutex_unlock(mutex)
+            let position: LSN?
+            do {
+                position = try db.query(Self.statement).first?.decode(LSN?.self, at: 0)
+            } catch {
+                pthread_mutex_lock(mutex)
+                reading = false
+                pthread_cond_broadcast(condition)
+                pthread_mutex_unlock(mutex)
+                throw error
+            }
+            pthread_mutex_lock(mutex)
+            reading = false
+            finished = mine
+            latest = position
+            pthread_cond_broadcast(condition)
+        }
+        let position = latest
+        pthread_mutex_unlock(mutex)
+        return position
     }
 }
 
