@@ -89,9 +89,6 @@ public final class ReplicationStream {
         conn = nil
     }
 
-    /// The backend's process id. The C function is `PQbackendPID`.
-    public var backendPID: Int32 { conn.map(PQbackendPID) ?? 0 }
-
     /// Runs a replication command or a simple SQL statement (no parameters: trusted text only).
     @discardableResult
     public func execute(_ command: String) throws(PGError) -> QueryResult {

@@ -250,6 +250,36 @@ import Testing
         #expect(try send(stack, "GET", "/articles/?limit=1", owner.token).status == 401)
     }
 
+    @Test func aPostChecksItsUserInTheDatabase() throws {
+        let stack = try Stack()
+        let writer = try user("pw", in: stack.database, claims: ["origin_jti": "session-pw"])
+        let db = try stack.database.connect()
+        func post() throws -> HTTPResponse { try send(stack, "POST", "/articles/", writer.token, json: #"{"name": "n"}"#) }
+        func count() throws -> Int { try db.query("SELECT count(*) FROM articles").first!.decode(Int.self, at: 0) }
+        #expect(try post().status == 201, "the first POST binds the user by email")
+        #expect(try db.query("SELECT cognito_sub IS NOT NULL FROM users WHERE id = $1", writer.id).first!.decode(Bool.self, at: 0))
+        #expect(try post().status == 201)
+        try db.query("UPDATE users SET is_active = false WHERE id = $1", writer.id)
+        let inactive = try post()
+        #expect(inactive.status == 401 && inactive.json == ["detail": "User is inactive."])
+        try db.query("UPDATE users SET is_active = true WHERE id = $1", writer.id)
+        try db.query("INSERT INTO revoked_sessions (origin_jti) VALUES ('session-pw')")
+        let revoked = try post()
+        #expect(revoked.status == 401 && revoked.json == ["detail": "Token has been revoked."])
+        try db.query("DELETE FROM revoked_sessions")
+        try db.query("UPDATE users SET tokens_valid_after = now() + interval '1 second' WHERE id = $1", writer.id)
+        let signedOut = try post()
+        #expect(signedOut.status == 401 && signedOut.json == ["detail": "Token has been revoked."])
+        // A bad body from a refused caller is refused as a caller first.
+        let badBody = try send(stack, "POST", "/articles/", writer.token, json: #"{"name": ""}"#)
+        #expect(badBody.status == 401)
+        try db.query("UPDATE users SET tokens_valid_after = NULL WHERE id = $1", writer.id)
+        let blank = try send(stack, "POST", "/articles/", writer.token, json: #"{"name": ""}"#)
+        #expect(blank.status == 400)
+        #expect(try JSONSerialization.jsonObject(with: blank.body) as? [String: [String]] == ["name": ["This field may not be blank."]])
+        #expect(try count() == 2)
+    }
+
     @Test func checkConfigSaysWhatTheFeedNeeds() throws {
         let database = try TestDatabase.migrated()
         let pool = try TestPool.environment(dir: TestEnvironment.scratchFolder("check"))

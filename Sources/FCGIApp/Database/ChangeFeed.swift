@@ -24,8 +24,9 @@ enum Change: Equatable, Sendable {
 /// Each committed transaction's changes go to the `ChangeLog` (the serving threads apply them
 /// to their own caches) and its revocations to `RevokedSessions`; then `applied` moves to the
 /// transaction's end. A serving thread uses its caches only when `applied` has reached the
-/// server's WAL flush position read during the request (`isCurrent(for:)`), so an answer reflects
-/// every write answered before the request began, on any worker.
+/// server's WAL flush position read after the request arrived (`FlushPositionReader`,
+/// `isCurrent(for:waiting:)`), so an answer reflects every write answered before the request
+/// began, on any worker.
 ///
 /// The feed proves it is alive: it asks the server for a keepalive every second and counts
 /// three seconds without any message as down. While it is down nothing is current, so caches
@@ -43,17 +44,13 @@ final class ChangeFeed: Sendable {
     let applied = AppliedPosition()
     let flushed = FlushPositionReader()
     let revoked: RevokedSessions
-    private let up: Atomic<Bool>
+    private let up = Atomic<Bool>(false)
     private let metrics: Metrics?
-    /// The replication backend's process id while connected (tests freeze it).
-    let backendPID = Atomic<Int32>(0)
 
-    /// A feed that is down until `start`; `up: true` makes it current at once, for what tests
-    /// publish with `publish(_:at:)`.
-    init(revoked: RevokedSessions = RevokedSessions(), metrics: Metrics? = nil, up: Bool = false) {
+    /// A feed that is down until `start`.
+    init(revoked: RevokedSessions = RevokedSessions(), metrics: Metrics? = nil) {
         self.revoked = revoked
         self.metrics = metrics
-        self.up = Atomic(up)
     }
 
     var isUp: Bool { up.load(ordering: .acquiring) }
@@ -65,9 +62,8 @@ final class ChangeFeed: Sendable {
         return applied.wait(for: position.value, timeout: timeout) && isUp
     }
 
-    /// Adds the changes of transaction `xid`, committed at `position` (the feed's own path,
-    /// and tests').
-    func publish(_ changes: [Change], of xid: UInt32, at position: LSN) {
+    /// Adds the changes of transaction `xid`, committed at `position`.
+    private func publish(_ changes: [Change], of xid: UInt32, at position: LSN) {
         log.append(changes, of: xid)
         applied.advance(to: position.value)
     }
@@ -82,7 +78,6 @@ final class ChangeFeed: Sendable {
                     try follow(conninfo: conninfo, logger: logger)
                 } catch {
                     let wasUp = up.exchange(false, ordering: .acquiringAndReleasing)
-                    backendPID.store(0, ordering: .relaxed)
                     metrics?.feedUp.set(to: 0)
                     let text = "\(error)"
                     if wasUp || text != lastError {
@@ -112,7 +107,6 @@ final class ChangeFeed: Sendable {
         // Whatever the caches kept may be older than the slot: dropped before they are used again.
         log.append([.everything], of: nil)
         applied.reset(to: start.value)
-        backendPID.store(stream.backendPID, ordering: .relaxed)
         up.store(true, ordering: .releasing)
         metrics?.feedUp.set(to: 1)
         logger.info("following database changes", metadata: ["slot": "\(slot)", "from": "\(start)"])
