@@ -20,8 +20,10 @@ final class App: Responder {
     private let articleCache: ArticleCache
     private let revoked: RevokedSessions.View
     private let changes: ChangeFeed
-    /// How many of the feed's changes this thread's caches have applied.
+    /// How many of the feed's changes this thread's caches have applied, and the highest id of
+    /// the transactions among them.
     private var changesApplied: UInt64 = 0
+    private var highestApplied: UInt32?
     /// Whether the current request may use the caches, once a cache was first needed.
     private var cachesCurrent: Bool?
     private let metrics: ThreadMetrics
@@ -86,7 +88,7 @@ final class App: Responder {
             }
             func articles(cached: Bool = false) throws -> ArticlesAPI {
                 ArticlesAPI(
-                    db: database, cache: try cached && usesCaches() ? articleCache : nil, changes: changes.log,
+                    db: database, cache: try cached && usesCaches() ? articleCache : nil, mayKeep: mayKeep,
                     adminGroup: verifier.config.adminGroup)
             }
             switch (route, request.method) {
@@ -156,7 +158,7 @@ final class App: Responder {
         if try isRead && usesCaches() {
             sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
             found = sessionRevoked ? nil : try users.user(for: claims.sub) {
-                try load().map { ($0.user, !changes.log.mayHaveMissed($0.snapshot)) }
+                try load().map { ($0.user, mayKeep($0.snapshot)) }
             }
         } else {
             let match = try load()
@@ -199,7 +201,7 @@ final class App: Responder {
             }
         }
         if current && changes.log.total != changesApplied {
-            let (logged, total) = changes.log.changes(after: changesApplied)
+            let (logged, total, highest) = changes.log.changes(after: changesApplied)
             if let logged {
                 for change in logged {
                     articleCache.apply(change)
@@ -210,9 +212,16 @@ final class App: Responder {
                 users.removeAll()
             }
             changesApplied = total
+            highestApplied = highest
         }
         cachesCurrent = current
         return current
+    }
+
+    /// Whether an answer loaded with `snapshot` may be kept in this thread's caches: the snapshot
+    /// shows every transaction whose changes the caches applied (`ChangeLog.mayHaveMissed`).
+    private func mayKeep(_ snapshot: Snapshot?) -> Bool {
+        !changes.log.mayHaveMissed(snapshot, appliedUpTo: highestApplied)
     }
 
     struct Health: Codable, Equatable, JSONWritable {

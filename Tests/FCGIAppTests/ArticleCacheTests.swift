@@ -259,10 +259,18 @@ extension ArticleCacheTests {
         #expect(log.changes(after: 0).changes == [.articleInserted(1), .articleDeleted(2)])
         #expect(log.changes(after: 1).changes == [.articleDeleted(2)])
         #expect(log.changes(after: 2).changes == [])
-        #expect(log.mayHaveMissed(Snapshot(running: [7])))
-        #expect(!log.mayHaveMissed(Snapshot(running: [8])))
-        #expect(!log.mayHaveMissed(Snapshot(running: [])))
-        #expect(log.mayHaveMissed(nil))
+        #expect(log.changes(after: 0).highest == 7)
+        // Transaction 7 was logged: a snapshot that saw it running, or took 7 as not yet completed,
+        // may predate its changes.
+        #expect(log.mayHaveMissed(Snapshot(xmax: 9, running: [7]), appliedUpTo: 7))
+        #expect(log.mayHaveMissed(Snapshot(xmax: 7, running: []), appliedUpTo: 7))
+        #expect(!log.mayHaveMissed(Snapshot(xmax: 9, running: [8]), appliedUpTo: 7))
+        #expect(!log.mayHaveMissed(Snapshot(xmax: 8, running: []), appliedUpTo: 7))
+        #expect(!log.mayHaveMissed(Snapshot(xmax: 3, running: []), appliedUpTo: nil))
+        #expect(log.mayHaveMissed(nil, appliedUpTo: nil))
+        // Ids compare modulo 2^32.
+        #expect(log.mayHaveMissed(Snapshot(xmax: 0xFFFF_FFF0, running: []), appliedUpTo: 5))
+        #expect(!log.mayHaveMissed(Snapshot(xmax: 5, running: []), appliedUpTo: 0xFFFF_FFF0))
         log.append(Array(repeating: .articleUpdated(3), count: ChangeLog.capacity - 1), of: nil)
         #expect(log.changes(after: 1).changes?.count == ChangeLog.capacity)
         #expect(log.changes(after: 0).changes == nil, "the first change is no longer kept")

@@ -60,7 +60,9 @@ import Testing
         #expect(LSN("0/0")?.value == 0)
         #expect(LSN("16/B374D848")?.description == "16/B374D848")
         for bad in ["", "1", "/1", "1/", "x/1", "123456789/0", "1/2/3"] { #expect(LSN(bad) == nil, "\(bad)") }
-        #expect(Snapshot("10:20:12,15")?.running == [12, 15])
+        #expect(Snapshot("10:20:12,15") == Snapshot(xmax: 20, running: [12, 15]))
+        #expect(Snapshot("10:20:12,15")?.hides(15) == true && Snapshot("10:20:")?.hides(20) == true)
+        #expect(Snapshot("10:20:12")?.hides(13) == false)
         #expect(Snapshot("10:10:")?.running == [])
         #expect(Snapshot("4294967306:4294967310:4294967307")?.running == [11], "the epoch is dropped")
         for bad in ["", "1:2", "a:2:", "1:2:x"] { #expect(Snapshot(bad) == nil, "\(bad)") }

@@ -6,7 +6,7 @@
 /// falls in (the last ones, in practice), a changed or deleted one drops itself and the pages
 /// that hold it, and a user's change drops the articles and pages that show that user's name;
 /// the rest stays. Held to `capacityBytes` of JSON: when full, it starts again empty. Whether it
-/// may be used for a request is the caller's decision (`ChangeFeed.isCurrent(for:)`).
+/// may be used for a request is the caller's decision (`ChangeFeed.isCurrent(for:waiting:)`).
 final class ArticleCache {
     struct Page {
         let body: [UInt8]

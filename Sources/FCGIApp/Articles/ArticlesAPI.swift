@@ -14,8 +14,8 @@ struct ArticlesAPI {
     let db: Connection
     /// This thread's answers about articles, when this request may use them.
     let cache: ArticleCache?
-    /// What the caches applied, to tell whether an answer loaded now may be kept.
-    let changes: ChangeLog
+    /// Whether an answer loaded now, in this snapshot, may be kept in the cache.
+    let mayKeep: (Snapshot?) -> Bool
     /// `COGNITO_ADMIN_GROUP`.
     let adminGroup: String?
 
@@ -47,7 +47,7 @@ struct ArticlesAPI {
             let page = ArticleCache.Page(
                 body: JSONWriter.bytes(of: shown.map(\.article)), nextAfter: peek == nil ? nil : shown.last?.article.id,
                 lastID: shown.last?.article.id, peekID: peek, owners: Set(shown.map(\.ownerID)))
-            return (page, cache != nil && !changes.mayHaveMissed(snapshot))
+            return (page, cache != nil && mayKeep(snapshot))
         }
         let page = try cache?.page(after: after, limit: limit, load: load) ?? load().0
         var response = Response(status: .ok, headers: [("Content-Type", "application/json")], body: page.body)
@@ -86,7 +86,7 @@ struct ArticlesAPI {
         func load() throws -> (ArticleCache.Single, keep: Bool)? {
             try ArticleStore.find(id, in: db).map { found in
                 (Self.representation(found.article.article, ownerID: found.article.ownerID),
-                 cache != nil && !changes.mayHaveMissed(found.snapshot))
+                 cache != nil && mayKeep(found.snapshot))
             }
         }
         let found = try cache.map { try $0.article(id, load: load) } ?? load()?.0
