@@ -212,7 +212,7 @@ import Testing
         let frozen = Date()
         try waitFor("the feed's loss", within: 6) { try metric(stack, "articles_fcgi_change_feed_losses_total") == 1 }
         #expect(Date().timeIntervalSince(frozen) < 5)
-        #expect(stack.worker.output.contains("not following database changes"))
+        try waitFor("the log line", within: 2) { stack.worker.output.contains("not following database changes") }
         // It connects again with a new backend (the frozen one still holds its own slot), and the
         // caches serve current answers again.
         try waitFor("a new feed", within: 10) {

@@ -81,10 +81,10 @@ final class ChangeFeed: Sendable {
                     metrics?.feedUp.set(to: 0)
                     let text = "\(error)"
                     if wasUp || text != lastError {
-                        if wasUp { metrics?.feedLosses.increment() }
                         logger.warning(
                             "not following database changes; serving without caches until it is back",
                             metadata: ["error": "\(text)"])
+                        if wasUp { metrics?.feedLosses.increment() }
                     }
                     lastError = text
                 }
