@@ -35,8 +35,8 @@ enum Change: Equatable, Sendable {
 final class ChangeFeed: Sendable {
     static let publication = "articles_fcgi"
     /// How often the feed asks the server for a keepalive, and how long a silence counts as down.
-    static let statusInterval = 1.0
-    static let silenceBound = 3.0
+    static let statusInterval: Duration = .seconds(1)
+    static let silenceBound: Duration = .seconds(3)
     /// A change applied later than this after its commit is logged.
     static let lagBound = 1.0
 
@@ -112,22 +112,22 @@ final class ChangeFeed: Sendable {
         logger.info("following database changes", metadata: ["slot": "\(slot)", "from": "\(start)"])
 
         var decoder = ChangeDecoder()
-        var heard = monotonicSeconds()
-        var asked = 0.0
+        var heard = monotonicNanoseconds()
+        var asked = Int64.min
         var behind = false
         while true {
-            let now = monotonicSeconds()
-            if now - asked >= Self.statusInterval {
+            let now = monotonicNanoseconds()
+            if asked == .min || now - asked >= Self.statusInterval.nanoseconds {
                 try stream.sendStatus(applied: LSN(applied.value), replyRequested: true)
                 asked = now
             }
             guard let message = try stream.next(timeout: 0.25) else {
-                if monotonicSeconds() - heard > Self.silenceBound {
-                    throw PGError(kind: .connection, message: "the server sent nothing for \(Int(Self.silenceBound)) s")
+                if monotonicNanoseconds() - heard > Self.silenceBound.nanoseconds {
+                    throw PGError(kind: .connection, message: "the server sent nothing for \(Self.silenceBound)")
                 }
                 continue
             }
-            heard = monotonicSeconds()
+            heard = monotonicNanoseconds()
             switch message {
             case .keepalive(let walEnd, _):
                 // Everything before walEnd was sent, so it has been applied (outside a transaction).
@@ -391,12 +391,8 @@ final class AppliedPosition: @unchecked Sendable {
     func wait(for target: UInt64, timeout: Duration) -> Bool {
         if value >= target { return true }
         guard timeout > .zero else { return false }
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let (seconds, attoseconds) = timeout.components
-        let nanoseconds = Int(deadline.tv_nsec) + Int(attoseconds / 1_000_000_000)
-        deadline.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
-        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        let end = monotonicNanoseconds() + timeout.nanoseconds
+        var deadline = timespec(tv_sec: Int(end / 1_000_000_000), tv_nsec: Int(end % 1_000_000_000))
         waiters.add(1, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(mutex)
         while value < target, pthread_cond_timedwait(condition, mutex, &deadline) == 0 {}
@@ -474,11 +470,4 @@ final class FlushPositionReader: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         return position
     }
-}
-
-/// Seconds on the monotonic clock.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

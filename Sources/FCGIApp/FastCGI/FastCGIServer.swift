@@ -106,8 +106,7 @@ final class FastCGIServer: Sendable {
     ) throws(ConfigError) {
         self.listener = listener
         self.requestTimeout = requestTimeout
-        let (seconds, attoseconds) = requestTimeout.components
-        timeoutNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        timeoutNanoseconds = requestTimeout.nanoseconds
         self.logger = logger
         self.allowedPeers = allowedPeers
         var fds: [Int32] = [0, 0]
@@ -493,9 +492,18 @@ final class FastCGIServer: Sendable {
     }
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: what connection deadlines are kept in.
+/// CLOCK_MONOTONIC in nanoseconds: what connection deadlines and the change feed's clocks are
+/// kept in.
 func monotonicNanoseconds() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
 }
