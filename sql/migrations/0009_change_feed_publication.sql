@@ -17,10 +17,17 @@ CREATE PUBLICATION articles_fcgi FOR TABLE users, articles, revoked_sessions;
 -- wal_level = logical. `articles-fcgi check-config` says what is missing.
 DO $$
 BEGIN
-  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+  IF (SELECT rolreplication FROM pg_roles WHERE rolname = 'articles_app') THEN
+    NULL;
+  ELSIF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
     ALTER ROLE articles_app REPLICATION;
-  ELSIF NOT (SELECT rolreplication FROM pg_roles WHERE rolname = 'articles_app') THEN
+  ELSE
     RAISE WARNING 'articles_app lacks the REPLICATION attribute: the workers serve without caches until an administrator gives it (see the README)';
   END IF;
+EXCEPTION
+  -- Roles belong to the whole cluster: another database's migration changed the role at the
+  -- same moment ("tuple concurrently updated"), giving it the attribute.
+  WHEN internal_error THEN
+    IF SQLERRM <> 'tuple concurrently updated' THEN RAISE; END IF;
 END
 $$;
