@@ -7,6 +7,7 @@ import PG
 final class App: Responder {
     let database: Connection
     let verifier: TokenVerifier
+    let creator: ArticleCreator
     let cors: CORSPolicy
     /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
     let provisioning: ProvisioningSecret?
@@ -33,12 +34,13 @@ final class App: Responder {
     private var authenticated: Int64?
 
     init(
-        database: Connection, verifier: TokenVerifier, changes: ChangeFeed, metrics: Metrics,
+        database: Connection, verifier: TokenVerifier, creator: ArticleCreator, changes: ChangeFeed, metrics: Metrics,
         cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false,
         logger: Logger
     ) {
         self.database = database
         self.verifier = verifier
+        self.creator = creator
         self.cors = cors
         self.provisioning = provisioning
         self.autoProvision = autoProvision
@@ -88,7 +90,7 @@ final class App: Responder {
             }
             func articles(cached: Bool = false) throws -> ArticlesAPI {
                 ArticlesAPI(
-                    db: database, cache: try cached && usesCaches() ? articleCache : nil, mayKeep: mayKeep,
+                    db: database, creator: creator, cache: try cached && usesCaches() ? articleCache : nil, mayKeep: mayKeep,
                     adminGroup: verifier.config.adminGroup)
             }
             switch (route, request.method) {

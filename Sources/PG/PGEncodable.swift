@@ -48,3 +48,25 @@ extension Date: PGEncodable {
 extension Optional: PGEncodable where Wrapped: PGEncodable {
     public var pgText: String? { self?.pgText }
 }
+
+extension Array: PGEncodable where Element: PGEncodable {
+    /// A one-dimensional array literal, as `text[]` or `int8[]` input accepts: every element
+    /// double-quoted, with `"` and `\` escaped, and `NULL` for nil.
+    public var pgText: String? {
+        var text = "{"
+        for (index, element) in enumerated() {
+            if index > 0 { text += "," }
+            guard let value = element.pgText else {
+                text += "NULL"
+                continue
+            }
+            text += "\""
+            for scalar in value.unicodeScalars {
+                if scalar == "\"" || scalar == "\\" { text += "\\" }
+                text.unicodeScalars.append(scalar)
+            }
+            text += "\""
+        }
+        return text + "}"
+    }
+}

@@ -65,14 +65,6 @@ import Testing
         return backend!
     }
 
-    private func waitFor(_ what: String, within seconds: TimeInterval, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while try !condition() {
-            guard Date() < deadline else { throw HTTPClient.Failure(description: "\(what) did not happen within \(seconds) s") }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-    }
-
     @Test func aWriteAnsweredByOneWorkerIsReadByTheOtherAtOnce() throws {
         let database = try TestDatabase.migrated()
         let stacks = [try Stack(database: database), try Stack(database: database)]

@@ -82,6 +82,16 @@ import Testing
         #expect(try db.query("SELECT count(*) FROM t").first?.decode(Int.self, at: 0) == 0)
     }
 
+    @Test func arraysArriveElementByElement() throws {
+        let texts: [String?] = ["plain", #"a "quoted" \ one"#, "{braces}, commas", "", "NULL", nil, "ünïcödé ✓", " spaced "]
+        let rows = try db.query("SELECT t, t IS NULL FROM unnest($1::text[]) WITH ORDINALITY AS u (t, n) ORDER BY n", texts)
+        #expect(try rows.map { try $0.decode(String?.self, at: 0) } == texts)
+        #expect(try rows.map { try $0.decode(Bool.self, at: 1) } == texts.map { $0 == nil })
+        let numbers: [Int64?] = [1, nil, -9_223_372_036_854_775_808]
+        #expect(try db.query("SELECT unnest($1::int8[])", numbers).map { try $0.decode(Int64?.self, at: 0) } == numbers)
+        #expect(try db.query("SELECT cardinality($1::text[])", [String]()).first?.decode(Int.self, at: 0) == 0)
+    }
+
     @Test func rowsAffectedCountsChangedRows() throws {
         try db.query("CREATE TABLE t (n int)")
         #expect(try db.query("INSERT INTO t SELECT generate_series(1, 5)").rowsAffected == 5)

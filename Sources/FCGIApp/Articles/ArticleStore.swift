@@ -80,6 +80,26 @@ enum ArticleStore {
             ), a AS (INSERT INTO articles (name, owner_id) SELECT $1, id FROM u RETURNING *)
             SELECT \(columns) FROM a JOIN u ON u.id = a.owner_id
             """)
+    /// `createAsUser` for several tokens' articles at once ($1 names, $2 subs, $3 sign-ins, $4
+    /// sign-in sessions, as arrays): a row, numbered by its place in the arrays (from 1), for
+    /// each article whose user may write. Rows of equal name and owner are matched in order
+    /// (they differ only in id, so either match is right).
+    static let createManyAsUsers = PreparedStatement(
+        name: "articles_create_many_as_users",
+        sql: """
+            WITH input AS (
+              SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) WITH ORDINALITY AS i (name, sub, signed_in, origin_jti, n)
+            ), u AS (
+              SELECT i.n, i.name, users.id, users.username FROM input i JOIN users ON users.cognito_sub = i.sub
+              WHERE users.is_active
+                AND (users.tokens_valid_after IS NULL OR floor(extract(epoch FROM users.tokens_valid_after))::int8 < i.signed_in)
+                AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = i.origin_jti)
+            ), a AS (INSERT INTO articles (name, owner_id) SELECT name, id FROM u ORDER BY n RETURNING *)
+            SELECT u.n, \(columns)
+            FROM (SELECT *, row_number() OVER (PARTITION BY name, owner_id ORDER BY id) AS k FROM a) a
+            JOIN (SELECT *, row_number() OVER (PARTITION BY name, id ORDER BY n) AS k FROM u) u
+              ON u.name = a.name AND u.id = a.owner_id AND u.k = a.k
+            """)
     static let rename = PreparedStatement(
         name: "articles_rename",
         sql: """
@@ -116,6 +136,23 @@ enum ArticleStore {
     static func create(name: String, asUserOf claims: Claims, in db: Connection) throws(PGError) -> Owned? {
         let signedIn = claims.signedInAt.map { Int64($0.rounded(.down)) }
         return try articles(db.query(createAsUser, name, claims.sub, signedIn, claims.originJTI)).first
+    }
+
+    /// `create(name:asUserOf:in:)` for several, in one statement: for each, in order, the new
+    /// article or nil.
+    static func create(_ names: [String], asUsersOf claims: [Claims], in db: Connection) throws(PGError) -> [Owned?] {
+        let rows = try db.query(
+            createManyAsUsers, names, claims.map(\.sub), claims.map { $0.signedInAt.map { Int64($0.rounded(.down)) } },
+            claims.map(\.originJTI))
+        var created = [Owned?](repeating: nil, count: names.count)
+        for (row, article) in zip(rows, try articles(rows, first: 1)) {
+            let place = try row.decode(Int64.self, at: 0)
+            guard (1...Int64(names.count)).contains(place) else {
+                throw PGError(kind: .client, message: "articles_create_many_as_users returned place \(place) of \(names.count)")
+            }
+            created[Int(place) - 1] = article
+        }
+        return created
     }
 
     /// The article, locked until the transaction ends.

@@ -12,6 +12,8 @@ struct ArticlesAPI {
     static let maxLimit = 1000
 
     let db: Connection
+    /// Where `POST` inserts, shared by all threads.
+    let creator: ArticleCreator
     /// This thread's answers about articles, when this request may use them.
     let cache: ArticleCache?
     /// Whether an answer loaded now, in this snapshot, may be kept in the cache.
@@ -70,7 +72,7 @@ struct ArticlesAPI {
             throw error
         }
         let created: ArticleStore.Owned
-        if let owned = try ArticleStore.create(name: name, asUserOf: claims, in: db) {
+        if let owned = try creator.create(name: name, asUserOf: claims, using: db) {
             created = owned
         } else {
             let caller = try authenticate()

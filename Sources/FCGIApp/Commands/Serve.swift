@@ -50,6 +50,7 @@ struct Serve: ParsableCommand {
         let cors = config.cors
         let provisioning = config.provisioning
         let autoProvision = config.autoProvisionUsers
+        let creator = ArticleCreator(metrics: metrics)
         let changes = ChangeFeed(metrics: metrics)
         try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
@@ -67,7 +68,7 @@ struct Serve: ParsableCommand {
         ) {
             App(
                 database: Connection(lazy: conninfo, settings: settings),
-                verifier: verifier, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning,
+                verifier: verifier, creator: creator, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning,
                 autoProvision: autoProvision, logger: logger)
         }
     }

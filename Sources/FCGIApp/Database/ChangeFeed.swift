@@ -353,24 +353,7 @@ final class ChangeLog: Sendable {
 final class AppliedPosition: @unchecked Sendable {
     private let position = Atomic<UInt64>(0)
     private let waiters = Atomic<Int>(0)
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        condition.deallocate()
-    }
+    private let lock = ConditionLock()
 
     var value: UInt64 { position.load(ordering: .sequentiallyConsistent) }
 
@@ -391,21 +374,20 @@ final class AppliedPosition: @unchecked Sendable {
     func wait(for target: UInt64, timeout: Duration) -> Bool {
         if value >= target { return true }
         guard timeout > .zero else { return false }
-        let end = monotonicNanoseconds() + timeout.nanoseconds
-        var deadline = timespec(tv_sec: Int(end / 1_000_000_000), tv_nsec: Int(end % 1_000_000_000))
+        let deadline = monotonicNanoseconds() + timeout.nanoseconds
         waiters.add(1, ordering: .sequentiallyConsistent)
-        pthread_mutex_lock(mutex)
-        while value < target, pthread_cond_timedwait(condition, mutex, &deadline) == 0 {}
-        pthread_mutex_unlock(mutex)
+        lock.lock()
+        while value < target, lock.wait(until: deadline) {}
+        lock.unlock()
         waiters.subtract(1, ordering: .sequentiallyConsistent)
         return value >= target
     }
 
     private func wake() {
         guard waiters.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        pthread_mutex_lock(mutex)
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        lock.lock()
+        lock.broadcast()
+        lock.unlock()
     }
 }
 
@@ -418,56 +400,43 @@ final class FlushPositionReader: @unchecked Sendable {
     /// `pg_current_wal_flush_lsn()`: every write answered so far, by any worker, is at or before it.
     static let statement = PreparedStatement(name: "wal_flushed", sql: "SELECT pg_current_wal_flush_lsn()")
 
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
     private var started: UInt64 = 0
     private var finished: UInt64 = 0
     private var reading = false
     private var latest: LSN?
 
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        condition.deallocate()
-    }
-
     /// A flush position read after this call began, on `db` when this thread makes the reading.
     func position(using db: Connection) throws -> LSN? {
-        pthread_mutex_lock(mutex)
+        lock.lock()
         let needed = started + 1
         while finished < needed {
             guard !reading else {
-                pthread_cond_wait(condition, mutex)
+                lock.wait()
                 continue
             }
             reading = true
             started += 1
             let mine = started
-            pthread_mutex_unlock(mutex)
+            lock.unlock()
             let position: LSN?
             do {
                 position = try db.query(Self.statement).first?.decode(LSN?.self, at: 0)
             } catch {
-                pthread_mutex_lock(mutex)
+                lock.lock()
                 reading = false
-                pthread_cond_broadcast(condition)
-                pthread_mutex_unlock(mutex)
+                lock.broadcast()
+                lock.unlock()
                 throw error
             }
-            pthread_mutex_lock(mutex)
+            lock.lock()
             reading = false
             finished = mine
             latest = position
-            pthread_cond_broadcast(condition)
+            lock.broadcast()
         }
         let position = latest
-        pthread_mutex_unlock(mutex)
+        lock.unlock()
         return position
     }
 }

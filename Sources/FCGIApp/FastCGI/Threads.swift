@@ -29,3 +29,41 @@ struct PosixThread: Sendable {
         pthread_join(thread, nil)
     }
 }
+
+/// A POSIX mutex with one condition variable, whose timed waits run on the monotonic clock.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// Waits, with the lock held, until woken.
+    func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Waits, with the lock held, until woken or `deadline` (monotonic nanoseconds) passed;
+    /// false once it passed.
+    func wait(until deadline: Int64) -> Bool {
+        var end = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        return pthread_cond_timedwait(condition, mutex, &end) == 0
+    }
+
+    /// Wakes every waiter; call with the lock held.
+    func broadcast() { pthread_cond_broadcast(condition) }
+}

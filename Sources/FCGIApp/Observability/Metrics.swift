@@ -17,6 +17,8 @@ final class Metrics: Sendable {
     let feedLosses: Counter
     let cacheWaits: Counter
     let cacheBypasses: Counter
+    let articleCreateStatements: Counter
+    let articleCreatesQueued: Gauge
 
     /// Request durations, in seconds: 0.25 ms to 2.5 s.
     static let buckets: [Duration] = [
@@ -51,6 +53,12 @@ final class Metrics: Sendable {
             "Requests that found the change feed behind the database's WAL: waited for it, or bypassed the caches.")
         cacheWaits = registry.makeCounter(descriptor: freshness, labels: [("result", "waited")])
         cacheBypasses = registry.makeCounter(descriptor: freshness, labels: [("result", "bypassed")])
+        articleCreateStatements = registry.makeCounter(
+            descriptor: name(
+                "article_create_statements", "total",
+                "Statements that checked a token's user and inserted for POST /articles/ (requests that arrive together share one)."))
+        articleCreatesQueued = registry.makeGauge(
+            descriptor: name("article_creates", "queued", "POST /articles/ requests waiting for the statement in flight to end."))
     }
 
     fileprivate func requests(route: String, status: Int) -> Counter {

@@ -97,3 +97,12 @@ struct TestDatabase {
         return "postgresql:///\(name)?host=\(host)&port=\(port)&user=postgres"
     }
 }
+
+/// Checks `condition` every 20 ms until it holds; throws, naming `what`, after `seconds`.
+func waitFor(_ what: String, within seconds: TimeInterval, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while try !condition() {
+        guard Date() < deadline else { throw HTTPClient.Failure(description: "\(what) did not happen within \(seconds) s") }
+        Thread.sleep(forTimeInterval: 0.02)
+    }
+}
