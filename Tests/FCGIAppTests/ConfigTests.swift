@@ -13,7 +13,7 @@ import Testing
 
     @Test func defaults() throws {
         let config = try Config.fromEnvironment(Self.pool)
-        #expect(config == Config(databaseURL: nil, listen: nil, threads: 8, logLevel: .info, cognito: Self.defaultCognito))
+        #expect(config == Config(databaseURL: nil, listen: nil, threads: 16, logLevel: .info, cognito: Self.defaultCognito))
         #expect(config.cognito.issuer == "https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123")
     }
 

@@ -23,6 +23,8 @@ final class ArticleCreator: @unchecked Sendable {
     private final class Pending {
         let name: String
         let claims: Claims
+        /// The statement that took the request (from 1), 0 while it is queued.
+        var statement = 0
         /// Set, under the lock, when the request's statement ended.
         var outcome: Outcome?
         init(name: String, claims: Claims) {
@@ -38,10 +40,15 @@ final class ArticleCreator: @unchecked Sendable {
     }
 
     private let metrics: Metrics
-    private let lock = ConditionLock()
+    /// Condition `n % 2`: the requests statement `n` took. The queued ones wait on the next
+    /// statement's condition, so the end of a statement wakes its own requests and one queued
+    /// request, to run the next.
+    private let lock = ConditionLock(conditions: 2)
     private var queue: [Pending] = []
     /// Whether a statement is in flight.
     private var running = false
+    /// Statements begun.
+    private var statements = 0
 
     init(metrics: Metrics) {
         self.metrics = metrics
@@ -56,12 +63,15 @@ final class ArticleCreator: @unchecked Sendable {
         metrics.articleCreatesQueued.increment()
         while request.outcome == nil {
             if running {
-                lock.wait()
+                lock.wait((request.statement > 0 ? request.statement : statements + 1) % 2)
                 continue
             }
             running = true
+            statements += 1
+            let statement = statements
             let batch = Array(queue.prefix(Self.maxBatch))
             queue.removeFirst(batch.count)
+            for each in batch { each.statement = statement }
             metrics.articleCreatesQueued.decrement(by: Double(batch.count))
             lock.unlock()
             let outcomes = Self.run(batch, on: db)
@@ -69,7 +79,8 @@ final class ArticleCreator: @unchecked Sendable {
             lock.lock()
             for (each, outcome) in zip(batch, outcomes) { each.outcome = outcome }
             running = false
-            lock.broadcast()
+            lock.broadcast(statement % 2)
+            if !queue.isEmpty { lock.signal((statement + 1) % 2) }
         }
         let outcome = request.outcome!
         lock.unlock()

@@ -42,7 +42,7 @@ struct Config: Sendable, Equatable {
     /// TCP clients may connect from; empty, any.
     var allowedPeers: Set<UInt32> = []
 
-    static let defaultThreads = 8
+    static let defaultThreads = 16
     static let threadRange = 1...512
     static let timeoutRange = 1...300
     static let defaultRequestTimeoutSeconds = 5

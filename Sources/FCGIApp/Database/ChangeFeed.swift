@@ -395,12 +395,15 @@ final class AppliedPosition: @unchecked Sendable {
 /// requests that want it: a request needs a reading that began after it arrived (then every
 /// write answered before it is at or before the position), so it waits for the reading in
 /// flight to end and the next one to be made, by itself or by another thread. Under load one
-/// round trip serves many requests.
+/// round trip serves many requests. The requests a reading satisfies wait on one condition and
+/// those that need the next on the other, so each request is woken once, and the end of a
+/// reading wakes one of the next ones to make it.
 final class FlushPositionReader: @unchecked Sendable {
     /// `pg_current_wal_flush_lsn()`: every write answered so far, by any worker, is at or before it.
     static let statement = PreparedStatement(name: "wal_flushed", sql: "SELECT pg_current_wal_flush_lsn()")
 
-    private let lock = ConditionLock()
+    /// Condition `n % 2`: the requests that reading `n` satisfies.
+    private let lock = ConditionLock(conditions: 2)
     private var started: UInt64 = 0
     private var finished: UInt64 = 0
     private var reading = false
@@ -412,7 +415,8 @@ final class FlushPositionReader: @unchecked Sendable {
         let needed = started + 1
         while finished < needed {
             guard !reading else {
-                lock.wait()
+                // The reading in flight, if it began after this call, else the next one.
+                lock.wait(Int(max(needed, started) % 2))
                 continue
             }
             reading = true
@@ -425,7 +429,8 @@ final class FlushPositionReader: @unchecked Sendable {
             } catch {
                 lock.lock()
                 reading = false
-                lock.broadcast()
+                lock.broadcast(0)
+                lock.broadcast(1)
                 lock.unlock()
                 throw error
             }
@@ -433,7 +438,8 @@ final class FlushPositionReader: @unchecked Sendable {
             reading = false
             finished = mine
             latest = position
-            lock.broadcast()
+            lock.broadcast(Int(mine % 2))
+            lock.signal(Int((mine + 1) % 2))
         }
         let position = latest
         lock.unlock()

@@ -30,22 +30,27 @@ struct PosixThread: Sendable {
     }
 }
 
-/// A POSIX mutex with one condition variable, whose timed waits run on the monotonic clock.
+/// A POSIX mutex with condition variables (one, or `conditions`), whose timed waits run on the
+/// monotonic clock. Waiting for different events on different conditions wakes only the threads
+/// an event concerns.
 final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private let count: Int
 
-    init() {
+    init(conditions: Int = 1) {
+        count = conditions
+        condition = .allocate(capacity: conditions)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
+        for index in 0..<conditions { pthread_cond_init(condition + index, &attributes) }
         pthread_condattr_destroy(&attributes)
     }
 
     deinit {
-        pthread_cond_destroy(condition)
+        for index in 0..<count { pthread_cond_destroy(condition + index) }
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
         condition.deallocate()
@@ -54,8 +59,8 @@ final class ConditionLock: @unchecked Sendable {
     func lock() { pthread_mutex_lock(mutex) }
     func unlock() { pthread_mutex_unlock(mutex) }
 
-    /// Waits, with the lock held, until woken.
-    func wait() { pthread_cond_wait(condition, mutex) }
+    /// Waits on condition `index`, with the lock held, until woken.
+    func wait(_ index: Int = 0) { pthread_cond_wait(condition + index, mutex) }
 
     /// Waits, with the lock held, until woken or `deadline` (monotonic nanoseconds) passed;
     /// false once it passed.
@@ -64,6 +69,9 @@ final class ConditionLock: @unchecked Sendable {
         return pthread_cond_timedwait(condition, mutex, &end) == 0
     }
 
-    /// Wakes every waiter; call with the lock held.
-    func broadcast() { pthread_cond_broadcast(condition) }
+    /// Wakes every waiter of condition `index`; call with the lock held.
+    func broadcast(_ index: Int = 0) { pthread_cond_broadcast(condition + index) }
+
+    /// Wakes one waiter of condition `index`; call with the lock held.
+    func signal(_ index: Int) { pthread_cond_signal(condition + index) }
 }
