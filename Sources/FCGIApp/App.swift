@@ -34,7 +34,8 @@ final class App: Responder {
     private var authenticated: Int64?
 
     init(
-        database: Connection, verifier: TokenVerifier, creator: ArticleCreator, changes: ChangeFeed, metrics: Metrics,
+        database: Connection, verifier: TokenVerifier, creator: ArticleCreator, changes: ChangeFeed,
+        revoked: RevokedSessions, metrics: Metrics,
         cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false,
         logger: Logger
     ) {
@@ -48,7 +49,7 @@ final class App: Responder {
         users = UserCache()
         articleCache = ArticleCache()
         self.changes = changes
-        self.revoked = RevokedSessions.View(changes.revoked)
+        self.revoked = RevokedSessions.View(revoked)
         self.metrics = ThreadMetrics(metrics)
     }
 

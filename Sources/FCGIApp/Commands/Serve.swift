@@ -51,7 +51,8 @@ struct Serve: ParsableCommand {
         let provisioning = config.provisioning
         let autoProvision = config.autoProvisionUsers
         let creator = ArticleCreator(metrics: metrics)
-        let changes = ChangeFeed(metrics: metrics)
+        let revoked = RevokedSessions()
+        let changes = ChangeFeed(sessions: SessionHandlers(load: revoked.replace, apply: revoked.apply), metrics: metrics)
         try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         if let systemd {
@@ -68,7 +69,7 @@ struct Serve: ParsableCommand {
         ) {
             App(
                 database: Connection(lazy: conninfo, settings: settings),
-                verifier: verifier, creator: creator, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning,
+                verifier: verifier, creator: creator, changes: changes, revoked: revoked, metrics: metrics, cors: cors, provisioning: provisioning,
                 autoProvision: autoProvision, logger: logger)
         }
     }
@@ -80,7 +81,7 @@ struct Serve: ParsableCommand {
     /// systemd restarts the worker.
     private static func notifyWhenReady(
         _ systemd: SystemdNotifier, keys: KeyStore, server: FastCGIServer, threads: Int, logger: Logger
-    ) throws(ConfigError) {
+    ) throws(SystemError) {
         _ = try PosixThread {
             while keys.current == nil {
                 sleep(1)

@@ -36,7 +36,7 @@ struct ProvisioningSecret: Sendable, Equatable, CustomStringConvertible {
     private static func read(_ path: String) throws(ConfigError) -> [UInt8] {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw ConfigError("PROVISIONING_SECRET_FILE \(path): \(String(cString: strerror(errno)))")
+            throw ConfigError(SystemError("PROVISIONING_SECRET_FILE \(path)"))
         }
         guard info.st_mode & S_IFMT == S_IFREG else { throw ConfigError("PROVISIONING_SECRET_FILE \(path) is not a regular file") }
         guard info.st_mode & 0o027 == 0 else {
@@ -44,7 +44,7 @@ struct ProvisioningSecret: Sendable, Equatable, CustomStringConvertible {
                 "PROVISIONING_SECRET_FILE \(path) has mode \(String(info.st_mode & 0o777, radix: 8)): others may read it or its group may write it (chmod 0640 or 0600)")
         }
         guard let file = fopen(path, "r") else {
-            throw ConfigError("PROVISIONING_SECRET_FILE \(path): \(String(cString: strerror(errno)))")
+            throw ConfigError(SystemError("PROVISIONING_SECRET_FILE \(path)"))
         }
         defer { fclose(file) }
         var bytes: [UInt8] = []

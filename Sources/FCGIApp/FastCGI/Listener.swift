@@ -21,7 +21,7 @@ struct Listener: Sendable {
         if case .unix(let path) = address { try removeStaleSocket(path) }
         let fd = FCGX_OpenSocket(address.fcgiPath, backlog)
         guard fd >= 0 else {
-            throw ConfigError("cannot listen on \(address): \(String(cString: strerror(errno)))")
+            throw ConfigError(SystemError("cannot listen on \(address)"))
         }
         guard case .unix(let path) = address else {
             return Listener(fd: fd, createdPath: nil, description: address.description)

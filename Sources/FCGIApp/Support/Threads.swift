@@ -10,7 +10,7 @@ struct PosixThread: Sendable {
     }
 
     /// Starts a thread running `body`. The C function is `pthread_create`.
-    init(_ body: @escaping @Sendable () -> Void) throws(ConfigError) {
+    init(_ body: @escaping @Sendable () -> Void) throws(SystemError) {
         let context = Unmanaged.passRetained(Body(body)).toOpaque()
         var thread = pthread_t()
         let status = pthread_create(&thread, nil, { raw in
@@ -19,7 +19,7 @@ struct PosixThread: Sendable {
         }, context)
         guard status == 0 else {
             Unmanaged<Body>.fromOpaque(context).release()
-            throw ConfigError("cannot start a thread: \(String(cString: strerror(status)))")
+            throw SystemError("cannot start a thread", code: status)
         }
         self.thread = thread
     }

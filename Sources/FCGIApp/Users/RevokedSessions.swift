@@ -13,15 +13,8 @@ final class RevokedSessions: Sendable {
         changes.add(1, ordering: .releasing)
     }
 
-    enum Update: Equatable {
-        case revoke(String)
-        case unrevoke(String)
-        /// The table was emptied.
-        case clear
-    }
-
     /// Applies a transaction's changes, in order.
-    func apply(_ updates: [Update]) {
+    func apply(_ updates: [SessionChange]) {
         guard !updates.isEmpty else { return }
         current.withLock { sessions in
             for update in updates {

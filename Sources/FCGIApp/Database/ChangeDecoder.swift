@@ -1,0 +1,114 @@
+import PG
+
+/// Turns `pgoutput` messages into each transaction's `Change`s and revocations.
+struct ChangeDecoder {
+    struct Commit {
+        var changes: [Change]
+        var revocations: [SessionChange]
+        var xid: UInt32
+        var end: LSN
+        var commitTime: Int64
+        /// A revocation whose session the decoder could not read: the set must be loaded again.
+        var unreadable: Bool
+    }
+
+    private enum Table { case users, articles, revokedSessions }
+    private enum Operation { case insert, update, delete }
+    /// Relations by id: which table, and where its key column is.
+    private var relations: [UInt32: (table: Table, key: Int)] = [:]
+    private var changes: [Change] = []
+    private var revocations: [SessionChange] = []
+    private var unreadable = false
+    private var xid: UInt32 = 0
+    private(set) var inTransaction = false
+
+    /// The transaction's changes once `message` commits it, else nil.
+    mutating func decode(_ message: PGOutputMessage) -> Commit? {
+        switch message {
+        case .begin(let xid):
+            self.xid = xid
+            inTransaction = true
+            changes.removeAll(keepingCapacity: true)
+            revocations.removeAll(keepingCapacity: true)
+            unreadable = false
+        case .relation(let id, _, let name, let columns):
+            let table: Table? = switch name {
+            case "users": .users
+            case "articles": .articles
+            case "revoked_sessions": .revokedSessions
+            default: nil
+            }
+            let key = table.flatMap { columns.firstIndex(of: $0 == .revokedSessions ? "origin_jti" : "id") }
+            relations[id] = table.map { ($0, key ?? -1) }
+        case .insert(let relation, let new):
+            row(.insert, relation, old: nil, new: new)
+        case .update(let relation, let old, let new):
+            row(.update, relation, old: old, new: new)
+        case .delete(let relation, let key):
+            row(.delete, relation, old: key, new: nil)
+        case .truncate(let truncated):
+            for relation in truncated {
+                switch relations[relation]?.table {
+                case .revokedSessions: revocations.append(.clear)
+                case .users, .articles: changes.append(.everything)
+                case nil: break
+                }
+            }
+        case .commit(let end, let commitTime):
+            inTransaction = false
+            // A transaction of many changes (a bulk load) empties the caches rather than
+            // flooding the log.
+            let collapsed = changes.count > ChangeLog.capacity / 4 ? [.everything] : changes
+            return Commit(
+                changes: collapsed, revocations: revocations, xid: xid, end: end, commitTime: commitTime,
+                unreadable: unreadable)
+        case .other:
+            break
+        }
+        return nil
+    }
+
+    /// `old` is the key before the change (deletes; updates that changed it), `new` the row after.
+    private mutating func row(
+        _ operation: Operation, _ relation: UInt32, old: [PGOutputMessage.Value]?, new: [PGOutputMessage.Value]?
+    ) {
+        guard let (table, key) = relations[relation] else { return }
+        func text(_ values: [PGOutputMessage.Value]?) -> String? {
+            guard let values, key >= 0, key < values.count, case .text(let value) = values[key] else { return nil }
+            return value
+        }
+        let after = text(new)
+        let before = text(old) ?? (operation == .update ? after : nil)
+        if table == .revokedSessions {
+            if let before, before != after || operation == .delete { revocations.append(.unrevoke(before)) }
+            if let after { revocations.append(.revoke(after)) }
+            if before == nil && after == nil { unreadable = true }
+            return
+        }
+        let beforeID = before.flatMap { Int64($0) }
+        let afterID = after.flatMap { Int64($0) }
+        guard (operation == .insert || beforeID != nil) && (operation == .delete || afterID != nil) else {
+            // A key the decoder cannot read: nothing cached can be trusted.
+            changes.append(.everything)
+            return
+        }
+        switch (table, operation) {
+        case (.users, .insert):
+            break  // a new row changes no cached answer
+        case (.users, _):
+            changes.append(.userChanged(beforeID!))
+            if let afterID, afterID != beforeID { changes.append(.userChanged(afterID)) }
+        case (.articles, .insert):
+            changes.append(.articleInserted(afterID!))
+        case (.articles, .delete):
+            changes.append(.articleDeleted(beforeID!))
+        case (.articles, .update) where beforeID == afterID:
+            changes.append(.articleUpdated(afterID!))
+        case (.articles, .update):
+            changes.append(.articleDeleted(beforeID!))
+            changes.append(.articleInserted(afterID!))
+        case (.revokedSessions, _):
+            break
+        }
+    }
+}

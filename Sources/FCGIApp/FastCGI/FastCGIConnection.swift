@@ -1,0 +1,153 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// One accepted connection from nginx and the requests it carries, one at a time. Its fields
+/// are touched only by the thread its event woke; `deadline` is also read by the sweep.
+final class FastCGIConnection: @unchecked Sendable {
+    let fd: Int32
+    var input: [UInt8] = []
+    var reader: RecordReader
+    var registered = false
+    /// When the request being received must be complete, in `monotonicNanoseconds()`; 0
+    /// while idle between requests.
+    let deadline = Atomic<Int64>(0)
+
+    init(fd: Int32, reader: RecordReader) {
+        self.fd = fd
+        self.reader = reader
+    }
+
+    var isLate: Bool {
+        let deadline = deadline.load(ordering: .relaxed)
+        return deadline != 0 && deadline <= monotonicNanoseconds()
+    }
+
+    /// Starts the clock of a request: it must be whole within `timeout` nanoseconds.
+    func expect(within timeout: Int64) {
+        deadline.store(monotonicNanoseconds() + timeout, ordering: .relaxed)
+    }
+
+    /// What serving a connection's requests needs from its thread: the thread's responder and
+    /// request log, and what to count once a request is answered.
+    struct Serving {
+        let responder: any Responder
+        let log: LogSink.Gathered?
+        let logger: Logger
+        let answered: () -> Void
+    }
+
+    /// Reads what the connection has sent, serves each request it completes, and parks or
+    /// closes the connection once it has nothing more to read.
+    func handle(in set: ConnectionSet, _ serving: Serving, scratch: inout [UInt8]) {
+        while true {
+            var pending = input[...]
+            while let event = reader.next(&pending) {
+                switch event {
+                case .request(let request):
+                    input = Array(pending)
+                    let kept = serve(request, serving, timeout: set.timeout)
+                    guard kept, request.keepConnection else { return set.end(self) }
+                    pending = input[...]
+                    guard !reader.isIdle(pending) else {
+                        // Between requests: nothing to read yet, most likely, and the re-armed
+                        // event fires at once if something is.
+                        deadline.store(0, ordering: .relaxed)
+                        return set.park(self)
+                    }
+                    expect(within: set.timeout)
+                case .reply(let records, let thenClose):
+                    guard write(records, timeout: set.timeout), !thenClose else { return set.end(self) }
+                case .violation(let reason):
+                    serving.logger.warning("closed a FastCGI connection that broke the protocol", metadata: ["reason": "\(reason)"])
+                    return set.end(self)
+                }
+            }
+            input = Array(pending)
+            if isLate { return set.end(self) }
+            let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                input += scratch[0..<count]
+                if deadline.load(ordering: .relaxed) == 0 { expect(within: set.timeout) }
+            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return set.park(self)
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return set.end(self)  // the client closed the connection, or it failed
+            }
+        }
+    }
+
+    /// Writes `bytes`, waiting for room at most `timeout` nanoseconds; false when the client
+    /// went away or would not take them in time.
+    private func write(_ bytes: [UInt8], timeout: Int64) -> Bool {
+        let deadline = monotonicNanoseconds() + timeout
+        return bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let sent = send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                if sent > 0 {
+                    offset += sent
+                    continue
+                }
+                guard sent < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { return false }
+                let left = deadline - monotonicNanoseconds()
+                guard left > 0 else { return false }
+                var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&ready, 1, Int32(left / 1_000_000) + 1)
+            }
+            return true
+        }
+    }
+
+    /// Answers one complete request; false when the response could not be written.
+    private func serve(_ fastCGI: FastCGIRequest, _ serving: Serving, timeout: Int64) -> Bool {
+        let started = ContinuousClock.now
+        let parsed = fastCGI.parametersTooLarge ? nil : fastCGI.parameters.withUnsafeBytes { Request(fastCGIParameters: $0) }
+        var incoming = parsed ?? Request(method: "", path: "")
+        let response: Response
+        if fastCGI.parametersTooLarge {
+            response = HTTPError(
+                status: .requestHeaderFieldsTooLarge,
+                detail: "Request headers are larger than \(RecordReader.maxParameterBytes) bytes.").response
+        } else if parsed == nil {
+            response = HTTPError(status: .badRequest, detail: "Malformed FastCGI parameters.").response
+        } else {
+            switch Self.body(of: fastCGI, contentLength: incoming.header("content-length")) {
+            case .success(let body):
+                incoming.body = body
+                response = serving.responder.respond(to: incoming)
+            case .failure(let error):
+                response = error.response
+            }
+        }
+        let payload = response.cgiBytes(includeBody: incoming.method != "HEAD")
+        let written = write(RecordReader.response(id: fastCGI.id, payload: payload), timeout: timeout)
+        if !written { serving.logger.debug("client went away before the response was written") }
+        serving.answered()
+        let duration = ContinuousClock.now - started
+        serving.responder.answered(response, after: duration)
+        if let log = serving.log { log.add(LogfmtHandler.requestLine(incoming, response, duration: duration)) }
+        return written
+    }
+
+    /// The body: `CONTENT_LENGTH` bytes of the STDIN stream, refusing one over
+    /// `Request.maxBodyBytes` or one that ended early. (A CGI program reads no more than
+    /// `CONTENT_LENGTH`: STDIN past it is not part of the body.)
+    private static func body(of request: FastCGIRequest, contentLength: String?) -> Result<[UInt8], HTTPError> {
+        guard let contentLength, !contentLength.isEmpty else { return .success([]) }
+        guard let length = Int(contentLength), length >= 0 else {
+            return .failure(HTTPError(status: .badRequest, detail: "Invalid Content-Length."))
+        }
+        guard length <= Request.maxBodyBytes else {
+            return .failure(HTTPError(
+                status: .contentTooLarge,
+                detail: "Request body is larger than \(Request.maxBodyBytes) bytes."))
+        }
+        guard request.stdin.count >= length else {
+            return .failure(HTTPError(status: .badRequest, detail: "Request body ended before Content-Length bytes."))
+        }
+        return .success(request.stdin.count == length ? request.stdin : Array(request.stdin.prefix(length)))
+    }
+}
