@@ -2,31 +2,17 @@ import FoundationEssentials
 import Logging
 import PG
 
-/// Answers requests on one serving thread, with that thread's database connection and caches,
-/// and the token verifier all threads share.
+/// Answers requests on one serving thread: routes each to its handler and turns what goes wrong
+/// into a JSON answer, with the thread's database connection, authenticator and caches.
 final class App: Responder {
     let database: Connection
-    let verifier: TokenVerifier
+    let authenticator: Authenticator
     let creator: ArticleCreator
     let cors: CORSPolicy
     /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
     let provisioning: ProvisioningSecret?
-    /// `AUTO_PROVISION_USERS`.
-    let autoProvision: Bool
     let logger: Logger
-
-    // This thread's own caches and views of what all threads share.
-    private let recentTokens = TokenCache.Recent()
-    private let users: UserCache
-    private let articleCache: ArticleCache
-    private let revoked: RevokedSessions.View
-    private let changes: ChangeFeed
-    /// How many of the feed's changes this thread's caches have applied, and the highest id of
-    /// the transactions among them.
-    private var changesApplied: UInt64 = 0
-    private var highestApplied: UInt32?
-    /// Whether the current request may use the caches, once a cache was first needed.
-    private var cachesCurrent: Bool?
+    private let caches: ThreadCaches
     private let metrics: ThreadMetrics
     /// The connection's session at the last request: a later one means it connected again.
     private var session = 0
@@ -34,28 +20,22 @@ final class App: Responder {
     private var authenticated: Int64?
 
     init(
-        database: Connection, verifier: TokenVerifier, creator: ArticleCreator, changes: ChangeFeed,
-        revoked: RevokedSessions, metrics: Metrics,
-        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, autoProvision: Bool = false,
-        logger: Logger
+        database: Connection, authenticator: Authenticator, creator: ArticleCreator, changes: ChangeFeed, metrics: Metrics,
+        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, logger: Logger
     ) {
         self.database = database
-        self.verifier = verifier
+        self.authenticator = authenticator
         self.creator = creator
         self.cors = cors
         self.provisioning = provisioning
-        self.autoProvision = autoProvision
         self.logger = logger
-        users = UserCache()
-        articleCache = ArticleCache()
-        self.changes = changes
-        self.revoked = RevokedSessions.View(revoked)
+        caches = ThreadCaches(changes: changes, metrics: metrics)
         self.metrics = ThreadMetrics(metrics)
     }
 
     func respond(to request: Request) -> Response {
         authenticated = nil
-        cachesCurrent = nil
+        caches.beginRequest()
         metrics.shared.inFlight.increment()
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
@@ -91,8 +71,8 @@ final class App: Responder {
             }
             func articles(cached: Bool = false) throws -> ArticlesAPI {
                 ArticlesAPI(
-                    db: database, creator: creator, cache: try cached && usesCaches() ? articleCache : nil, mayKeep: mayKeep,
-                    adminGroup: verifier.config.adminGroup)
+                    db: database, creator: creator, cache: try cached && caches.areCurrent(using: database) ? caches.articles : nil,
+                    mayKeep: caches.mayKeep, adminGroup: authenticator.verifier.config.adminGroup)
             }
             switch (route, request.method) {
             case (.health, _):
@@ -101,14 +81,14 @@ final class App: Responder {
                 return .json(Health(status: "ok"))
             case (.provisioning, _):
                 return try Provisioning(
-                    secret: provisioning!, poolID: verifier.config.poolID, db: database, now: Date().timeIntervalSince1970
+                    secret: provisioning!, poolID: authenticator.verifier.config.poolID, db: database, now: Date().timeIntervalSince1970
                 ).handle(request)
             case (.metrics, _):
                 return Response(
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
-                let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
+                let claims = try authenticator.claims(request)
                 let (response, ownerID) = try articles().create(request, claims: claims) { try authenticate(request) }
                 authenticated = ownerID
                 return response
@@ -149,82 +129,11 @@ final class App: Responder {
         }
     }
 
-    /// The active user the request's token maps to. The database is touched only for a token
-    /// that passed every check. Reads may take the user from the cache; writes, which query the
-    /// database anyway, read the user too rather than wait for the change feed.
-    func authenticate(_ request: Request) throws -> Caller {
-        let claims = try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
-        func load() throws -> UserStore.Match? { try UserStore.user(for: claims, in: database, autoProvision: autoProvision) }
-        let found: User?
-        let sessionRevoked: Bool
-        let isRead = request.method == "GET" || request.method == "HEAD"
-        if try isRead && usesCaches() {
-            sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
-            found = sessionRevoked ? nil : try users.user(for: claims.sub) {
-                try load().map { ($0.user, mayKeep($0.snapshot)) }
-            }
-        } else {
-            let match = try load()
-            (found, sessionRevoked) = (match?.user, match?.sessionRevoked ?? false)
-        }
-        if sessionRevoked {
-            throw AuthError.invalid("Token has been revoked.", "sign-in session revoked (sub \(claims.sub))")
-        }
-        guard let user = found else {
-            throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
-        }
-        guard user.isActive else {
-            throw AuthError.invalid("User is inactive.", "user \(user.username) is inactive (sub \(claims.sub))")
-        }
-        // Revoked up to a moment, in whole seconds: a token of a sign-in in that second is refused
-        // too. The sign-in, not the token's iat: a refresh mints new tokens of the same sign-in.
-        if let after = user.tokensValidAfter, (claims.signedInAt.map { Int64($0.rounded(.down)) } ?? .min) <= after {
-            throw AuthError.invalid("Token has been revoked.", "sign-ins of user \(user.username) up to \(after) revoked")
-        }
-        authenticated = user.id
-        return Caller(user: user, claims: claims)
-    }
-
-    /// How long a read waits for the change feed to catch up before it bypasses the caches.
-    static let feedWait: Duration = .milliseconds(5)
-
-    /// Whether this request may use the caches: the change feed is up and has applied every
-    /// change committed up to the database's WAL flush position, read after the request arrived
-    /// (one round trip, shared with the requests that arrived meanwhile), so what the caches
-    /// answer reflects every write answered before this request, by any worker. Then the caches
-    /// apply the changes the feed logged since they last looked.
-    private func usesCaches() throws -> Bool {
-        if let cachesCurrent { return cachesCurrent }
-        var current = false
-        if changes.isUp, let position = try changes.flushed.position(using: database) {
-            current = changes.applied.value >= position.value
-            if !current {
-                current = changes.isCurrent(for: position, waiting: Self.feedWait)
-                (current ? metrics.shared.cacheWaits : metrics.shared.cacheBypasses).increment()
-            }
-        }
-        if current && changes.log.total != changesApplied {
-            let (logged, total, highest) = changes.log.changes(after: changesApplied)
-            if let logged {
-                for change in logged {
-                    articleCache.apply(change)
-                    users.apply(change)
-                }
-            } else {
-                articleCache.removeAll()
-                users.removeAll()
-            }
-            changesApplied = total
-            highestApplied = highest
-        }
-        cachesCurrent = current
-        return current
-    }
-
-    /// Whether an answer loaded with `snapshot` may be kept in this thread's caches: the snapshot
-    /// shows every transaction whose changes the caches applied (`ChangeLog.mayHaveMissed`).
-    private func mayKeep(_ snapshot: Snapshot?) -> Bool {
-        !changes.log.mayHaveMissed(snapshot, appliedUpTo: highestApplied)
+    /// The caller, through the authenticator, noted for the request's log line.
+    private func authenticate(_ request: Request) throws -> Caller {
+        let caller = try authenticator.caller(request, db: database, caches: caches)
+        authenticated = caller.user.id
+        return caller
     }
 
     struct Health: Codable, Equatable, JSONWritable {
@@ -248,7 +157,7 @@ final class App: Responder {
     /// 200 when signing keys are loaded and this thread's database connection answers
     /// (reconnecting if it was dropped), 503 with the reason otherwise.
     func health() -> Response {
-        if let summary = verifier.keys.unavailableSummary {
+        if let summary = authenticator.verifier.keys.unavailableSummary {
             return .json(Health(status: "unavailable", detail: summary), status: .serviceUnavailable)
         }
         do {

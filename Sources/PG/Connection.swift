@@ -4,6 +4,10 @@ import CLibPQ
 import Glibc
 #endif
 
+// Kept whole (about 300 lines): the connection's lifecycle, statements, transactions and the
+// detection of a drop while idle all share its private state (the PGconn, the prepared names,
+// the transaction flag), which an extension in another file could not reach.
+
 /// A connection to a PostgreSQL server, closed when deinitialized. The C type is `PGconn`.
 ///
 /// A connection is used by one thread at a time. Statements are sent with bound parameters only
@@ -292,25 +296,6 @@ public final class Connection {
     }
 }
 
-/// The rows or command status of `result`, or the error it reports (freeing it).
-func checked(_ result: OpaquePointer?, _ conn: OpaquePointer) throws(PGError) -> QueryResult {
-    guard let result else { throw PGError(connection: conn) }
-    switch PQresultStatus(result) {
-    case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
-        return QueryResult(ResultHandle(result))
-    default:
-        defer { PQclear(result) }
-        throw PGError(result: result, connection: conn)
-    }
-}
-
-/// Calls `body` with a NULL-terminated array of C strings, freed afterwards.
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let copies = strings.map { UnsafePointer(strdup($0)) } + [nil]
-    defer { for copy in copies { free(UnsafeMutablePointer(mutating: copy)) } }
-    return copies.withUnsafeBufferPointer { body($0.baseAddress!) }
-}
-
 extension String {
     /// The text with each `'` doubled, for a SQL string literal.
     fileprivate var replacingQuotes: String { replacingCharacters("'", with: "''") }
@@ -320,45 +305,4 @@ extension String {
         for each in self { result += each == character ? replacement : String(each) }
         return result
     }
-}
-
-/// libpq's TCP keepalive and `tcp_user_timeout` settings every connection starts with.
-private let tcpBounds = [
-    ("keepalives", "1"), ("keepalives_idle", "5"), ("keepalives_interval", "2"), ("keepalives_count", "3"),
-    ("tcp_user_timeout", "10000"),
-]
-
-/// A new libpq connection made with `conninfo`, in UTF-8, or the error that kept it from being
-/// made. `replication` (`database` for logical replication) opens a replication connection.
-///
-/// Later entries win, so conninfo may override connect_timeout and the TCP bounds, while
-/// client_encoding stays UTF8 (text is decoded as UTF-8) and application_name is only a
-/// fallback. Over TCP, a server that vanished without a reset (a failover, a cut link) is
-/// noticed within seconds, not when TCP gives up hours later: keepalive probes after 5 s of
-/// silence, 3 more 2 s apart, and sent data left unacknowledged for 10 s ends the connection.
-/// Unix sockets ignore these.
-func connectToServer(
-    _ conninfo: String?, connectTimeout: Int, applicationName: String, replication: String? = nil
-) throws(PGError) -> OpaquePointer {
-    var keywords = ["connect_timeout"] + tcpBounds.map(\.0)
-    var values = [String(connectTimeout)] + tcpBounds.map(\.1)
-    if let conninfo {
-        keywords.append("dbname")
-        values.append(conninfo)
-    }
-    keywords += ["client_encoding", "fallback_application_name"]
-    values += ["UTF8", applicationName]
-    if let replication {
-        keywords.append("replication")
-        values.append(replication)
-    }
-    let fresh = withCStrings(keywords) { keys in
-        withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
-    }
-    guard let fresh else { throw PGError(connection: nil) }
-    guard PQstatus(fresh) == CONNECTION_OK else {
-        defer { PQfinish(fresh) }
-        throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection)
-    }
-    return fresh
 }

@@ -1,11 +1,5 @@
 import PG
 
-/// Who is calling: the user a verified token maps to, and the token's claims.
-struct Caller {
-    let user: User
-    let claims: Claims
-}
-
 /// The articles resource, on one serving thread's connection.
 struct ArticlesAPI {
     static let defaultLimit = 100
@@ -150,62 +144,5 @@ struct ArticlesAPI {
 extension ArticleCache.Single {
     func response(status: HTTPStatus = .ok) -> Response {
         Response(status: status, headers: [("Content-Type", "application/json"), ("ETag", etag)], body: body)
-    }
-}
-
-/// An `If-Match` or `If-None-Match` value: `*` or a list of entity tags (RFC 9110 §8.8.3).
-struct EntityTags {
-    let any: Bool
-    let tags: [(weak: Bool, opaque: Substring)]
-
-    init(_ value: String) {
-        any = value.trimmingSpaces == "*"
-        tags = value.split(separator: ",").map { item in
-            let tag = Substring(item.trimmingSpaces)
-            return tag.hasPrefix("W/") ? (true, tag.dropFirst(2)) : (false, tag)
-        }
-    }
-
-    /// Whether `etag` (a strong tag) is listed: strong comparison for `If-Match`, weak for
-    /// `If-None-Match`.
-    func matches(_ etag: String, weak: Bool) -> Bool {
-        any || tags.contains { ($0.weak == false || weak) && $0.opaque == etag }
-    }
-}
-
-
-extension Request {
-    /// `scheme://host[:port]` as the client addressed nginx. nginx passes the Host header's
-    /// name without its port (`$host`), so the port is the one nginx listened on.
-    var baseURL: String {
-        let host = header("host") ?? "localhost"
-        guard let port, port != (scheme == "https" ? 443 : 80) else { return "\(scheme)://\(host)" }
-        return "\(scheme)://\(host):\(port)"
-    }
-
-    /// The body as JSON, or 400 `{"detail": "JSON parse error - ..."}`.
-    func jsonBody() throws(HTTPError) -> JSONValue {
-        do {
-            return try StrictJSON.parse(body)
-        } catch {
-            throw HTTPError(status: .badRequest, detail: "JSON parse error - \(error.description)")
-        }
-    }
-
-    /// The body's fields: `{}` for an empty body; 415 for a body that is not
-    /// `application/json`; 400 for one that is not JSON or not an object.
-    func fields() throws(HTTPError) -> [String: JSONValue] {
-        if body.isEmpty { return [:] }
-        let contentType = header("content-type") ?? ""
-        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first?
-            .trimmingSpaces.lowercased()
-        guard mediaType == "application/json" else {
-            throw HTTPError(status: .unsupportedMediaType, detail: "Unsupported media type \"\(contentType)\" in request.")
-        }
-        let value = try jsonBody()
-        guard let fields = value.object else {
-            throw .fields(["non_field_errors": ["Invalid data. Expected a dictionary, but got \(value.typeName)."]])
-        }
-        return fields
     }
 }

@@ -69,8 +69,8 @@ struct Serve: ParsableCommand {
         ) {
             App(
                 database: Connection(lazy: conninfo, settings: settings),
-                verifier: verifier, creator: creator, changes: changes, revoked: revoked, metrics: metrics, cors: cors, provisioning: provisioning,
-                autoProvision: autoProvision, logger: logger)
+                authenticator: Authenticator(verifier: verifier, revoked: revoked, autoProvision: autoProvision),
+                creator: creator, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning, logger: logger)
         }
     }
 

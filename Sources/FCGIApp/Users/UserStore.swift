@@ -9,6 +9,12 @@ struct User: Sendable, Equatable {
     var tokensValidAfter: Int64? = nil
 }
 
+/// Who is calling: the user a verified token maps to, and the token's claims.
+struct Caller {
+    let user: User
+    let claims: Claims
+}
+
 /// Maps verified tokens to users.
 ///
 /// By `sub` first. Failing that, an ID token with a verified ASCII email binds its `sub` to the

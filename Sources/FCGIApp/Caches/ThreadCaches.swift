@@ -1,0 +1,68 @@
+import PG
+
+/// One serving thread's caches (users, articles) and whether the current request may use them.
+///
+/// A request may, once the change feed is up and has applied every change committed up to the
+/// database's WAL flush position read after the request arrived (one round trip, shared with
+/// the requests that arrived meanwhile), so what the caches answer reflects every write
+/// answered before this request, by any worker. Then the caches apply the changes the feed
+/// logged since they last looked.
+final class ThreadCaches {
+    /// How long a read waits for the change feed to catch up before it bypasses the caches.
+    static let feedWait: Duration = .milliseconds(5)
+
+    let users = UserCache()
+    let articles = ArticleCache()
+    private let changes: ChangeFeed
+    private let metrics: Metrics
+    /// How many of the feed's changes the caches have applied, and the highest id of the
+    /// transactions among them.
+    private var changesApplied: UInt64 = 0
+    private var highestApplied: UInt32?
+    /// Whether the current request may use the caches, once a cache was first needed.
+    private var current: Bool?
+
+    init(changes: ChangeFeed, metrics: Metrics) {
+        self.changes = changes
+        self.metrics = metrics
+    }
+
+    /// A new request: whether it may use the caches is found out when it first asks.
+    func beginRequest() { current = nil }
+
+    /// Whether this request may use the caches, reading the flush position on `db` if this
+    /// thread makes the reading.
+    func areCurrent(using db: Connection) throws -> Bool {
+        if let current { return current }
+        var current = false
+        if changes.isUp, let position = try changes.flushed.position(using: db) {
+            current = changes.applied.value >= position.value
+            if !current {
+                current = changes.isCurrent(for: position, waiting: Self.feedWait)
+                (current ? metrics.cacheWaits : metrics.cacheBypasses).increment()
+            }
+        }
+        if current && changes.log.total != changesApplied {
+            let (logged, total, highest) = changes.log.changes(after: changesApplied)
+            if let logged {
+                for change in logged {
+                    articles.apply(change)
+                    users.apply(change)
+                }
+            } else {
+                articles.removeAll()
+                users.removeAll()
+            }
+            changesApplied = total
+            highestApplied = highest
+        }
+        self.current = current
+        return current
+    }
+
+    /// Whether an answer loaded with `snapshot` may be kept: the snapshot shows every
+    /// transaction whose changes the caches applied (`ChangeLog.mayHaveMissed`).
+    func mayKeep(_ snapshot: Snapshot?) -> Bool {
+        !changes.log.mayHaveMissed(snapshot, appliedUpTo: highestApplied)
+    }
+}

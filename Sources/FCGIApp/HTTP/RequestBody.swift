@@ -1,0 +1,35 @@
+extension Request {
+    /// `scheme://host[:port]` as the client addressed nginx. nginx passes the Host header's
+    /// name without its port (`$host`), so the port is the one nginx listened on.
+    var baseURL: String {
+        let host = header("host") ?? "localhost"
+        guard let port, port != (scheme == "https" ? 443 : 80) else { return "\(scheme)://\(host)" }
+        return "\(scheme)://\(host):\(port)"
+    }
+
+    /// The body as JSON, or 400 `{"detail": "JSON parse error - ..."}`.
+    func jsonBody() throws(HTTPError) -> JSONValue {
+        do {
+            return try StrictJSON.parse(body)
+        } catch {
+            throw HTTPError(status: .badRequest, detail: "JSON parse error - \(error.description)")
+        }
+    }
+
+    /// The body's fields: `{}` for an empty body; 415 for a body that is not
+    /// `application/json`; 400 for one that is not JSON or not an object.
+    func fields() throws(HTTPError) -> [String: JSONValue] {
+        if body.isEmpty { return [:] }
+        let contentType = header("content-type") ?? ""
+        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first?
+            .trimmingSpaces.lowercased()
+        guard mediaType == "application/json" else {
+            throw HTTPError(status: .unsupportedMediaType, detail: "Unsupported media type \"\(contentType)\" in request.")
+        }
+        let value = try jsonBody()
+        guard let fields = value.object else {
+            throw .fields(["non_field_errors": ["Invalid data. Expected a dictionary, but got \(value.typeName)."]])
+        }
+        return fields
+    }
+}

@@ -1,0 +1,59 @@
+import PG
+
+/// Who a request comes from, on one serving thread: the token verified (through the thread's
+/// own cache of recent tokens in front of the shared one), then mapped to an active user whose
+/// tokens of that sign-in are not revoked. The database is touched only for a token that passed
+/// every check. Reads may take the user from the thread's cache, when the caches are current;
+/// writes, which query the database anyway, read the user too rather than wait for the feed.
+final class Authenticator {
+    let verifier: TokenVerifier
+    /// `AUTO_PROVISION_USERS`.
+    let autoProvision: Bool
+    private let recentTokens = TokenCache.Recent()
+    private let revoked: RevokedSessions.View
+
+    init(verifier: TokenVerifier, revoked: RevokedSessions, autoProvision: Bool) {
+        self.verifier = verifier
+        self.autoProvision = autoProvision
+        self.revoked = RevokedSessions.View(revoked)
+    }
+
+    /// The request's verified claims.
+    func claims(_ request: Request) throws(AuthError) -> Claims {
+        try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
+    }
+
+    /// The active user the request's token maps to, on `db`, or from `caches` for a read that
+    /// may use them.
+    func caller(_ request: Request, db: Connection, caches: ThreadCaches) throws -> Caller {
+        let claims = try claims(request)
+        func load() throws -> UserStore.Match? { try UserStore.user(for: claims, in: db, autoProvision: autoProvision) }
+        let found: User?
+        let sessionRevoked: Bool
+        let isRead = request.method == "GET" || request.method == "HEAD"
+        if try isRead && caches.areCurrent(using: db) {
+            sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
+            found = sessionRevoked ? nil : try caches.users.user(for: claims.sub) {
+                try load().map { ($0.user, caches.mayKeep($0.snapshot)) }
+            }
+        } else {
+            let match = try load()
+            (found, sessionRevoked) = (match?.user, match?.sessionRevoked ?? false)
+        }
+        if sessionRevoked {
+            throw AuthError.invalid("Token has been revoked.", "sign-in session revoked (sub \(claims.sub))")
+        }
+        guard let user = found else {
+            throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
+        }
+        guard user.isActive else {
+            throw AuthError.invalid("User is inactive.", "user \(user.username) is inactive (sub \(claims.sub))")
+        }
+        // Revoked up to a moment, in whole seconds: a token of a sign-in in that second is refused
+        // too. The sign-in, not the token's iat: a refresh mints new tokens of the same sign-in.
+        if let after = user.tokensValidAfter, (claims.signedInAt.map { Int64($0.rounded(.down)) } ?? .min) <= after {
+            throw AuthError.invalid("Token has been revoked.", "sign-ins of user \(user.username) up to \(after) revoked")
+        }
+        return Caller(user: user, claims: claims)
+    }
+}
