@@ -141,16 +141,10 @@ final class App: Responder {
         var detail: String?
 
         func write(to json: inout JSONWriter) {
-            json.raw("{")
-            if let detail {
-                json.key("detail", first: true)
-                json.string(detail)
-                json.key("status")
-            } else {
-                json.key("status", first: true)
-            }
-            json.string(status)
-            json.raw("}")
+            json.beginObject()
+            if let detail { json.member("detail", detail) }
+            json.member("status", status)
+            json.endObject()
         }
     }
 

@@ -19,18 +19,13 @@ struct Article: Codable, Equatable, Sendable {
 
 extension Article: JSONWritable {
     func write(to json: inout JSONWriter) {
-        json.raw("{")
-        json.key("id", first: true)
-        json.number(id)
-        json.key("name")
-        json.string(name)
-        json.key("owner")
-        json.string(owner)
-        json.key("created_at")
-        json.string(createdAt)
-        json.key("updated_at")
-        json.string(updatedAt)
-        json.raw("}")
+        json.beginObject()
+        json.member("id", id)
+        json.member("name", name)
+        json.member("owner", owner)
+        json.member("created_at", createdAt)
+        json.member("updated_at", updatedAt)
+        json.endObject()
     }
 }
 

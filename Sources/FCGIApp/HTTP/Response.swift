@@ -50,9 +50,8 @@ struct ErrorBody: Codable, Equatable, JSONWritable {
     let detail: String
 
     func write(to json: inout JSONWriter) {
-        json.raw("{")
-        json.key("detail", first: true)
-        json.string(detail)
-        json.raw("}")
+        json.beginObject()
+        json.member("detail", detail)
+        json.endObject()
     }
 }

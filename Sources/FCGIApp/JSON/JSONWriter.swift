@@ -3,6 +3,10 @@
 /// characters escaped; `/` and non-ASCII text are written as they are.
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
+    /// How deep in objects the writer is, and a bit per depth: whether that object has a member
+    /// yet (so the next one needs a comma).
+    private var depth = 0
+    private var hasMembers: UInt64 = 0
 
     init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
@@ -42,15 +46,39 @@ struct JSONWriter {
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    /// `"key":` inside an object; `first` says whether a comma is needed before it.
-    mutating func key(_ name: StaticString, first: Bool = false) {
-        if !first { bytes.append(UInt8(ascii: ",")) }
+    /// `{`: the members that follow, up to `endObject()`, get their commas (objects nest, up to
+    /// 63 deep).
+    mutating func beginObject() {
+        raw("{")
+        depth += 1
+        hasMembers &= ~(1 << depth)
+    }
+
+    mutating func endObject() {
+        raw("}")
+        depth -= 1
+    }
+
+    /// `"name":value` in the object being written.
+    mutating func member(_ name: StaticString, _ value: some JSONWritable) {
+        comma()
         bytes.append(UInt8(ascii: "\""))
         raw(name)
         raw("\":")
+        value.write(to: &self)
     }
 
-    mutating func value(_ value: some JSONWritable) { value.write(to: &self) }
+    mutating func member(_ name: String, _ value: some JSONWritable) {
+        comma()
+        string(name)
+        raw(":")
+        value.write(to: &self)
+    }
+
+    private mutating func comma() {
+        if hasMembers & (1 << depth) != 0 { bytes.append(UInt8(ascii: ",")) }
+        hasMembers |= 1 << depth
+    }
 
     private static let hex = Array("0123456789abcdef".utf8)
 }
@@ -75,16 +103,15 @@ extension String: JSONWritable {
     func write(to json: inout JSONWriter) { json.string(self) }
 }
 
+extension Int64: JSONWritable {
+    func write(to json: inout JSONWriter) { json.number(self) }
+}
+
 extension Dictionary: JSONWritable where Key == String, Value: JSONWritable {
     /// Members in key order, so the output is the same on every run.
     func write(to json: inout JSONWriter) {
-        json.raw("{")
-        for (index, key) in keys.sorted().enumerated() {
-            if index > 0 { json.raw(",") }
-            json.string(key)
-            json.raw(":")
-            self[key]!.write(to: &json)
-        }
-        json.raw("}")
+        json.beginObject()
+        for key in keys.sorted() { json.member(key, self[key]!) }
+        json.endObject()
     }
 }

@@ -23,14 +23,11 @@ struct Provisioning {
         let email: String
 
         func write(to json: inout JSONWriter) {
-            json.raw("{")
-            json.key("id", first: true)
-            json.number(id)
-            json.key("username")
-            json.string(username)
-            json.key("email")
-            json.string(email)
-            json.raw("}")
+            json.beginObject()
+            json.member("id", id)
+            json.member("username", username)
+            json.member("email", email)
+            json.endObject()
         }
     }
 
