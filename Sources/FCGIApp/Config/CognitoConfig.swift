@@ -1,6 +1,6 @@
 import FoundationEssentials
 
-/// Which Cognito tokens the worker accepts (the variables in the README).
+/// Which Cognito tokens the worker accepts (the variables in docs/configuration.md).
 struct CognitoConfig: Sendable, Equatable {
     enum TokenUse: String, Sendable, CaseIterable {
         case id, access

@@ -8,7 +8,7 @@ struct ConfigError: Error, CustomStringConvertible, Equatable {
     init(_ description: String) { self.description = description }
 }
 
-/// The worker's configuration, read from its environment (the variables in the README).
+/// The worker's configuration, read from its environment (the variables in docs/configuration.md).
 struct Config: Sendable, Equatable {
     /// `DATABASE_URL`: a libpq connection string or URI; `nil` for libpq's own defaults.
     var databaseURL: String?
