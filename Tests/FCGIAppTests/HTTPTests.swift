@@ -26,8 +26,9 @@ import Testing
     }
 
     @Test func queryItemsArePercentDecoded() {
-        let request = Request(method: "GET", path: "/", query: "a=1&b=x%20y+z&c&limit=%31%30&bad=%zz")
-        #expect(request.queryItems.map { "\($0.name)=\($0.value)" } == ["a=1", "b=x y z", "c=", "limit=10", "bad=%zz"])
+        let request = Request(method: "GET", path: "/", query: "a=1&b=x%20y+z&c&limit=%31%30&bad=%zz&sign=%+f&Up=%4A%4a")
+        #expect(request.queryItems.map { "\($0.name)=\($0.value)" }
+            == ["a=1", "b=x y z", "c=", "limit=10", "bad=%zz", "sign=% f", "Up=JJ"])
     }
 
     @Test func entityTagsCompareStronglyOrWeakly() {

@@ -39,3 +39,14 @@ import Testing
 extension String {
     fileprivate var wrapped: String { "[\(self)]" }
 }
+
+@Suite struct HexTests {
+    @Test func encodesLowerAndDecodesEitherCase() {
+        #expect(Hex.encode([0x00, 0x0f, 0xa5, 0xff]) == "000fa5ff")
+        #expect(Hex.decode("000FA5ff") == [0x00, 0x0f, 0xa5, 0xff])
+        #expect(Hex.decode("abc") == nil)
+        #expect(Hex.decode("+f") == nil)
+        #expect(Hex.decode("zz") == nil)
+        #expect(Hex.decode("") == [])
+    }
+}

@@ -136,7 +136,7 @@ struct ArticlesAPI {
     /// SHA-256 in hex.
     static func representation(_ article: Article, ownerID: Int64) -> ArticleCache.Single {
         let body = JSONWriter.bytes(of: article)
-        let tag = "\"" + sha256(body).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "\""
+        let tag = "\"" + Hex.encode(sha256(body).prefix(16)) + "\""
         return ArticleCache.Single(body: body, etag: tag, ownerID: ownerID)
     }
 }

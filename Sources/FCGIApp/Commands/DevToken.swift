@@ -75,9 +75,7 @@ struct DevToken: ParsableCommand {
 
     /// A UUID-shaped `sub` derived from the email, as Cognito's subs look.
     static func sub(forEmail email: String) -> String {
-        let hex = sha256(Array("articles-dev-token:\(email.lowercased())".utf8)).prefix(16).map {
-            String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16)
-        }.joined()
+        let hex = Hex.encode(sha256(Array("articles-dev-token:\(email.lowercased())".utf8)).prefix(16))
         var parts: [Substring] = []
         var rest = Substring(hex)
         for length in [8, 4, 4, 4, 12] {

@@ -83,22 +83,25 @@ struct Request: Sendable {
         }
     }
 
+    /// As Python's `unquote_plus` (Django's query parsing): `+` is a space, `%XY` with two hex
+    /// digits a byte, and a `%` without them stays as it is, the text after it decoded as usual.
     private static func percentDecoded(_ text: Substring) -> String {
+        let input = Array(text.utf8)
         var bytes: [UInt8] = []
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            switch byte {
-            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
-            case UInt8(ascii: "%"):
-                let high = iterator.next(), low = iterator.next()
-                if let high, let low, let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
-                    bytes.append(value)
-                } else {
-                    bytes.append(byte)
-                    if let high { bytes.append(high) }
-                    if let low { bytes.append(low) }
-                }
-            default: bytes.append(byte)
+        bytes.reserveCapacity(input.count)
+        var index = 0
+        while index < input.count {
+            let byte = input[index]
+            index += 1
+            if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"), index + 1 < input.count,
+                let high = Hex.value(of: input[index]), let low = Hex.value(of: input[index + 1])
+            {
+                bytes.append(high << 4 | low)
+                index += 2
+            } else {
+                bytes.append(byte)
             }
         }
         return String(decoding: bytes, as: UTF8.self)

@@ -34,8 +34,8 @@ struct JSONWriter {
             case 0x0C: raw(#"\f"#)
             case 0..<0x20:
                 raw(#"\u00"#)
-                bytes.append(Self.hex[Int(byte >> 4)])
-                bytes.append(Self.hex[Int(byte & 0xF)])
+                bytes.append(Hex.digit(byte >> 4))
+                bytes.append(Hex.digit(byte))
             default: bytes.append(byte)
             }
         }
@@ -79,8 +79,6 @@ struct JSONWriter {
         if hasMembers & (1 << depth) != 0 { bytes.append(UInt8(ascii: ",")) }
         hasMembers |= 1 << depth
     }
-
-    private static let hex = Array("0123456789abcdef".utf8)
 }
 
 /// A value that writes itself as JSON.

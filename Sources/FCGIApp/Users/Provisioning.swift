@@ -45,7 +45,7 @@ struct Provisioning {
             !timestampText.isEmpty, timestampText.utf8.count <= 12,
             timestampText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
             let timestamp = Double(timestampText), signature.hasPrefix("sha256="),
-            let sent = Self.hexBytes(signature.dropFirst("sha256=".count)), sent.count == 32
+            let sent = Hex.decode(signature.dropFirst("sha256=".count)), sent.count == 32
         else {
             throw HTTPError(status: .unauthorized, detail: "Missing or malformed request signature.")
         }
@@ -56,27 +56,6 @@ struct Provisioning {
         // Constant time: every byte is compared whatever the first difference.
         guard zip(expected, sent).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
             throw HTTPError(status: .unauthorized, detail: "Invalid request signature.")
-        }
-    }
-
-    private static func hexBytes(_ text: Substring) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 
@@ -131,12 +110,6 @@ struct Provisioning {
         name: "provision_rename", sql: "UPDATE users SET username = $2, email = $3 WHERE id = $1 RETURNING id, username, email")
     static let bind = PreparedStatement(
         name: "provision_bind", sql: "UPDATE users SET cognito_sub = $2 WHERE id = $1 RETURNING id, username, email")
-    static let create = PreparedStatement(
-        name: "provision_create",
-        sql: """
-            INSERT INTO users (username, email, cognito_sub) VALUES ($1, $2, $3)
-            ON CONFLICT (cognito_sub) DO NOTHING RETURNING id, username, email
-            """)
 
     /// Creates or updates the event's user in one transaction: by `sub`; else an unbound row
     /// with the email (bound when the email is verified); else a new row. 409 when the email
@@ -164,7 +137,7 @@ struct Provisioning {
                     }
                     return try Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub)[0])
                 }
-                if let row = try db.query(Self.create, event.userName, event.email, event.sub).first {
+                if let row = try db.query(UserStore.create, event.userName, event.email, event.sub).first {
                     return try Self.provisioned(row)
                 }
                 // The same event, provisioned by another request a moment ago.

@@ -43,11 +43,15 @@ enum UserStore {
             RETURNING \(columns(session: 3))
             """)
 
+    /// A new user bound to a `sub`, the one way both first use (`AUTO_PROVISION_USERS`) and
+    /// provisioning make one: nothing when a row holds the `sub` already (a request at the same
+    /// moment made it); a unique violation when another row holds the username
+    /// (`users_username_key`) or the email (`users_email_key`).
     static let create = PreparedStatement(
         name: "user_create",
         sql: """
             INSERT INTO users (username, email, cognito_sub) VALUES ($1, $2, $3)
-            ON CONFLICT DO NOTHING RETURNING \(columns(session: 4))
+            ON CONFLICT (cognito_sub) DO NOTHING RETURNING id, username, email
             """)
 
     /// The user a token maps to, and whether its sign-in session is revoked in the table.
@@ -60,7 +64,8 @@ enum UserStore {
 
     /// With `autoProvision` (`AUTO_PROVISION_USERS`), an ID token with a verified email that
     /// matches no row creates one (username from `cognito:username`). Two first requests at
-    /// once create one row: the second's insert does nothing, and it finds the first's row.
+    /// once create one row: the second's insert does nothing (or fails on the email, once the
+    /// first committed), and it finds the first's row.
     static func user(for claims: Claims, in db: Connection, autoProvision: Bool = false) throws(PGError) -> Match? {
         let session = claims.originJTI
         if let match = try first(db.query(bySub, claims.sub, session)) { return match }
@@ -68,13 +73,15 @@ enum UserStore {
         if let folded = EmailAddress.asciiFolded(email), let match = try first(db.query(bindByEmail, claims.sub, folded, session)) {
             return match
         }
-        if autoProvision, let username = claims.username,
-            let match = try first(db.query(create, username, email, claims.sub, session))
-        {
-            return match
+        if autoProvision, let username = claims.username {
+            do {
+                try db.query(create, username, email, claims.sub)
+            } catch let error where error.sqlState == .uniqueViolation {
+                // A row holds this username or email: for another sub (then there is none), or
+                // for this one, made by another request a moment ago.
+            }
         }
-        // Another request bound or created the same row a moment ago (or a row holds this
-        // username or email for another sub: then there is none).
+        // The row made just now, or bound or made by another request a moment ago.
         return try first(db.query(bySub, claims.sub, session))
     }
 
