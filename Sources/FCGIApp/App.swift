@@ -16,8 +16,6 @@ final class App: Responder {
     private let metrics: ThreadMetrics
     /// The connection's session at the last request: a later one means it connected again.
     private var session = 0
-    /// The user the current request authenticated as, for its log line.
-    private var authenticated: Int64?
 
     init(
         database: Connection, authenticator: Authenticator, creator: ArticleCreator, changes: ChangeFeed, metrics: Metrics,
@@ -33,31 +31,32 @@ final class App: Responder {
         self.metrics = ThreadMetrics(metrics)
     }
 
-    func respond(to request: Request) -> Response {
-        authenticated = nil
+    func respond(to request: Request) -> Answer {
+        let started = ContinuousClock.now
+        noteReconnects()
         caches.beginRequest()
         metrics.shared.inFlight.increment()
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
-        var response = cors.decorate(self.route(route, request), for: request)
-        response.notes.user = authenticated
-        response.notes.route = route?.name
-        return response
+        var answer = Answer(response: Response(status: .ok), context: RequestContext(route: route?.name))
+        answer.response = cors.decorate(self.route(route, request, &answer.context), for: request)
+        metrics.answered(
+            route: answer.context.route ?? "other", status: answer.response.status.code, after: ContinuousClock.now - started)
+        return answer
     }
 
-    func answered(_ response: Response, after duration: Duration) {
-        metrics.answered(route: response.notes.route ?? "other", status: response.status.code, after: duration)
-        if database.session > session {
-            // The first connection is not a reconnect.
-            if session > 0 {
-                metrics.shared.databaseReconnects.increment(by: Int64(database.session - session))
-                logger.info("connected to the database again", metadata: ["session": "\(database.session)"])
-            }
-            session = database.session
+    /// Counts and logs the times this thread's connection was made again since the last request.
+    private func noteReconnects() {
+        guard database.session > session else { return }
+        // The first connection is not a reconnect.
+        if session > 0 {
+            metrics.shared.databaseReconnects.increment(by: Int64(database.session - session))
+            logger.info("connected to the database again", metadata: ["session": "\(database.session)"])
         }
+        session = database.session
     }
 
-    private func route(_ route: Route?, _ request: Request) -> Response {
+    private func route(_ route: Route?, _ request: Request, _ context: inout RequestContext) -> Response {
         guard let route, route != .provisioning || provisioning != nil else { return HTTPError.notFound.response }
         guard route.allowedMethods.contains(request.method) else {
             return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
@@ -89,25 +88,24 @@ final class App: Responder {
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
                 let claims = try authenticator.claims(request)
-                let (response, ownerID) = try articles().create(request, claims: claims) { try authenticate(request) }
-                authenticated = ownerID
+                let (response, ownerID) = try articles().create(request, claims: claims) { try authenticate(request, &context) }
+                context.user = ownerID
                 return response
             case (.articles, _):
-                _ = try authenticate(request)
+                _ = try authenticate(request, &context)
                 return try articles(cached: true).list(request)
             case (.article(let id), "PUT"), (.article(let id), "PATCH"):
-                return try articles().update(id, request, by: authenticate(request), partial: request.method == "PATCH")
+                return try articles().update(id, request, by: authenticate(request, &context), partial: request.method == "PATCH")
             case (.article(let id), "DELETE"):
-                return try articles().delete(id, request, by: authenticate(request))
+                return try articles().delete(id, request, by: authenticate(request, &context))
             case (.article(let id), _):
-                _ = try authenticate(request)
+                _ = try authenticate(request, &context)
                 return try articles(cached: true).read(id, request)
             }
         } catch let error as AuthError {
             metrics.refused(reason: error.detail)
-            var response = error.response
-            response.notes.refusal = error.reason
-            return response
+            context.refusal = error.reason
+            return error.response
         } catch let error as HTTPError {
             return error.response
         } catch let error as PGError where error.constraint == "articles_name_length" {
@@ -129,10 +127,10 @@ final class App: Responder {
         }
     }
 
-    /// The caller, through the authenticator, noted for the request's log line.
-    private func authenticate(_ request: Request) throws -> Caller {
+    /// The caller, through the authenticator, noted in the request's context.
+    private func authenticate(_ request: Request, _ context: inout RequestContext) throws -> Caller {
         let caller = try authenticator.caller(request, db: database, caches: caches)
-        authenticated = caller.user.id
+        context.user = caller.user.id
         return caller
     }
 

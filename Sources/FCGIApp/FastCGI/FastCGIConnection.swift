@@ -106,29 +106,27 @@ final class FastCGIConnection: @unchecked Sendable {
         let started = ContinuousClock.now
         let parsed = fastCGI.parametersTooLarge ? nil : fastCGI.parameters.withUnsafeBytes { Request(fastCGIParameters: $0) }
         var incoming = parsed ?? Request(method: "", path: "")
-        let response: Response
+        let answer: Answer
         if fastCGI.parametersTooLarge {
-            response = HTTPError(
+            answer = Answer(response: HTTPError(
                 status: .requestHeaderFieldsTooLarge,
-                detail: "Request headers are larger than \(RecordReader.maxParameterBytes) bytes.").response
+                detail: "Request headers are larger than \(RecordReader.maxParameterBytes) bytes.").response)
         } else if parsed == nil {
-            response = HTTPError(status: .badRequest, detail: "Malformed FastCGI parameters.").response
+            answer = Answer(response: HTTPError(status: .badRequest, detail: "Malformed FastCGI parameters.").response)
         } else {
             switch Self.body(of: fastCGI, contentLength: incoming.header("content-length")) {
             case .success(let body):
                 incoming.body = body
-                response = serving.responder.respond(to: incoming)
+                answer = serving.responder.respond(to: incoming)
             case .failure(let error):
-                response = error.response
+                answer = Answer(response: error.response)
             }
         }
-        let payload = response.cgiBytes(includeBody: incoming.method != "HEAD")
+        let payload = answer.response.cgiBytes(includeBody: incoming.method != "HEAD")
         let written = write(RecordReader.response(id: fastCGI.id, payload: payload), timeout: timeout)
         if !written { serving.logger.debug("client went away before the response was written") }
         serving.answered()
-        let duration = ContinuousClock.now - started
-        serving.responder.answered(response, after: duration)
-        if let log = serving.log { log.add(LogfmtHandler.requestLine(incoming, response, duration: duration)) }
+        if let log = serving.log { log.add(LogfmtHandler.requestLine(incoming, answer, duration: ContinuousClock.now - started)) }
         return written
     }
 

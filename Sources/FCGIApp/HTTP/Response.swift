@@ -3,17 +3,6 @@ struct Response: Sendable {
     var status: HTTPStatus
     var headers: [(name: String, value: String)]
     var body: [UInt8]
-    /// For the request's log line only; never sent.
-    var notes = Notes()
-
-    struct Notes: Sendable {
-        /// The id of the user the token mapped to.
-        var user: Int64?
-        /// Why the request was refused (401/503 from authentication), in words for the log.
-        var refusal: String?
-        /// The route's name (`Route.name`), for metrics.
-        var route: String?
-    }
 
     init(status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

@@ -219,23 +219,23 @@ struct LogfmtHandler: LogHandler {
 extension LogfmtHandler {
     /// The request's log line: method, path (without the query, and no header: either may
     /// carry a token), status, duration, the user, and why it was refused.
-    static func requestLine(_ request: Request, _ response: Response, duration: Duration) -> [UInt8] {
+    static func requestLine(_ request: Request, _ answer: Answer, duration: Duration) -> [UInt8] {
         var line = LogfmtHandler.start(level: .info, message: "request")
         LogfmtHandler.append(field: "method", request.method, to: &line)
         LogfmtHandler.append(field: "path", request.path, to: &line)
         line += " status=".utf8
-        LogfmtHandler.appendDigits(response.status.code, 1, to: &line)
+        LogfmtHandler.appendDigits(answer.response.status.code, 1, to: &line)
         let (seconds, attoseconds) = duration.components
         let micros = Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000)
         line += " duration_ms=".utf8
         LogfmtHandler.appendDigits(micros / 1000, 1, to: &line)
         line.append(UInt8(ascii: "."))
         LogfmtHandler.appendDigits(micros % 1000, 3, to: &line)
-        if let user = response.notes.user {
+        if let user = answer.context.user {
             line += " user=".utf8
             LogfmtHandler.appendDigits(Int(user), 1, to: &line)
         }
-        if let refusal = response.notes.refusal { LogfmtHandler.append(field: "reason", refusal, to: &line) }
+        if let refusal = answer.context.refusal { LogfmtHandler.append(field: "reason", refusal, to: &line) }
         line.append(UInt8(ascii: "\n"))
         return line
     }

@@ -72,7 +72,7 @@ final class Metrics: Sendable {
         registry.makeDurationHistogram(
             descriptor: MetricNameDescriptor(
                 namespace: "articles_fcgi", metricName: "request_duration", unitName: "seconds",
-                helpText: "Time from a request's parameters to its answer, by route."),
+                helpText: "Time the worker took to answer a request, from its arrival whole to its response, by route."),
             labels: [("route", route)], buckets: Self.buckets)
     }
 
