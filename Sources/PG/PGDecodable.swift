@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// A Swift type that a result value can be decoded as.
 ///
 /// Values arrive in PostgreSQL's text format. Each type names the column types it accepts, so
@@ -62,14 +60,6 @@ extension Double: PGDecodable {
         case "-Infinity": return -.infinity
         case let text: return Double(text)
         }
-    }
-}
-
-extension Date: PGDecodable {
-    /// Only `timestamptz`: a `timestamp` without time zone names no instant.
-    public static func accepts(_ type: PGType) -> Bool { type == .timestamptz }
-    public static func decode(pgText: UnsafeBufferPointer<UInt8>) -> Date? {
-        Timestamp.parse(pgText)
     }
 }
 

@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// A Swift value that can be sent as a statement parameter, in PostgreSQL's text format.
 ///
 /// `nil` (an absent optional) is sent as SQL NULL.
@@ -38,11 +36,6 @@ extension Double: PGEncodable {
         if isInfinite { return self < 0 ? "-Infinity" : "Infinity" }
         return String(self)
     }
-}
-
-extension Date: PGEncodable {
-    /// ISO 8601 in UTC with microseconds, as `timestamptz` input accepts.
-    public var pgText: String? { Timestamp.format(self) }
 }
 
 extension Optional: PGEncodable where Wrapped: PGEncodable {

@@ -89,17 +89,17 @@ import Testing
 
     @Test func psqlStyleInsertsGetDefaults() throws {
         let user = try #require(try db.query(
-            "INSERT INTO users (username, email) VALUES ('ann', 'Ann@Example.com') RETURNING id, is_active, cognito_sub, created_at"
+            "INSERT INTO users (username, email) VALUES ('ann', 'Ann@Example.com') RETURNING id, is_active, cognito_sub, now() - created_at < interval '60 s' AS recent"
         ).first)
         #expect(try user.decode(Bool.self, "is_active") == true)
         #expect(try user.decode(String?.self, "cognito_sub") == nil)
-        #expect(abs(try user.decode(Date.self, "created_at").timeIntervalSinceNow) < 60)
+        #expect(try user.decode(Bool.self, "recent"))
         let article = try #require(try db.query(
-            "INSERT INTO articles (name, owner_id) VALUES ('First', $1) RETURNING id, created_at, updated_at",
+            "INSERT INTO articles (name, owner_id) VALUES ('First', $1) RETURNING id, created_at = updated_at AS same",
             try user.decode(Int64.self, "id")
         ).first)
         #expect(try article.decode(Int64.self, "id") == 1)
-        #expect(try article.decode(Date.self, "created_at") == article.decode(Date.self, "updated_at"))
+        #expect(try article.decode(Bool.self, "same"))
     }
 
     @Test func emailIsUniqueWhateverItsCase() throws {
@@ -138,8 +138,8 @@ import Testing
         try db.query("INSERT INTO users (username, email) VALUES ('ann', 'ann@example.com')")
         try db.query("INSERT INTO articles (name, owner_id) SELECT 'a', id FROM users")
         try db.query("UPDATE articles SET name = 'b', updated_at = '2000-01-01Z'")
-        let row = try #require(try db.query("SELECT created_at, updated_at FROM articles").first)
-        #expect(try row.decode(Date.self, "updated_at") >= row.decode(Date.self, "created_at"))
+        let row = try #require(try db.query("SELECT updated_at >= created_at AS touched FROM articles").first)
+        #expect(try row.decode(Bool.self, "touched"))
     }
 
     @Test func theWorkerRoleHasOnlyTheRightsItNeeds() throws {
