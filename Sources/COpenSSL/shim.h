@@ -11,9 +11,6 @@
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
-/* OPENSSL_free is a function-like macro; Swift cannot import it. */
-static inline void copenssl_free(void *ptr) { OPENSSL_free(ptr); }
-
 /* EVP_RSA_gen is a macro over the variadic EVP_PKEY_Q_keygen. */
 static inline EVP_PKEY *copenssl_rsa_generate(unsigned int bits) { return EVP_RSA_gen(bits); }
 

@@ -4,7 +4,7 @@ import CLibPQ
 import Glibc
 #endif
 
-// Kept whole (about 300 lines): the connection's lifecycle, statements, transactions and the
+// Kept whole (about 280 lines): the connection's lifecycle, statements, transactions and the
 // detection of a drop while idle all share its private state (the PGconn, the prepared names,
 // the transaction flag), which an extension in another file could not reach.
 
@@ -22,12 +22,7 @@ public final class Connection {
     private let applicationName: String
     /// Session settings applied at every (re)connect, as `SET name TO 'value'`.
     private let settings: [(name: String, value: String)]
-    /// Channels to `LISTEN` on at every (re)connect.
-    private let channels: [String]
-    /// Notifications received and not yet taken, by channel.
-    private var received: [String] = []
-    /// Counts the server sessions this connection has had: it changes at each reconnect,
-    /// when notifications may have been missed.
+    /// Counts the server sessions this connection has had: it changes at each reconnect.
     public private(set) var session = 0
     private var conn: OpaquePointer?
     private var isClosed = false
@@ -50,27 +45,24 @@ public final class Connection {
     ///     `connect_timeout` itself.
     ///   - applicationName: shown in `pg_stat_activity`, unless `conninfo` sets one.
     ///   - settings: session settings (`SET name TO 'value'`) applied at every (re)connect.
-    ///   - listen: channels to `LISTEN` on at every (re)connect; see `waitForNotifications(timeout:)`.
     public convenience init(
         _ conninfo: String? = nil, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
-        settings: [(name: String, value: String)] = [], listen: [String] = []
+        settings: [(name: String, value: String)] = []
     ) throws(PGError) {
         self.init(
-            lazy: conninfo, connectTimeout: connectTimeout, applicationName: applicationName, settings: settings,
-            listen: listen)
+            lazy: conninfo, connectTimeout: connectTimeout, applicationName: applicationName, settings: settings)
         try reconnect()
     }
 
     /// A connection that connects on first use, so it can be made while the server is down.
     public init(
         lazy conninfo: String?, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
-        settings: [(name: String, value: String)] = [], listen: [String] = []
+        settings: [(name: String, value: String)] = []
     ) {
         self.conninfo = conninfo
         self.connectTimeout = connectTimeout
         self.applicationName = applicationName
         self.settings = settings
-        self.channels = listen
     }
 
     deinit {
@@ -162,24 +154,6 @@ public final class Connection {
         return try check(PQexec(conn, script), conn)
     }
 
-    // MARK: - Notifications
-
-    /// Waits up to `timeout` seconds for a notification on the channels this connection
-    /// listens on (connecting first if needed) and returns the channels of those that arrived,
-    /// possibly none. Throws when the connection cannot be made or is lost while waiting; the
-    /// next call connects again. Not for use inside a transaction.
-    public func waitForNotifications(timeout: Double) throws(PGError) -> [String] {
-        let conn = try open()
-        if received.isEmpty {
-            var pollfd = Glibc.pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
-            if poll(&pollfd, 1, Int32(max(0, timeout) * 1000)) > 0, droppedWhileIdle(conn) {
-                throw PGError(kind: .connection, sqlState: .connectionFailure, message: "the server closed the connection")
-            }
-        }
-        defer { received.removeAll() }
-        return received
-    }
-
     // MARK: - Transactions
 
     /// Runs `body` inside `BEGIN` … `COMMIT`, or `ROLLBACK` when it throws (the error is
@@ -238,10 +212,6 @@ public final class Connection {
             // Parses what arrived: a FATAL report reaches the notice receiver, which sets the flag.
             _ = PQisBusy(conn)
             if fatalWhileIdle.isSet { return true }
-            while let notify = PQnotifies(conn) {
-                received.append(String(cString: notify.pointee.relname))
-                PQfreemem(notify)
-            }
         }
         return fatalWhileIdle.isSet
     }
@@ -263,7 +233,6 @@ public final class Connection {
         }, Unmanaged.passUnretained(fatalWhileIdle).toOpaque())
         // Timestamps are parsed in ISO form; then the caller's settings, quoted as literals.
         let quoted = settings.map { "SET \($0.name) TO '\($0.value.replacingQuotes)'" }
-            + channels.map { "LISTEN \"\($0.replacingCharacters("\"", with: "\"\""))\"" }
         _ = try check(PQexec(fresh, (["SET DateStyle TO ISO"] + quoted).joined(separator: "; ")), fresh)
         conn = fresh
         session += 1
@@ -298,11 +267,9 @@ public final class Connection {
 
 extension String {
     /// The text with each `'` doubled, for a SQL string literal.
-    fileprivate var replacingQuotes: String { replacingCharacters("'", with: "''") }
-
-    fileprivate func replacingCharacters(_ character: Character, with replacement: String) -> String {
+    fileprivate var replacingQuotes: String {
         var result = ""
-        for each in self { result += each == character ? replacement : String(each) }
+        for each in self { result += each == "'" ? "''" : String(each) }
         return result
     }
 }
