@@ -38,11 +38,10 @@ final class App: Responder {
         metrics.shared.inFlight.increment()
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
-        var answer = Answer(response: Response(status: .ok), context: RequestContext(route: route?.name))
-        answer.response = cors.decorate(self.route(route, request, &answer.context), for: request)
-        metrics.answered(
-            route: answer.context.route ?? "other", status: answer.response.status.code, after: ContinuousClock.now - started)
-        return answer
+        var context = RequestContext(route: route?.name)
+        let response = cors.decorate(self.route(route, request, &context), for: request)
+        metrics.answered(route: context.route ?? "other", status: response.status.code, after: ContinuousClock.now - started)
+        return Answer(response: response, context: context)
     }
 
     /// Counts and logs the times this thread's connection was made again since the last request.

@@ -64,7 +64,7 @@ import Testing
         for rule in Self.rules {
             let forbidden = try rule.types.map { ($0, try Self.declaredTypes($0)) }
             for (file, text) in try Self.code(of: rule.part) {
-                let name = file.replacingOccurrences(of: TestEnvironment.path("") , with: "")
+                let name = file.replacingOccurrences(of: TestEnvironment.path(""), with: "")
                 for module in text.matches(of: try Regex(#"(?m)^\s*(?:@testable\s+)?import\s+(\w+)"#)) {
                     let imported = String(module.output[1].substring ?? "")
                     if rule.imports.contains(imported) { found.append("\(name) imports \(imported)") }

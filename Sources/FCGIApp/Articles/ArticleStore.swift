@@ -100,15 +100,14 @@ enum ArticleStore {
     /// The new article, if the token's user may write (see `createAsUser`); nil when the caller
     /// must be looked up (to bind, or to learn why not).
     static func create(name: String, asUserOf claims: Claims, in db: Connection) throws(PGError) -> Owned? {
-        let signedIn = claims.signedInAt.map { Int64($0.rounded(.down)) }
-        return try articles(db.query(createAsUser, name, claims.sub, signedIn, claims.originJTI)).first
+        try articles(db.query(createAsUser, name, claims.sub, claims.signedInSecond, claims.originJTI)).first
     }
 
     /// `create(name:asUserOf:in:)` for several, in one statement: for each, in order, the new
     /// article or nil.
     static func create(_ names: [String], asUsersOf claims: [Claims], in db: Connection) throws(PGError) -> [Owned?] {
         let rows = try db.query(
-            createManyAsUsers, names, claims.map(\.sub), claims.map { $0.signedInAt.map { Int64($0.rounded(.down)) } },
+            createManyAsUsers, names, claims.map(\.sub), claims.map(\.signedInSecond),
             claims.map(\.originJTI))
         var created = [Owned?](repeating: nil, count: names.count)
         for (row, article) in zip(rows, try articles(rows, first: 1)) {

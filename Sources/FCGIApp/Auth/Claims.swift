@@ -16,9 +16,10 @@ struct Claims: Sendable, Equatable {
     /// `auth_time`: when the user signed in, in seconds since 1970. Tokens minted from a refresh
     /// token keep the sign-in's `auth_time` with a new `iat`.
     var authenticatedAt: Double? = nil
-    /// When the sign-in the token comes from happened: `auth_time`, or `iat` without it. What a
-    /// revocation of the user's tokens (`tokens_valid_after`) is compared with.
-    var signedInAt: Double? { authenticatedAt ?? issuedAt }
+    /// When the sign-in the token comes from happened, in whole seconds since 1970: `auth_time`,
+    /// or `iat` without it. What a revocation of the user's tokens (`tokens_valid_after`, also
+    /// in whole seconds) is compared with.
+    var signedInSecond: Int64? { (authenticatedAt ?? issuedAt).map { Int64($0.rounded(.down)) } }
     /// `origin_jti`: the sign-in session the token comes from.
     var originJTI: String? = nil
 }

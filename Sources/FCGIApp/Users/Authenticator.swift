@@ -51,7 +51,7 @@ final class Authenticator {
         }
         // Revoked up to a moment, in whole seconds: a token of a sign-in in that second is refused
         // too. The sign-in, not the token's iat: a refresh mints new tokens of the same sign-in.
-        if let after = user.tokensValidAfter, (claims.signedInAt.map { Int64($0.rounded(.down)) } ?? .min) <= after {
+        if let after = user.tokensValidAfter, (claims.signedInSecond ?? .min) <= after {
             throw AuthError.invalid("Token has been revoked.", "sign-ins of user \(user.username) up to \(after) revoked")
         }
         return Caller(user: user, claims: claims)
