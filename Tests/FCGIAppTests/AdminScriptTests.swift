@@ -3,7 +3,7 @@ import PG
 import Testing
 
 /// The psql scripts in sql/admin, run as an administrator runs them.
-@Suite struct AdminScriptTests {
+@Suite(.lane()) struct AdminScriptTests {
     let database: TestDatabase
     let db: Connection
     init() throws {

@@ -6,7 +6,7 @@ import Testing
 
 /// The serving threads keep the pages and articles they answered with; no answer may be older
 /// than a change the worker made, and changes made elsewhere show within a second.
-@Suite struct ArticleCacheTests {
+@Suite(.lane()) struct ArticleCacheTests {
     /// More requests than the stack's threads, so every thread's cache is asked.
     static let everyThread = 24
 
@@ -102,7 +102,7 @@ extension ArticleCacheTests {
     }
 }
 
-@Suite struct ArticleCacheUnitTests {
+@Suite(.lane()) struct ArticleCacheUnitTests {
     /// A page of ids `after+1 ... last`, with `peek` the first row after it.
     private func page(_ text: String, last: Int64? = nil, peek: Int64? = nil, owners: Set<Int64> = [1]) -> (ArticleCache.Page, keep: Bool) {
         (ArticleCache.Page(body: Array(text.utf8), nextAfter: peek == nil ? nil : last, lastID: last, peekID: peek, owners: owners), true)
@@ -201,7 +201,7 @@ extension ArticleCacheTests {
     }
 }
 
-@Suite struct ChangeFeedUnitTests {
+@Suite(.lane()) struct ChangeFeedUnitTests {
     private let articles: UInt32 = 16_400
     private let users: UInt32 = 16_390
     private let sessions: UInt32 = 16_410
@@ -285,7 +285,7 @@ extension ArticleCacheTests {
         #expect(!position.wait(for: 11, timeout: .milliseconds(50)))
         #expect(Date().timeIntervalSince(started) >= 0.045)
         let thread = try PosixThread {
-            Thread.sleep(forTimeInterval: 0.05)
+            Thread.sleep(forTimeInterval: 0.05)  // so the wait below waits: the test is about time
             position.advance(to: 12)
         }
         let waiting = Date()

@@ -6,7 +6,7 @@ import Testing
 
 /// POSTs that arrive together share one statement (`ArticleCreator`), in process against a
 /// real database: each request still gets its own answer, also when the shared statement fails.
-@Suite struct ArticleCreatorTests {
+@Suite(.lane()) struct ArticleCreatorTests {
     private struct Setup {
         let database: TestDatabase
         let metrics = Metrics()

@@ -23,7 +23,7 @@ final class ArticlesStack: @unchecked Sendable {
     }
 }
 
-@Suite struct ArticlesTests {
+@Suite(.lane()) struct ArticlesTests {
     let shared: Stack
     init() throws { shared = try ArticlesStack.shared.get().stack }
 
@@ -210,7 +210,7 @@ final class ArticlesStack: @unchecked Sendable {
     }
 }
 
-@Suite struct PaginationTests {
+@Suite(.lane()) struct PaginationTests {
     @Test func theLinkChainWalksEveryArticleExactlyOnce() throws {
         let stack = try Stack()
         let db = try stack.database.connect()
@@ -248,7 +248,7 @@ final class ArticlesStack: @unchecked Sendable {
     }
 }
 
-@Suite struct CORSTests {
+@Suite(.lane()) struct CORSTests {
     @Test func listedOriginsGetCORSHeadersAndOthersNone() throws {
         let stack = try Stack(environment: ["CORS_ALLOWED_ORIGINS": "http://localhost:3000, https://app.example.com"])
         try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('web', 'web@example.com')")

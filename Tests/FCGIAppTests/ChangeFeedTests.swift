@@ -10,7 +10,7 @@ import Testing
 /// every write answered before the request, by any worker on the database; psql's changes show
 /// on every thread at once; a feed that stops or falls behind is noticed, and caches are
 /// bypassed meanwhile.
-@Suite struct ChangeFeedTests {
+@Suite(.lane()) struct ChangeFeedTests {
     /// More requests than a stack's threads, so every thread's cache is asked.
     static let everyThread = 16
 
@@ -65,7 +65,7 @@ import Testing
         return backend!
     }
 
-    @Test func aWriteAnsweredByOneWorkerIsReadByTheOtherAtOnce() throws {
+    @Test(.lane(.alone)) func aWriteAnsweredByOneWorkerIsReadByTheOtherAtOnce() throws {
         let database = try TestDatabase.migrated()
         let stacks = [try Stack(database: database), try Stack(database: database)]
         let writer = try user("rw", in: database)
@@ -230,7 +230,7 @@ import Testing
         #expect(try list(stack, owner.token).map(\.name) == ["late"])
     }
 
-    @Test func aRevocationCommittedWhileTheFeedIsBusyIsAppliedWithinASecond() throws {
+    @Test(.lane(.alone)) func aRevocationCommittedWhileTheFeedIsBusyIsAppliedWithinASecond() throws {
         let stack = try Stack()
         let owner = try user("rv", in: stack.database, claims: ["origin_jti": "session-busy"])
         #expect(try send(stack, "GET", "/articles/", owner.token).status == 200)

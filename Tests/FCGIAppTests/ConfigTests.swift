@@ -4,7 +4,7 @@ import Testing
 
 @testable import FCGIApp
 
-@Suite struct ConfigTests {
+@Suite(.lane()) struct ConfigTests {
     static let pool = ["AWS_USER_POOLS_ID": "ap-southeast-2_AbC123", "AWS_APP_CLIENT_ID": "client1"]
     static let defaultCognito = CognitoConfig(
         poolID: "ap-southeast-2_AbC123", region: "ap-southeast-2", clientIDs: ["client1"], tokenUses: [.id],

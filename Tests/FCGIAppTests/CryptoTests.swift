@@ -3,7 +3,7 @@ import Testing
 
 @testable import FCGIApp
 
-@Suite struct CryptoTests {
+@Suite(.lane()) struct CryptoTests {
     @Test func readsAPEMKeyMadeByTheOpenSSLCommand() throws {
         let dir = try TestEnvironment.scratchFolder("pem")
         let made = try run("/usr/bin/openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "\(dir)/key.pem"])

@@ -4,7 +4,7 @@ import Testing
 
 /// Every database wait is bounded: a request stuck behind a lock gets 503 within the bound and
 /// the other threads go on.
-@Suite struct DatabaseTimeoutTests {
+@Suite(.lane()) struct DatabaseTimeoutTests {
     @Test func aLockedArticleIs503WithinTheBoundWhileOthersAreServed() throws {
         let stack = try Stack(environment: ["DATABASE_LOCK_TIMEOUT_SECONDS": "1", "DATABASE_STATEMENT_TIMEOUT_SECONDS": "3"])
         let admin = try stack.database.connect()

@@ -4,7 +4,7 @@ import Testing
 @testable import FCGIApp
 
 /// The worker's own FastCGI record reader, in process: what each record sequence makes.
-@Suite struct RecordReaderTests {
+@Suite(.lane()) struct RecordReaderTests {
     private func record(_ type: UInt8, id: UInt16 = 1, _ content: [UInt8], padding: UInt8 = 0) -> [UInt8] {
         [1, type, UInt8(id >> 8), UInt8(id & 0xff), UInt8(content.count >> 8), UInt8(content.count & 0xff), padding, 0]
             + content + [UInt8](repeating: 0, count: Int(padding))
@@ -120,7 +120,7 @@ import Testing
 }
 
 /// The worker's socket facing clients that are not nginx: hostile records, stalled requests.
-@Suite struct FastCGIClientTests {
+@Suite(.lane()) struct FastCGIClientTests {
     /// The record that aborted the worker through libfcgi: a PARAMS name length of 0x7ffffffe.
     @Test func aHugeParameterLengthIsRefusedAndTheWorkerServesOn() throws {
         let stack = try Stack()
@@ -157,7 +157,7 @@ import Testing
         let trickle = Thread {
             for byte: UInt8 in [1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 4, 0, 1, 0, 0, 0, 0] {
                 guard (try? trickling.send([byte])) != nil else { return }
-                Thread.sleep(forTimeInterval: 0.3)
+                Thread.sleep(forTimeInterval: 0.3)  // a trickle: the test is about time
             }
         }
         trickle.start()
@@ -177,7 +177,7 @@ import Testing
             let health = try HTTPClient.request(port: stack.httpPort, path: "/healthz", timeout: 5)
             slowest = max(slowest, Date().timeIntervalSince(asked))
             #expect(health.status == 200 && health.text == #"{"status":"ok"}"#)
-            Thread.sleep(forTimeInterval: 0.05)
+            Thread.sleep(forTimeInterval: 0.05)  // probes paced through the bound
         }
         #expect(slowest < 1, "slowest /healthz took \(slowest) s")
         // Every stalled connection was closed within the bound (and the sweep's tenth of a second).
@@ -194,7 +194,7 @@ import Testing
 
     /// Thousands of random and structured malformed record sequences, each on a connection of
     /// its own; after each, the worker is alive and answers a well-formed request.
-    @Test func fuzzedRecordsNeverStopTheWorker() throws {
+    @Test(.lane(.heavy)) func fuzzedRecordsNeverStopTheWorker() throws {
         let stack = try Stack(environment: ["LOG_LEVEL": "error"])
         var generator = FuzzCases(seed: UInt64(Date().timeIntervalSince1970 * 1000))
         let started = Date()

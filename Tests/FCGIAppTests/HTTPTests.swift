@@ -2,7 +2,7 @@ import Testing
 
 @testable import FCGIApp
 
-@Suite struct HTTPTests {
+@Suite(.lane()) struct HTTPTests {
     /// A request from `parameters` as a FastCGI PARAMS stream carries them.
     private func request(cgi parameters: [String: String]) -> Request {
         var stream: [UInt8] = []

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite struct InstallTests {
+@Suite(.lane()) struct InstallTests {
     private func files(under root: String) throws -> [String: Int] {
         var found: [String: Int] = [:]
         let enumerator = try #require(FileManager.default.enumerator(atPath: root))

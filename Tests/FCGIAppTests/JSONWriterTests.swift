@@ -4,7 +4,7 @@ import Testing
 @testable import FCGIApp
 
 /// The JSON writer against exact bytes, and the response bodies against their `Codable` form.
-@Suite struct JSONWriterTests {
+@Suite(.lane()) struct JSONWriterTests {
     private let article = Article(
         id: 7, name: "quote \" backslash \\ tab \t ✓", owner: "ann", createdAt: "2026-12-02T04:00:00.000001Z",
         updatedAt: "2026-12-02T04:00:01.000000Z")
@@ -40,7 +40,7 @@ extension String {
     fileprivate var wrapped: String { "[\(self)]" }
 }
 
-@Suite struct HexTests {
+@Suite(.lane()) struct HexTests {
     @Test func encodesLowerAndDecodesEitherCase() {
         #expect(Hex.encode([0x00, 0x0f, 0xa5, 0xff]) == "000fa5ff")
         #expect(Hex.decode("000FA5ff") == [0x00, 0x0f, 0xa5, 0xff])

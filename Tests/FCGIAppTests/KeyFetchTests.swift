@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import PG
+import Synchronization
 import Testing
 
 @testable import FCGIApp
@@ -40,7 +42,7 @@ final class JWKSServer: @unchecked Sendable {
     func remove(_ name: String) throws { try FileManager.default.removeItem(atPath: "\(dir)/\(name)") }
 }
 
-@Suite struct KeyFetchTests {
+@Suite(.lane()) struct KeyFetchTests {
     /// A stack whose worker fetches its keys from `url` (no JWKS file).
     private func stack(_ url: String, healthy: Bool = true, database: TestDatabase? = nil) throws -> Stack {
         try Stack(database: database, environment: ["COGNITO_JWKS_URL": url, "COGNITO_JWKS_FILE": ""], healthy: healthy)
@@ -56,88 +58,6 @@ final class JWKSServer: @unchecked Sendable {
     private func status(_ stack: Stack, _ token: String) throws -> (Int, String?) {
         let response = try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")])
         return (response.status, response.json?["detail"])
-    }
-
-    @Test func rotationIsPickedUpWithAtMostOneFetchPer10Seconds() throws {
-        let server = try JWKSServer()
-        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
-        let started = Date()
-        let stack = try stack(server.url("/file/jwks.json"))
-        let path = "/file/jwks.json"
-        let first = try token(stack)
-        // Used again and again, so that it sits in the serving threads' own caches too.
-        for _ in 0..<16 { #expect(try status(stack, first).0 == 200) }
-        #expect(try server.hits(path) == 1)
-        for _ in 0..<3 {
-            #expect(try status(stack, token(stack, kid: UUID().uuidString)) == (401, "Token signed by an unknown key."))
-        }
-        #expect(try server.hits(path) == 1, "no refetch within 10 s of the last")
-
-        // The pool rotates: a new key, the old one gone.
-        let rotated = try RSAPrivateKey(generatingBits: 2048)
-        try server.serve([TestPool.jwk(rotated, kid: "rotated")])
-        Thread.sleep(until: started.addingTimeInterval(10.5))
-        let tokens = try (0..<4).map { _ in try token(stack, key: rotated, kid: "rotated") }
-        let results = Results()
-        let threads = tokens.map { token in
-            Thread { results.add((try? HTTPClient.request(port: stack.httpPort, path: "/articles/", headers: [("Authorization", token)]).status) ?? -1, "") }
-        }
-        threads.forEach { $0.start() }
-        while results.all.count < tokens.count { Thread.sleep(forTimeInterval: 0.01) }
-        #expect(results.all.map(\.status) == [200, 200, 200, 200])
-        #expect(try server.hits(path) == 2, "simultaneous misses share one fetch")
-        // The first token is cached, but its key is gone.
-        for _ in 0..<16 { #expect(try status(stack, first) == (401, "Token signed by an unknown key.")) }
-        #expect(try server.hits(path) == 2)
-    }
-
-    @Test func aFailedRefetchKeepsTheLastGoodKeys() throws {
-        let server = try JWKSServer()
-        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
-        let started = Date()
-        let stack = try stack(server.url("/file/jwks.json"))
-        try server.remove("jwks.json")
-        Thread.sleep(until: started.addingTimeInterval(10.5))
-        #expect(try status(stack, token(stack, kid: "unknown")) == (401, "Token signed by an unknown key."))
-        #expect(try server.hits("/file/jwks.json") == 2)
-        #expect(try status(stack, token(stack)).0 == 200)
-        #expect(try stack.get("/healthz").status == 200)
-    }
-
-    @Test func aHangingRefetchHoldsNoRequestPastASecond() throws {
-        let server = try JWKSServer()
-        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
-        let started = Date()
-        let stack = try stack(server.url("/file/jwks.json"))
-        let known = try token(stack)
-        #expect(try status(stack, known).0 == 200)
-        // The key server stops answering; past the 10 s since the last fetch, unknown kids
-        // start a refetch that hangs.
-        FileManager.default.createFile(atPath: "\(server.dir)/jwks.json.hang", contents: Data())
-        Thread.sleep(until: started.addingTimeInterval(10.5))
-        let unknown = try (0..<8).map { _ in try token(stack, kid: UUID().uuidString) }
-        let results = Results()
-        let clients = unknown.map { token in
-            Thread {
-                let began = Date()
-                let response = try? HTTPClient.request(port: stack.httpPort, path: "/articles/", headers: [("Authorization", token)])
-                results.add(response?.status ?? -1, "\(Date().timeIntervalSince(began)) \(response?.json?["detail"] ?? "")")
-            }
-        }
-        clients.forEach { $0.start() }
-        // Meanwhile a token of a known key and the health check wait a second at most.
-        let began = Date()
-        #expect(try status(stack, known).0 == 200)
-        #expect(try stack.get("/healthz").status == 200)
-        #expect(Date().timeIntervalSince(began) < 1.5)
-        let deadline = Date().addingTimeInterval(10)
-        while results.all.count < unknown.count, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        #expect(results.all.count == unknown.count)
-        for (status, text) in results.all {
-            let took = Double(text.prefix { $0 != " " }) ?? 99
-            #expect(status == 401 && text.hasSuffix(" Token signed by an unknown key.") && took < 2, "\(status) \(text)")
-        }
-        #expect(try server.hits("/file/jwks.json") == 2, "one refetch for all of them")
     }
 
     @Test func unusableKeysAreSkippedAndTheRestLoad() throws {
@@ -189,5 +109,118 @@ final class JWKSServer: @unchecked Sendable {
         #expect(stack.worker.output.contains(reason), "\(stack.worker.output)")
         #expect(try server.hits("/file/jwks.json") == 0, "the redirect is not followed")
         #expect(try status(stack, token(stack)) == (503, "Signing keys are not available; try again later."))
+    }
+}
+
+/// The key store's refetch rules, in process: its keys come over HTTP from a JWKS server of
+/// the test's own, and its clock is the test's, so the 10 s between refetches pass at once.
+@Suite(.lane()) struct KeyStoreTests {
+    /// A clock that moves only when told to.
+    final class TestClock: Sendable {
+        private let offset = Mutex<Duration>(.zero)
+        private let start = ContinuousClock.now
+        var now: ContinuousClock.Instant { start + offset.withLock { $0 } }
+        func advance(by duration: Duration) { offset.withLock { $0 += duration } }
+    }
+
+    private let server: JWKSServer
+    private let clock = TestClock()
+    private let keys: KeyStore
+    private let verifier: TokenVerifier
+    private let path = "/file/jwks.json"
+
+    init() throws {
+        server = try JWKSServer()
+        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
+        let source = CognitoConfig.KeySource.url(server.url(path))
+        keys = KeyStore(source: source, logger: Logger(label: "test"), now: { [clock] in clock.now })
+        verifier = TokenVerifier(
+            config: CognitoConfig(
+                poolID: TestPool.poolID, region: "us-test-1", clientIDs: [TestPool.clientID], tokenUses: [.id],
+                keySource: source, leewaySeconds: 0),
+            keys: keys)
+        keys.reload(force: true)
+    }
+
+    private func token(key: RSAPrivateKey = TestPool.key, kid: String = TestPool.kid) -> String {
+        TestPool.token(header: ["alg": "RS256", "kid": kid], claims: TestPool.idClaims(email: "k@example.com"), key: key)
+    }
+
+    /// What verifying `token` on a thread with its own recent-token cache comes to.
+    private func outcome(_ token: String, recent: TokenCache.Recent? = nil) -> String {
+        do throws(AuthError) {
+            return try verifier.verify(authorization: token, recent: recent).email ?? "verified"
+        } catch {
+            return error.detail
+        }
+    }
+
+    /// Runs `body` on `count` threads at once and returns what each returned, with how long it took.
+    private func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> String) throws -> [(String, Double)] {
+        let results = Mutex<[(String, Double)]>([])
+        let threads = (0..<count).map { index in
+            Thread {
+                let began = Date()
+                let result = body(index)
+                results.withLock { $0.append((result, Date().timeIntervalSince(began))) }
+            }
+        }
+        threads.forEach { $0.start() }
+        try waitFor("\(count) threads' answers", within: 10) { results.withLock { $0.count } == count }
+        return results.withLock { $0 }
+    }
+
+    @Test func rotationIsPickedUpWithAtMostOneFetchPer10Seconds() throws {
+        let recent = TokenCache.Recent()
+        let first = token()
+        #expect(outcome(first, recent: recent) == "k@example.com")
+        #expect(try server.hits(path) == 1)
+        for _ in 0..<3 { #expect(outcome(token(kid: UUID().uuidString)) == "Token signed by an unknown key.") }
+        clock.advance(by: .seconds(9.9))
+        #expect(outcome(token(kid: UUID().uuidString)) == "Token signed by an unknown key.")
+        #expect(try server.hits(path) == 1, "no refetch within 10 s of the last")
+
+        // The pool rotates: a new key, the old one gone.
+        let rotated = try RSAPrivateKey(generatingBits: 2048)
+        try server.serve([TestPool.jwk(rotated, kid: "rotated")])
+        clock.advance(by: .seconds(0.2))
+        let results = try concurrently(4) { [self] _ in outcome(token(key: rotated, kid: "rotated")) }
+        #expect(results.map(\.0) == Array(repeating: "k@example.com", count: 4))
+        #expect(try server.hits(path) == 2, "simultaneous misses share one fetch")
+        // The first token is in this thread's cache, but its key is gone.
+        for _ in 0..<3 { #expect(outcome(first, recent: recent) == "Token signed by an unknown key.") }
+        #expect(try server.hits(path) == 2)
+    }
+
+    @Test func aFailedRefetchKeepsTheLastGoodKeys() throws {
+        try server.remove("jwks.json")
+        clock.advance(by: .seconds(10))
+        #expect(outcome(token(kid: "unknown")) == "Token signed by an unknown key.")
+        #expect(try server.hits(path) == 2)
+        #expect(outcome(token()) == "k@example.com")
+        #expect(keys.unavailableSummary == nil)
+    }
+
+    @Test func aHangingRefetchHoldsNoCallerPastASecond() throws {
+        // The key server stops answering; past the 10 s since the last fetch, unknown kids
+        // start a refetch that hangs (until KeyFetcher's 5 s timeout).
+        FileManager.default.createFile(atPath: "\(server.dir)/jwks.json.hang", contents: Data())
+        clock.advance(by: .seconds(10))
+        // Eight threads miss and wait for the refetch, at most KeyStore.missWait (a time bound
+        // of the store's own); once it has reached the server, a known kid is answered at once.
+        let misses = Mutex<[(String, Double)]>([])
+        let waiting = Thread { [self] in
+            misses.withLock { $0 = (try? concurrently(8) { [self] _ in outcome(token(kid: UUID().uuidString)) }) ?? [] }
+        }
+        waiting.start()
+        try waitFor("the refetch", within: 5) { try server.hits(path) == 2 }
+        let began = Date()
+        #expect(outcome(token()) == "k@example.com")
+        #expect(Date().timeIntervalSince(began) < 0.5)
+        try waitFor("the misses' answers", within: 10) { misses.withLock { $0.count } == 8 }
+        for (result, took) in misses.withLock({ $0 }) {
+            #expect(result == "Token signed by an unknown key." && took < KeyStore.missWait + 0.5, "\(result) after \(took) s")
+        }
+        #expect(try server.hits(path) == 2, "one refetch for all of them")
     }
 }

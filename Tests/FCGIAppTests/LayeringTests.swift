@@ -3,7 +3,7 @@ import Testing
 
 /// The parts of the worker and what each must never know, checked in the sources: an import, or
 /// a use of a type declared (at the top level) in a part it must not know, fails the test.
-@Suite struct LayeringTests {
+@Suite(.lane()) struct LayeringTests {
     /// A part: a folder under `Sources/` (or a file).
     struct Part: Hashable, CustomStringConvertible {
         let path: String

@@ -4,7 +4,7 @@ import Testing
 
 @testable import FCGIApp
 
-@Suite struct LoggingTests {
+@Suite(.lane()) struct LoggingTests {
     @Test func linesAreLogfmtWithQuotingWhereNeeded() {
         let line = LogfmtHandler.line(
             time: "2026-11-27T12:40:00.123Z", level: .info, message: "request refused",
@@ -18,7 +18,7 @@ import Testing
     }
 }
 
-@Suite struct RequestLogTests {
+@Suite(.lane()) struct RequestLogTests {
     @Test func everyRequestHasOneLineAndNoTokenIsEverLogged() throws {
         let stack = try Stack(environment: ["LOG_LEVEL": "info"])
         let db = try stack.database.connect()

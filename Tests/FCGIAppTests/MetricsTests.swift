@@ -3,7 +3,7 @@ import Testing
 
 @testable import FCGIApp
 
-@Suite struct MetricsTests {
+@Suite(.lane()) struct MetricsTests {
     /// `/metrics` through nginx's operations server, parsed by prometheus_client's parser: sample -> value.
     private func scrape(_ stack: Stack) throws -> [String: Double] {
         let response = try stack.operations("GET", "/metrics")

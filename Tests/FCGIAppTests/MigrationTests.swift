@@ -4,7 +4,7 @@ import Testing
 
 @testable import FCGIApp
 
-@Suite struct MigrationTests {
+@Suite(.lane()) struct MigrationTests {
     @Test func applyingTwiceChangesNothing() throws {
         let database = try TestDatabase.migrated()
         let db = try database.connect()
@@ -79,7 +79,7 @@ import Testing
     }
 }
 
-@Suite struct SchemaTests {
+@Suite(.lane()) struct SchemaTests {
     let database: TestDatabase
     let db: Connection
     init() throws {

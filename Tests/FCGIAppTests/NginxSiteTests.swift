@@ -5,7 +5,7 @@ import Testing
 
 /// What the production site passes to the worker, read off the FastCGI socket by the test
 /// itself standing in for the worker.
-@Suite struct NginxSiteTests {
+@Suite(.lane()) struct NginxSiteTests {
     @Test func noProxyHeaderReachesTheWorkerAndTheHostIsNginxs() throws {
         let dir = try TestEnvironment.scratchFolder("capture")
         let socketPath = "\(dir)/capture.sock"

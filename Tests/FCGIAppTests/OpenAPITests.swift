@@ -3,7 +3,7 @@ import Testing
 
 /// openapi.yaml: a valid OpenAPI 3.1 document, served by nginx, and what the running API does
 /// according to schemathesis.
-@Suite struct OpenAPITests {
+@Suite(.lane()) struct OpenAPITests {
     @Test func theDocumentIsValidOpenAPI() throws {
         let check = try run("/usr/bin/env", ["python3", "-c", """
             from openapi_spec_validator import validate
@@ -16,7 +16,7 @@ import Testing
         #expect(check.output == "3.1.0\n")
     }
 
-    @Test func nginxServesItAndSchemathesisFindsNothing() throws {
+    @Test(.lane(.heavy)) func nginxServesItAndSchemathesisFindsNothing() throws {
         let stack = try Stack()
         let served = try stack.get("/openapi.yaml")
         #expect(served.status == 200)

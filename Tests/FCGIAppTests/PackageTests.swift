@@ -3,7 +3,7 @@ import Testing
 
 /// The Debian package scripts/package-deb builds (scripts/test builds it before the suites
 /// run and names it in ARTICLES_TEST_DEB; otherwise this test builds it).
-@Suite struct PackageTests {
+@Suite(.lane(.long)) struct PackageTests {
     private func package() throws -> String {
         if let built = ProcessInfo.processInfo.environment["ARTICLES_TEST_DEB"], !built.isEmpty { return built }
         let out = try TestEnvironment.scratchFolder("deb")

@@ -5,7 +5,7 @@ import Testing
 @testable import FCGIApp
 
 /// The endpoint Cognito's Post Confirmation trigger reaches through its Lambda function.
-@Suite struct ProvisioningTests {
+@Suite(.lane()) struct ProvisioningTests {
     static let secret = "0123456789abcdef0123456789abcdef-test-secret"
 
     private func event(sub: String, userName: String, email: String, verified: String = "true", pool: String = TestPool.poolID) -> Data {
@@ -146,7 +146,7 @@ import Testing
 }
 
 /// examples/post-confirmation-lambda: the function's own tests, against a running worker.
-@Suite struct LambdaExampleTests {
+@Suite(.lane()) struct LambdaExampleTests {
     @Test func theFunctionsTestsPassAgainstTheWorker() throws {
         let stack = try Stack(environment: ["PROVISIONING_SECRET": ProvisioningTests.secret])
         var environment = ProcessInfo.processInfo.environment
@@ -165,7 +165,7 @@ import Testing
     }
 }
 
-@Suite struct AutoProvisionTests {
+@Suite(.lane()) struct AutoProvisionTests {
     @Test func aFirstTokenCreatesItsUserOnceEvenWhenRequestsRace() throws {
         let stack = try Stack(environment: ["AUTO_PROVISION_USERS": "true"])
         let sub = UUID().uuidString.lowercased()

@@ -8,8 +8,8 @@ import Testing
 /// A worker restarted under load, with the listening socket held outside it (as systemd's
 /// socket unit holds it; here the test process holds it and starts each worker on it, as
 /// spawn-fcgi does), behind nginx with the production site's settings.
-@Suite struct RestartTests {
-    @Test func aRestartUnderLoadFailsNoRequestAndLosesNoArticle() throws {
+@Suite(.lane()) struct RestartTests {
+    @Test(.lane(.alone)) func aRestartUnderLoadFailsNoRequestAndLosesNoArticle() throws {
         let dir = try TestEnvironment.scratchFolder("restart")
         let database = try TestDatabase.migrated()
         try database.connect().query("INSERT INTO users (username, email) VALUES ('restart', 'restart@example.com')")
@@ -60,7 +60,7 @@ import Testing
             }
         }
         clients.forEach { $0.start() }
-        Thread.sleep(forTimeInterval: 1.2)
+        try waitFor("load", within: 10) { results.all.count >= 200 }
         // What systemctl restart does: stop, wait for the old worker to exit, start a new one.
         first.signal(SIGTERM)
         #expect(first.wait(timeout: 15) == 0, "the old worker exits once nginx has closed its connections")

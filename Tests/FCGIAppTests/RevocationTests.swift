@@ -5,7 +5,7 @@ import Testing
 
 /// sql/admin/revoke_session.sql and revoke_tokens.sql: refusals within a second, through every
 /// serving thread, and after a restart.
-@Suite struct RevocationTests {
+@Suite(.lane()) struct RevocationTests {
     private func psql(_ database: TestDatabase, _ script: String, _ variables: [String: String]) throws {
         let result = try run("/usr/bin/psql", ["-X", try database.adminURI()]
             + variables.flatMap { ["-v", "\($0.key)=\($0.value)"] } + ["-f", TestEnvironment.path("sql/admin/\(script)")])
@@ -50,6 +50,7 @@ import Testing
         let revokedAt = try database.connect().query("SELECT floor(extract(epoch FROM tokens_valid_after))::int8 FROM users")
             .first!.decode(Int64.self, at: 0)
         #expect(try statuses(stack, token(session: "session-c", issuedAt: Int(revokedAt))) == [401])
+        // Into the next whole second: tokens carry whole seconds, so the test is about time.
         Thread.sleep(until: Date(timeIntervalSince1970: TimeInterval(revokedAt) + 1.05))
         // A refresh after the revocation: a new iat, the revoked sign-in's auth_time. Refused.
         var refreshed = TestPool.idClaims(sub: sub, email: "rev@example.com")

@@ -2,7 +2,7 @@ import Testing
 
 @testable import FCGIApp
 
-@Suite struct StrictJSONTests {
+@Suite(.lane()) struct StrictJSONTests {
     @Test func parsesWhatCognitoWrites() throws {
         let value = try StrictJSON.parse(Array(#"{"iss":"https:\/\/cognito-idp.x.amazonaws.com\/p","exp":1700000000,"ok":true,"g":["a","b"],"n":null,"e":"caf\u00e9 \ud83d\ude00"}"#.utf8))
         #expect(value["iss"] == .string("https://cognito-idp.x.amazonaws.com/p"))
@@ -36,7 +36,7 @@ import Testing
     }
 }
 
-@Suite struct Base64URLTests {
+@Suite(.lane()) struct Base64URLTests {
     @Test func roundTrips() {
         for length in 0..<40 {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }

@@ -7,7 +7,7 @@ import Testing
 /// The units in systemd/ and what the worker does for systemd: there is no running systemd
 /// here, so the units are checked by `systemd-analyze verify` and the notifications are
 /// received on a socket the test holds, with the worker under `systemd-socket-activate`.
-@Suite struct SystemdTests {
+@Suite(.lane()) struct SystemdTests {
     @Test func theUnitsPassSystemdAnalyzeVerify() throws {
         let dir = try TestEnvironment.scratchFolder("units")
         for unit in ["articles-fcgi.socket", "articles-fcgi.service"] {
@@ -104,11 +104,15 @@ import Testing
             while !stop.withLock({ $0 }) { results.add((try? status(old)) ?? -1, "") }
         }
         load.start()
-        Thread.sleep(forTimeInterval: 0.3)
+        try waitFor("requests", within: 10) { results.all.count >= 10 }
+        let loaded = stack.worker.output.components(separatedBy: "msg=\"signing keys loaded\"").count
         stack.worker.signal(SIGHUP)
-        Thread.sleep(forTimeInterval: 0.5)
+        try waitFor("the keys to load again", within: 5) {
+            stack.worker.output.components(separatedBy: "msg=\"signing keys loaded\"").count > loaded
+        }
         #expect(try status(fresh) == 200)
-        Thread.sleep(forTimeInterval: 0.3)
+        let reloaded = results.all.count
+        try waitFor("requests after the reload", within: 10) { results.all.count >= reloaded + 10 }
         stop.withLock { $0 = true }
         while !load.isFinished { Thread.sleep(forTimeInterval: 0.01) }
         #expect(results.all.count > 20)

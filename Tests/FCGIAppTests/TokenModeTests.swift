@@ -7,7 +7,7 @@ import Testing
 @testable import FCGIApp
 
 /// Settings other than the defaults: access tokens, several clients, no leeway.
-@Suite struct TokenModeTests {
+@Suite(.lane()) struct TokenModeTests {
     private func get(_ stack: Stack, _ token: String) throws -> (Int, String?) {
         let response = try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")])
         return (response.status, response.json?["detail"])
@@ -44,12 +44,12 @@ import Testing
         let token = TestPool.token(claims: claims)
         #expect(try get(stack, token).0 == 200)
         #expect(try get(stack, token).0 == 200)
-        Thread.sleep(until: Date(timeIntervalSince1970: now + 3.2))
+        Thread.sleep(until: Date(timeIntervalSince1970: now + 3.2))  // past exp: the test is about time
         #expect(try get(stack, token) == (401, "Token has expired."))
     }
 }
 
-@Suite struct TokenCacheTests {
+@Suite(.lane()) struct TokenCacheTests {
     private func entry(expiresAt: Double) -> TokenCache.Entry {
         TokenCache.Entry(
             claims: Claims(sub: "s", tokenUse: .id, email: nil, emailVerified: false, username: nil, groups: [], expiresAt: expiresAt),
@@ -89,7 +89,7 @@ import Testing
     }
 }
 
-@Suite struct RefusedTokenTests {
+@Suite(.lane()) struct RefusedTokenTests {
     /// A serving thread remembers a token whose signature was bad, but only for as long as the
     /// key set it was checked against: once the keys change, the token is checked anew.
     @Test func aRefusalLastsOnlyAsLongAsTheKeySet() throws {

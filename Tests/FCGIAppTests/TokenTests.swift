@@ -36,7 +36,7 @@ final class TokenStack: @unchecked Sendable {
     }
 }
 
-@Suite struct TokenTests {
+@Suite(.lane()) struct TokenTests {
     let shared: TokenStack
     init() throws { shared = try TokenStack.shared.get() }
 
@@ -292,7 +292,7 @@ final class TokenStack: @unchecked Sendable {
 }
 
 /// The worker threads cache users by `sub`; changes made with psql reach every thread at once.
-@Suite struct UserCacheTests {
+@Suite(.lane()) struct UserCacheTests {
     @Test func deactivationReactivationAndDeletionTakeEffectAtOnce() throws {
         let stack = try Stack()
         let db = try stack.database.connect()

@@ -1,9 +1,10 @@
 import Foundation
 import PG
+import Synchronization
 import Testing
 
 /// The worker behind a real nginx and PostgreSQL, over each way it can listen.
-@Suite struct WorkerTests {
+@Suite(.lane()) struct WorkerTests {
     @Test(arguments: [Stack.Listen.unix, .tcp, .socketActivated])
     func answersHealthAndNotFoundThroughNginx(listen: Stack.Listen) throws {
         let stack = try Stack(listen)
@@ -80,9 +81,10 @@ import Testing
         let client = try FastCGIClient(unixPath: stack.socketPath)
         // Half a request: a thread has accepted it and waits for the rest.
         try client.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], finish: false)
-        Thread.sleep(forTimeInterval: 0.2)
+        try waitFor("the worker to accept the connection", within: 5) { try acceptQueue(stack.socketPath) == 0 }
         stack.worker.signal(SIGTERM)
-        Thread.sleep(forTimeInterval: 0.5)
+        try waitFor("the worker to begin stopping", within: 5) { stack.worker.output.contains("msg=\"stopping:") }
+        #expect(!stack.worker.output.contains("connections=0"), "ours is among the open connections")
         #expect(stack.worker.isRunning, "the worker exited with a request in flight")
         try client.finishParameters()
         try client.body([])
@@ -94,13 +96,14 @@ import Testing
         #expect(stack.worker.output.contains("stopped"))
     }
 
-    @Test func sigtermUnderTrafficFailsNoRequestItAccepted() throws {
+    @Test(.lane(.alone)) func sigtermUnderTrafficFailsNoRequestItAccepted() throws {
         let stack = try Stack()
         let results = Results()
+        let stopped = Mutex(false)
         let clients = (0..<8).map { _ in
             Thread {
-                let deadline = Date().addingTimeInterval(3)
-                while Date() < deadline {
+                // Until a moment after the worker has exited.
+                while !stopped.withLock({ $0 }) {
                     do {
                         let response = try HTTPClient.request(port: stack.httpPort, path: "/healthz")
                         results.add(response.status, response.text)
@@ -111,10 +114,13 @@ import Testing
             }
         }
         for client in clients { client.start() }
-        Thread.sleep(forTimeInterval: 1)
+        try waitFor("traffic", within: 10) { results.all.count >= 100 }
         stack.worker.signal(SIGTERM)
         #expect(stack.worker.wait(timeout: 5) == 0)
-        Thread.sleep(forTimeInterval: 2.5)
+        let exited = results.all.count
+        try waitFor("requests after the exit", within: 10) { results.all.count >= exited + 16 }
+        stopped.withLock { $0 = true }
+        try waitFor("the clients", within: 10) { clients.allSatisfy(\.isFinished) }
         let all = results.all
         #expect(all.filter { $0.status == 200 }.count > 50)
         // Served before the stop: 200 with its body; refused after it: nginx's 502 JSON.
@@ -171,13 +177,13 @@ import Testing
         // load: the worker must read it with this request, not take it for part of the next one.
         for _ in 0..<3 {
             try kept.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], keep: true)
-            Thread.sleep(forTimeInterval: 0.2)
+            Thread.sleep(forTimeInterval: 0.2)  // the delay is what this test is about
             try kept.body([])
             #expect(try kept.response().hasSuffix(#"{"status":"ok"}"#))
         }
         // A body the route does not read is drained too.
         try kept.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz", "CONTENT_LENGTH": "5"], keep: true)
-        Thread.sleep(forTimeInterval: 0.2)
+        Thread.sleep(forTimeInterval: 0.2)  // as above
         try kept.body(Array("12345".utf8))
         #expect(try kept.response().hasSuffix(#"{"status":"ok"}"#))
         try kept.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"], keep: true)

@@ -5,7 +5,7 @@ import Testing
 
 /// The Wycheproof RSASSA-PKCS1-v1_5 SHA-256 vectors, through the same path as a Cognito key:
 /// each group's JWK loaded by `KeySet.parse`, each signature checked by `verifyRS256`.
-@Suite struct WycheproofTests {
+@Suite(.lane()) struct WycheproofTests {
     struct File: Decodable {
         struct Group: Decodable {
             let keyJwk: [String: String]

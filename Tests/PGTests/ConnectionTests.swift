@@ -153,7 +153,13 @@ import Testing
     @Test func aQueryCutOffByTerminationFailsPromptlyAndTheNextOneReconnects() throws {
         let before = try #require(try db.query("SELECT pg_backend_pid()").first?.decode(Int.self, at: 0))
         let killer = Thread {
-            Thread.sleep(forTimeInterval: 0.3)
+            // Once the backend runs the query.
+            guard let admin = try? Connection(TestDatabase.conninfo(database: "postgres")) else { return }
+            for _ in 0..<500 {
+                let running = try? admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep'", before)
+                if running?.isEmpty == false { break }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
             try? Self.terminate(before)
         }
         killer.start()
@@ -225,8 +231,7 @@ extension ConnectionTests {
         let db = try Connection(TestDatabase.conninfo(database: "postgres"), settings: settings)
         #expect(try db.query("SHOW application_name").first?[0] == "it's set")
         let pid = try #require(try db.query("SELECT pg_backend_pid()").first?.decode(Int.self, at: 0))
-        try Connection(TestDatabase.conninfo(database: "postgres")).query("SELECT pg_terminate_backend($1)", pid)
-        Thread.sleep(forTimeInterval: 0.2)
+        try Self.terminate(pid)
         #expect(try db.query("SHOW plan_cache_mode").first?[0] == "force_generic_plan")
         #expect(try db.query("SELECT pg_backend_pid()").first?.decode(Int.self, at: 0) != pid)
     }

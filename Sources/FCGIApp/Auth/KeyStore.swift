@@ -8,8 +8,11 @@ import Synchronization
 /// `refetchInterval`; requests that miss wait for it until `missWait` after it began, then
 /// are answered with what is loaded, so a slow key server never holds the serving threads. A
 /// failed reload keeps the last good keys. Until keys have loaded once, verification answers 503.
+/// The fetch and the clock the rate limit reads are the caller's to choose (tests pass their
+/// own, so the 10 s pass without waiting).
 final class KeyStore: @unchecked Sendable {
     typealias Fetch = @Sendable (CognitoConfig.KeySource) throws -> [UInt8]
+    typealias Now = @Sendable () -> ContinuousClock.Instant
 
     static let refetchInterval: Duration = .seconds(10)
     /// How long requests with an unknown kid wait for the reload, from its start.
@@ -17,6 +20,7 @@ final class KeyStore: @unchecked Sendable {
 
     let source: CognitoConfig.KeySource
     private let fetch: Fetch
+    private let now: Now
     private let logger: Logger
     // Guards everything below.
     private let condition = NSCondition()
@@ -28,9 +32,13 @@ final class KeyStore: @unchecked Sendable {
 
     private let metrics: Metrics?
 
-    init(source: CognitoConfig.KeySource, logger: Logger, metrics: Metrics? = nil, fetch: @escaping Fetch = KeyFetcher.fetch) {
+    init(
+        source: CognitoConfig.KeySource, logger: Logger, metrics: Metrics? = nil,
+        fetch: @escaping Fetch = KeyFetcher.fetch, now: @escaping Now = { .now }
+    ) {
         self.source = source
         self.fetch = fetch
+        self.now = now
         self.logger = logger
         self.metrics = metrics
     }
@@ -70,7 +78,7 @@ final class KeyStore: @unchecked Sendable {
         }
         // Every miss waits for the same deadline: once a reload has run for `missWait`, later
         // misses are answered at once with what is loaded.
-        let deadline = Date().addingTimeInterval(Self.missWait - (ContinuousClock.now - lastAttempt!).seconds)
+        let deadline = Date().addingTimeInterval(Self.missWait - (now() - lastAttempt!).seconds)
         while fetching, condition.wait(until: deadline) {}
         guard let keySet else { throw .keysUnavailable(lastError ?? "signing keys not loaded") }
         guard let key = keySet[kid] else {
@@ -95,7 +103,7 @@ final class KeyStore: @unchecked Sendable {
 
     /// Marks a fetch as running, unless the last attempt is too recent; the lock is held.
     private func beginAttempt(force: Bool) -> Bool {
-        let now = ContinuousClock.now
+        let now = now()
         if !force, let lastAttempt, now - lastAttempt < Self.refetchInterval { return false }
         fetching = true
         lastAttempt = now

@@ -65,12 +65,39 @@ enum TestEnvironment {
 struct TestDatabase {
     let name: String
 
+    /// A new database holding every migration: a copy of one migrated once per run (creating
+    /// a database from a template copies its files, far cheaper than migrating each anew).
     static func migrated() throws -> TestDatabase {
+        let template = try migratedTemplate.get()
         let database = TestDatabase(name: "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
         let admin = try Connection(database.conninfo(database: "postgres"))
-        try admin.query("CREATE DATABASE \(database.name)")
-        try Migrator(directory: TestEnvironment.path("sql/migrations")).apply(to: database.connect())
+        try copy(template, to: database.name, on: admin)
         return database
+    }
+
+    private static let migratedTemplate = Result { () throws -> String in
+        let template = TestDatabase(name: "t_template_\(getpid())")
+        let admin = try Connection(template.conninfo(database: "postgres"))
+        try admin.query("CREATE DATABASE \(template.name)")
+        try Migrator(directory: TestEnvironment.path("sql/migrations")).apply(to: template.connect())
+        return template.name
+    }
+
+    /// `CREATE DATABASE ... TEMPLATE`, which PostgreSQL refuses (55006) while a session is
+    /// connected to the template, as the migrating one is until its backend has exited.
+    private static func copy(_ template: String, to name: String, on admin: Connection) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            let failure: PGError
+            do throws(PGError) {
+                try admin.query("CREATE DATABASE \(name) TEMPLATE \(template)")
+                return
+            } catch {
+                failure = error
+            }
+            guard failure.sqlState == "55006", Date() < deadline else { throw failure }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
     }
 
     func conninfo(user: String = "postgres", database: String? = nil) throws -> String {
@@ -112,4 +139,14 @@ func waitFor(_ what: String, within seconds: TimeInterval, _ condition: () throw
         guard Date() < deadline else { throw HTTPClient.Failure(description: "\(what) did not happen within \(seconds) s") }
         Thread.sleep(forTimeInterval: 0.02)
     }
+}
+
+/// How many connections wait in the backlog of the unix socket listening at `path` (its
+/// Recv-Q, as `ss` reads it from the kernel): 0 once the worker has accepted them all.
+func acceptQueue(_ path: String) throws -> Int {
+    let listing = try run("/usr/bin/ss", ["-Hxl", "src", path])
+    guard listing.status == 0, let line = listing.output.split(separator: "\n").first,
+          let queued = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first.flatMap({ Int($0) })
+    else { throw HTTPClient.Failure(description: "ss does not list \(path): \(listing.output)") }
+    return queued
 }
