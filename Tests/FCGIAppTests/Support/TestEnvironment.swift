@@ -86,17 +86,14 @@ struct TestDatabase {
     /// `CREATE DATABASE ... TEMPLATE`, which PostgreSQL refuses (55006) while a session is
     /// connected to the template, as the migrating one is until its backend has exited.
     private static func copy(_ template: String, to name: String, on admin: Connection) throws {
-        let deadline = Date().addingTimeInterval(10)
-        while true {
-            let failure: PGError
+        try waitFor("the template to be free to copy", within: 10) {
             do throws(PGError) {
                 try admin.query("CREATE DATABASE \(name) TEMPLATE \(template)")
-                return
+                return true
             } catch {
-                failure = error
+                guard error.sqlState == "55006" else { throw error }
+                return false
             }
-            guard failure.sqlState == "55006", Date() < deadline else { throw failure }
-            Thread.sleep(forTimeInterval: 0.02)
         }
     }
 
