@@ -56,11 +56,11 @@ final class App: Responder {
     }
 
     private func route(_ route: Route?, _ request: Request, _ context: inout RequestContext) -> Response {
-        guard let route, route != .provisioning || provisioning != nil else { return HTTPError.notFound.response }
-        guard route.allowedMethods.contains(request.method) else {
-            return HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods).response
-        }
         do {
+            guard let route, route != .provisioning || provisioning != nil else { throw HTTPError.notFound }
+            guard route.allowedMethods.contains(request.method) else {
+                throw HTTPError.methodNotAllowed(request.method, allow: route.allowedMethods)
+            }
             if request.method == "OPTIONS" {
                 // A preflight needs no token, and touches no data: whether an article exists is
                 // for callers with a token to learn. A plain OPTIONS lists the methods.
@@ -101,29 +101,38 @@ final class App: Responder {
                 _ = try authenticate(request, &context)
                 return try articles(cached: true).read(id, request)
             }
-        } catch let error as AuthError {
+        } catch {
+            return response(for: error, &context)
+        }
+    }
+
+    /// The one place where what went wrong becomes an answer: the client's mistakes as they
+    /// were found, the database's troubles as a 503 when trying again may help, anything else
+    /// as a 500 that tells the client nothing (and the log everything).
+    private func response(for error: any Error, _ context: inout RequestContext) -> Response {
+        let answer: HTTPError
+        switch error {
+        case let error as HTTPError:
+            answer = error
+        case let error as AuthError:
             metrics.refused(reason: error.detail)
             context.refusal = error.reason
-            return error.response
-        } catch let error as HTTPError {
-            return error.response
-        } catch let error as PGError where error.constraint == "articles_name_length" {
-            // The worker's check matches the table's; should they ever differ, the table wins.
-            return HTTPError.fields(["name": ["Ensure this field has no more than \(ArticleName.maxLength) characters."]]).response
-        } catch let error as PGError where error.sqlState == .queryCanceled || error.sqlState == .lockNotAvailable {
+            answer = error.httpError
+        case let error as PGError where error.sqlState == .queryCanceled || error.sqlState == .lockNotAvailable:
             // statement_timeout or lock_timeout: the statement was stopped, the thread goes on.
             metrics.shared.databaseErrors.increment()
             logger.warning("database statement timed out", metadata: ["error": "\(error)"])
-            return .error(.serviceUnavailable, "The database did not answer in time; try again later.")
-        } catch let error as PGError where error.isConnectionError {
+            answer = HTTPError(status: .serviceUnavailable, detail: "The database did not answer in time; try again later.")
+        case let error as PGError where error.isConnectionError:
             metrics.shared.databaseErrors.increment()
             logger.warning("database unavailable", metadata: ["error": "\(error)"])
-            return .error(.serviceUnavailable, "The database is unavailable; try again later.")
-        } catch {
+            answer = HTTPError(status: .serviceUnavailable, detail: "The database is unavailable; try again later.")
+        default:
             if error is PGError { metrics.shared.databaseErrors.increment() }
             logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
-            return .error(.internalServerError, "A server error occurred.")
+            answer = HTTPError(status: .internalServerError, detail: "A server error occurred.")
         }
+        return answer.response
     }
 
     /// The caller, through the authenticator, noted in the request's context.

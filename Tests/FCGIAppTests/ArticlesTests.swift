@@ -4,13 +4,13 @@ import Testing
 
 @testable import FCGIApp
 
-/// One stack for the article tests, with `COGNITO_ADMIN_GROUP=editors`.
+/// One responder for the article tests, in process, with `COGNITO_ADMIN_GROUP=editors`.
 final class ArticlesStack: @unchecked Sendable {
     static let shared = Result { try ArticlesStack() }
-    let stack: Stack
+    let stack: any Service
 
     private init() throws {
-        stack = try Stack(environment: ["COGNITO_ADMIN_GROUP": "editors"])
+        stack = try InProcess(environment: ["COGNITO_ADMIN_GROUP": "editors"])
     }
 
     /// A new user and a valid ID token for it (in `groups`).
@@ -24,7 +24,7 @@ final class ArticlesStack: @unchecked Sendable {
 }
 
 @Suite(.lane()) struct ArticlesTests {
-    let shared: Stack
+    let shared: any Service
     init() throws { shared = try ArticlesStack.shared.get().stack }
 
     private func send(
@@ -48,7 +48,7 @@ final class ArticlesStack: @unchecked Sendable {
         let created = try send("POST", "/articles/", token, json: #"{"name": "First"}"#)
         #expect(created.status == 201)
         let article = try article(created)
-        #expect(created.header("Location") == "http://127.0.0.1:\(shared.httpPort)/articles/\(article.id)/")
+        #expect(created.header("Location") == "\(shared.baseURL)/articles/\(article.id)/")
         let keys = try #require(try JSONSerialization.jsonObject(with: created.body) as? [String: Any]).keys.sorted()
         #expect(keys == ["created_at", "id", "name", "owner", "updated_at"])
         #expect(article.owner == username)
@@ -212,7 +212,7 @@ final class ArticlesStack: @unchecked Sendable {
 
 @Suite(.lane()) struct PaginationTests {
     @Test func theLinkChainWalksEveryArticleExactlyOnce() throws {
-        let stack = try Stack()
+        let stack = try InProcess()
         let db = try stack.database.connect()
         try db.query("INSERT INTO users (username, email) VALUES ('pager', 'pager@example.com')")
         try db.query("INSERT INTO articles (name, owner_id) SELECT 'a' || g, (SELECT id FROM users) FROM generate_series(1, 2500) g")
@@ -250,7 +250,7 @@ final class ArticlesStack: @unchecked Sendable {
 
 @Suite(.lane()) struct CORSTests {
     @Test func listedOriginsGetCORSHeadersAndOthersNone() throws {
-        let stack = try Stack(environment: ["CORS_ALLOWED_ORIGINS": "http://localhost:3000, https://app.example.com"])
+        let stack = try InProcess(environment: ["CORS_ALLOWED_ORIGINS": "http://localhost:3000, https://app.example.com"])
         try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('web', 'web@example.com')")
         let token = TestPool.token(claims: TestPool.idClaims(email: "web@example.com"))
 

@@ -6,15 +6,15 @@ import Testing
 
 @testable import FCGIApp
 
-/// Settings other than the defaults: access tokens, several clients, no leeway.
+/// Settings other than the defaults, in process: access tokens, several clients, no leeway.
 @Suite(.lane()) struct TokenModeTests {
-    private func get(_ stack: Stack, _ token: String) throws -> (Int, String?) {
+    private func get(_ stack: any Service, _ token: String) throws -> (Int, String?) {
         let response = try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)")])
         return (response.status, response.json?["detail"])
     }
 
     @Test func accessTokensMapBySubAndCheckClientID() throws {
-        let stack = try Stack(environment: ["COGNITO_TOKEN_USE": "access", "AWS_APP_CLIENT_ID": "other-client, \(TestPool.clientID)"])
+        let stack = try InProcess(environment: ["COGNITO_TOKEN_USE": "access", "AWS_APP_CLIENT_ID": "other-client, \(TestPool.clientID)"])
         let db = try stack.database.connect()
         try db.query("INSERT INTO users (username, email, cognito_sub) VALUES ('bound', 'bound@example.com', 'sub-bound')")
         try db.query("INSERT INTO users (username, email) VALUES ('unbound', 'unbound@example.com')")
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func aCachedTokenIsRefusedOnceItExpires() throws {
-        let stack = try Stack(environment: ["COGNITO_LEEWAY_SECONDS": "0"])
+        let stack = try InProcess(environment: ["COGNITO_LEEWAY_SECONDS": "0"])
         try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('brief', 'brief@example.com')")
         let now = Date().timeIntervalSince1970
         var claims = TestPool.idClaims(email: "brief@example.com", now: Int(now))

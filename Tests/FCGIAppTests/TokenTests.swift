@@ -4,22 +4,23 @@ import Testing
 
 @testable import FCGIApp
 
-/// One stack for the token tests: its JWKS holds the pool's key, a 1024-bit key and an
-/// encryption key (both unusable, so tokens naming them are refused).
+/// The token tables, in process: the responder's JWKS holds the pool's key, a 1024-bit key and
+/// an encryption key (both unusable, so tokens naming them are refused). What needs nginx and the
+/// worker's log is in `TokenEndToEndTests`.
 final class TokenStack: @unchecked Sendable {
     static let shared = Result { try TokenStack() }
     static let smallKey = try! RSAPrivateKey(generatingBits: 1024)
 
-    let stack: Stack
+    let stack: any Service
 
-    private init() throws {
+    init(_ start: ([String: String]) throws -> any Service = { try InProcess(environment: $0) }) throws {
         let dir = try TestEnvironment.scratchFolder("keys")
         let keys = [
             TestPool.jwk(TestPool.key, kid: TestPool.kid),
             TestPool.jwk(Self.smallKey, kid: "small-1024"),
             TestPool.jwk(TestPool.otherKey, kid: "enc-key", extra: ["use": "enc"]),
         ]
-        stack = try Stack(environment: try TestPool.environment(dir: dir, keys: keys))
+        stack = try start(try TestPool.environment(dir: dir, keys: keys))
     }
 
     /// A user with a unique name; bound to `sub` when given.
@@ -273,21 +274,31 @@ final class TokenStack: @unchecked Sendable {
         let inactiveBySub = try shared.stack.database.connect().query("SELECT cognito_sub FROM users WHERE username = $1", inactive.username)
         try expectRefused(TestPool.token(claims: TestPool.idClaims(sub: inactiveBySub.first!["cognito_sub"]!, email: inactive.email)), "User is inactive.")
     }
+}
+
+/// What only the whole stack shows: nginx's own answers and the worker's log.
+@Suite(.lane()) struct TokenEndToEndTests {
+    static let stack = Result { try Stack() }
+    let stack: Stack
+    init() throws { stack = try Self.stack.get() }
 
     @Test func twoAuthorizationHeadersAreNginxsJSON400() throws {
-        let token = try validToken()
-        let response = try shared.stack.get("/articles/", headers: [("Authorization", "Bearer \(token)"), ("Authorization", "Bearer \(token)")])
+        // A token that alone would be taken: nginx, not the worker, refuses the pair.
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('twice', 'twice@example.com')")
+        let token = TestPool.token(claims: TestPool.idClaims(email: "twice@example.com"))
+        #expect(try stack.get("/articles/", headers: [("Authorization", token)]).status == 200)
+        let response = try stack.get("/articles/", headers: [("Authorization", "Bearer \(token)"), ("Authorization", "Bearer \(token)")])
         #expect(response.status == 400)
         #expect(response.json == ["detail": "Bad request."])
     }
 
     @Test func aRefusedTokenNeverReachesTheLogs() throws {
         let token = TestPool.token(claims: TestPool.idClaims(email: "nobody-\(UUID())@example.com"))
-        _ = try shared.get(token)
-        _ = try shared.get(String(token.dropLast(4)))
+        _ = try stack.get("/articles/", headers: [("Authorization", token)])
+        _ = try stack.get("/articles/", headers: [("Authorization", String(token.dropLast(4)))])
         let parts = token.split(separator: ".")
-        #expect(!shared.stack.worker.output.contains(String(parts[1])))
-        #expect(!shared.stack.worker.output.contains(String(parts[2])))
+        #expect(!stack.worker.output.contains(String(parts[1])))
+        #expect(!stack.worker.output.contains(String(parts[2])))
     }
 }
 

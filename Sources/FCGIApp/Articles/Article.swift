@@ -72,6 +72,7 @@ struct UTCTimestamp: PGDecodable {
 /// characters counted as code points (as PostgreSQL's `char_length` counts them).
 enum ArticleName {
     static let maxLength = 50
+    static let tooLong = HTTPError.fields(["name": ["Ensure this field has no more than \(maxLength) characters."]])
 
     /// The validated name from the body's `name` member (`nil` when the body has none).
     static func validate(_ value: JSONValue?) throws(HTTPError) -> String {
@@ -83,9 +84,7 @@ enum ArticleName {
         let scalars = raw.unicodeScalars
         let name = String(String.UnicodeScalarView(scalars.drop(while: isSpace).reversed().drop(while: isSpace).reversed()))
         if name.isEmpty { throw invalid("This field may not be blank.") }
-        if name.unicodeScalars.count > maxLength {
-            throw invalid("Ensure this field has no more than \(maxLength) characters.")
-        }
+        if name.unicodeScalars.count > maxLength { throw tooLong }
         return name
     }
 

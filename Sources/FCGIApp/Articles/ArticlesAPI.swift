@@ -65,12 +65,10 @@ struct ArticlesAPI {
             _ = try authenticate()  // a caller who may not write learns that first
             throw error
         }
-        let created: ArticleStore.Owned
-        if let owned = try creator.create(name: name, asUserOf: claims, using: db) {
-            created = owned
-        } else {
+        let created = try Self.storingName {
+            if let owned = try creator.create(name: name, asUserOf: claims, using: db) { return owned }
             let caller = try authenticate()
-            created = ArticleStore.Owned(article: try ArticleStore.create(name: name, owner: caller.user, in: db), ownerID: caller.user.id)
+            return ArticleStore.Owned(article: try ArticleStore.create(name: name, owner: caller.user, in: db), ownerID: caller.user.id)
         }
         var response = Self.representation(created.article, ownerID: created.ownerID).response(status: .created)
         response.headers.append(("Location", "\(request.baseURL)/articles/\(created.article.id)/"))
@@ -97,10 +95,12 @@ struct ArticlesAPI {
     func update(_ id: Int64, _ request: Request, by caller: Caller, partial: Bool) throws -> Response {
         let value = try request.fields()["name"]
         let name = partial && value == nil ? nil : try ArticleName.validate(value)
-        let (article, ownerID) = try db.transaction { db in
-            let current = try checkedForChange(id, request, by: caller)
-            guard let name else { return (current.article, current.ownerID) }
-            return (try ArticleStore.rename(id, to: name, in: db), current.ownerID)
+        let (article, ownerID) = try Self.storingName {
+            try db.transaction { db in
+                let current = try checkedForChange(id, request, by: caller)
+                guard let name else { return (current.article, current.ownerID) }
+                return (try ArticleStore.rename(id, to: name, in: db), current.ownerID)
+            }
         }
         return Self.representation(article, ownerID: ownerID).response()
     }
@@ -112,6 +112,16 @@ struct ArticlesAPI {
             try ArticleStore.delete(id, in: db)
         }
         return Response(status: .noContent)
+    }
+
+    /// Runs statements that store a name. The worker's check matches the table's; should they
+    /// ever differ, the table wins, with the same answer.
+    private static func storingName<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as PGError where error.constraint == "articles_name_length" {
+            throw ArticleName.tooLong
+        }
     }
 
     /// The article, locked, after checking that `caller` may change it and that `If-Match`

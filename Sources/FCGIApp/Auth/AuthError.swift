@@ -35,12 +35,12 @@ struct AuthError: Error, Sendable, Equatable {
     static let malformed = invalid("Malformed token.")
     static let badHeader = invalid(#"Invalid Authorization header: expected "Bearer <token>"."#)
 
-    /// `{"detail": ...}` with the RFC 6750 challenge on a 401.
-    var response: Response {
-        guard status == .unauthorized else { return .error(status, detail) }
+    /// The answer: `{"detail": ...}`, with the RFC 6750 challenge on a 401.
+    var httpError: HTTPError {
+        guard status == .unauthorized else { return HTTPError(status: status, detail: detail) }
         let challenge = credentialsPresent
             ? #"Bearer realm="\#(Self.realm)", error="invalid_token", error_description="\#(detail)""#
             : #"Bearer realm="\#(Self.realm)""#
-        return .error(status, detail, headers: [("WWW-Authenticate", challenge)])
+        return HTTPError(status: status, detail: detail, headers: [("WWW-Authenticate", challenge)])
     }
 }

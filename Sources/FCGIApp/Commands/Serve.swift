@@ -35,43 +35,24 @@ struct Serve: ParsableCommand {
         }
         probe.close()
 
-        // Requests get 503 until the keys load; a request with an unknown kid retries.
-        let metrics = Metrics()
-        let keys = KeyStore(source: config.cognito.keySource, logger: logger, metrics: metrics)
-        keys.reload(force: true)
-        let verifier = TokenVerifier(config: config.cognito, keys: keys, metrics: metrics)
-
+        let services = try Services(config: config, logger: logger)
         try FastCGIServer.initialiseLibrary()
         let server = try FastCGIServer(
             listener: try Listener.open(config.listen), requestTimeout: .seconds(config.requestTimeoutSeconds),
             allowedPeers: config.allowedPeers, logger: logger)
-        let conninfo = config.databaseURL
-        let settings = config.sessionSettings
-        let cors = config.cors
-        let provisioning = config.provisioning
-        let autoProvision = config.autoProvisionUsers
-        let creator = ArticleCreator(metrics: metrics)
-        let revoked = RevokedSessions()
-        let changes = ChangeFeed(sessions: SessionHandlers(load: revoked.replace, apply: revoked.apply), metrics: metrics)
-        try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         if let systemd {
-            try Self.notifyWhenReady(systemd, keys: keys, server: server, threads: config.threads, logger: logger)
+            try Self.notifyWhenReady(systemd, keys: services.keys, server: server, threads: config.threads, logger: logger)
         }
         try server.run(
             threads: config.threads,
             reload: {
                 systemd?.send("RELOADING=1")
-                keys.reload(force: true)
+                services.keys.reload(force: true)
                 systemd?.send("READY=1")
             },
             stopping: { systemd?.send("STOPPING=1") }
-        ) {
-            App(
-                database: Connection(lazy: conninfo, settings: settings),
-                authenticator: Authenticator(verifier: verifier, revoked: revoked, autoProvision: autoProvision),
-                creator: creator, changes: changes, metrics: metrics, cors: cors, provisioning: provisioning, logger: logger)
-        }
+        ) { services.app() }
     }
 
     /// Tells systemd `READY=1` once the signing keys are loaded (the database answered at

@@ -3,7 +3,7 @@ import Testing
 
 /// The worker behind a real nginx, on a migrated database of its own: what `scripts/run`
 /// starts, on free ports, with nginx configured by `scripts/nginx-conf` from the production site.
-final class Stack: @unchecked Sendable {
+final class Stack: Service, @unchecked Sendable {
     enum Listen {
         /// `FCGI_LISTEN=unix:…`: the worker creates the socket.
         case unix
@@ -96,9 +96,7 @@ final class Stack: @unchecked Sendable {
         throw HTTPClient.Failure(description: "the stack did not become healthy; worker log: \(worker.output)")
     }
 
-    func get(_ path: String, headers: [(String, String)] = []) throws -> HTTPResponse {
-        try HTTPClient.request(port: httpPort, path: path, headers: headers)
-    }
+    var baseURL: String { "http://127.0.0.1:\(httpPort)" }
 
     func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: Data? = nil) throws -> HTTPResponse {
         try HTTPClient.request(port: httpPort, method: method, path: path, headers: headers, body: body)

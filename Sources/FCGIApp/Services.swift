@@ -1,0 +1,39 @@
+import Logging
+import PG
+
+/// What the serving threads of one worker share, made from its configuration: the signing keys,
+/// the token verifier, the revoked sessions, the change feed and the metrics. Each thread asks
+/// it for an `App` of its own.
+final class Services: Sendable {
+    let config: Config
+    let metrics = Metrics()
+    let keys: KeyStore
+    let verifier: TokenVerifier
+    let changes: ChangeFeed
+    private let revoked = RevokedSessions()
+    private let creator: ArticleCreator
+    private let logger: Logger
+
+    /// Loads the keys once (requests get 503 until they load; a request with an unknown kid
+    /// retries) and starts following the database's changes.
+    init(config: Config, logger: Logger) throws(SystemError) {
+        self.config = config
+        self.logger = logger
+        keys = KeyStore(source: config.cognito.keySource, logger: logger, metrics: metrics)
+        keys.reload(force: true)
+        verifier = TokenVerifier(config: config.cognito, keys: keys, metrics: metrics)
+        creator = ArticleCreator(metrics: metrics)
+        changes = ChangeFeed(sessions: SessionHandlers(load: revoked.replace, apply: revoked.apply), metrics: metrics)
+        try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
+    }
+
+    /// A responder for one thread, with a database connection of its own (made at its first
+    /// request).
+    func app() -> App {
+        App(
+            database: Connection(lazy: config.databaseURL, settings: config.sessionSettings),
+            authenticator: Authenticator(verifier: verifier, revoked: revoked, autoProvision: config.autoProvisionUsers),
+            creator: creator, changes: changes, metrics: metrics, cors: config.cors, provisioning: config.provisioning,
+            logger: logger)
+    }
+}
