@@ -6,6 +6,9 @@ import Testing
 
 @testable import FCGIApp
 
+// Kept whole (about 280 lines): every test here runs workers on one database through the same
+// helpers (users with tokens, pairs of workers, waiting for the feed), kept private to them.
+
 /// The change feed (logical decoding) and what the caches promise with it: an answer reflects
 /// every write answered before the request, by any worker on the database; psql's changes show
 /// on every thread at once; a feed that stops or falls behind is noticed, and caches are
@@ -277,23 +280,4 @@ import Testing
         #expect(try count() == 2)
     }
 
-    @Test func checkConfigSaysWhatTheFeedNeeds() throws {
-        let database = try TestDatabase.migrated()
-        let pool = try TestPool.environment(dir: TestEnvironment.scratchFolder("check"))
-        let binary = try TestEnvironment.binary()
-        let good = try run(binary, ["check-config", "--database"], environment: pool.merging([
-            "DATABASE_URL": try database.conninfo(user: "articles_app"),
-        ]) { $1 })
-        #expect(good.status == 0, "\(good.output)")
-        #expect(good.output.contains("change feed: ok (wal_level logical"))
-        // A role without REPLICATION is named as the problem.
-        let admin = try database.connect()
-        try admin.query("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'no_replication') THEN CREATE ROLE no_replication LOGIN; END IF; END $$")
-        let refused = try run(binary, ["check-config", "--database"], environment: pool.merging([
-            "DATABASE_URL": try database.conninfo(user: "articles_app"),
-            "DATABASE_FEED_URL": try database.conninfo(user: "no_replication"),
-        ]) { $1 })
-        #expect(refused.status != 0)
-        #expect(refused.output.contains("REPLICATION"), "\(refused.output)")
-    }
 }

@@ -86,4 +86,21 @@ import Testing
         let articles = try Self.code(of: Part(path: "FCGIApp/Articles")).map(\.text).joined()
         #expect(articles.contains("import PG") && !articles.contains("SELECT"))
     }
+
+    /// A Swift file longer than `longFile` lines says near its top why it stays whole
+    /// (`// Kept whole ...`); otherwise it is split by concern.
+    @Test func longFilesSayWhyTheyStayWhole() throws {
+        let longFile = 250
+        var unexplained: [String] = []
+        for folder in ["Sources", "Tests"] {
+            let root = TestEnvironment.path(folder)
+            for file in try FileManager.default.subpathsOfDirectory(atPath: root).filter({ $0.hasSuffix(".swift") }).sorted() {
+                let lines = try String(contentsOfFile: "\(root)/\(file)", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+                if lines.count > longFile && !lines.prefix(15).contains(where: { $0.hasPrefix("// Kept whole") }) {
+                    unexplained.append("\(folder)/\(file): \(lines.count) lines")
+                }
+            }
+        }
+        #expect(unexplained.isEmpty, "\(unexplained.joined(separator: "\n"))")
+    }
 }

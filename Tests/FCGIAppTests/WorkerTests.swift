@@ -234,33 +234,4 @@ import Testing
         #expect(stack.worker.pid == worker && stack.worker.isRunning)
     }
 
-    @Test func refusesToStartWithoutADatabase() throws {
-        let dir = try TestEnvironment.scratchFolder("nodb")
-        let result = try run(try TestEnvironment.binary(), ["serve"], environment: try TestPool.environment(dir: dir).merging([
-            "DATABASE_URL": "host=\(dir) port=5432 user=postgres dbname=articles connect_timeout=2",
-            "FCGI_LISTEN": "unix:\(dir)/fcgi.sock",
-        ]) { $1 })
-        #expect(result.status != 0)
-        #expect(result.output.contains("cannot connect to the database"))
-        #expect(!FileManager.default.fileExists(atPath: "\(dir)/fcgi.sock"))
-    }
-
-    @Test func refusesToStartOnADatabaseNotMigrated() throws {
-        let dir = try TestEnvironment.scratchFolder("unmigrated")
-        let database = TestDatabase(name: "u_" + UUID().uuidString.prefix(8).lowercased())
-        try Connection(database.conninfo(database: "postgres")).query("CREATE DATABASE \(database.name)")
-        let result = try run(try TestEnvironment.binary(), ["serve"], environment: try TestPool.environment(dir: dir).merging([
-            "DATABASE_URL": try database.conninfo(), "FCGI_LISTEN": "unix:\(dir)/fcgi.sock",
-        ]) { $1 })
-        #expect(result.status != 0)
-        #expect(result.output.contains("is the database migrated? articles-fcgi migrate"), "\(result.output)")
-    }
-}
-
-/// Responses collected from several client threads.
-final class Results: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [(status: Int, body: String)] = []
-    func add(_ status: Int, _ body: String) { lock.withLock { items.append((status, body)) } }
-    var all: [(status: Int, body: String)] { lock.withLock { items } }
 }
