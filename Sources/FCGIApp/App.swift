@@ -7,28 +7,27 @@ import PG
 final class App: Responder {
     let database: Connection
     let authenticator: Authenticator
-    let creator: ArticleCreator
-    let cors: CORSPolicy
-    /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
-    let provisioning: ProvisioningSecret?
-    let logger: Logger
+    /// What every thread of the worker shares: its configuration, keys, feed and metrics.
+    let services: Services
     private let caches: ThreadCaches
     private let metrics: ThreadMetrics
     /// The connection's session at the last request: a later one means it connected again.
     private var session = 0
 
-    init(
-        database: Connection, authenticator: Authenticator, creator: ArticleCreator, changes: ChangeFeed, metrics: Metrics,
-        cors: CORSPolicy = CORSPolicy(), provisioning: ProvisioningSecret? = nil, logger: Logger
-    ) {
+    private var creator: ArticleCreator { services.creator }
+    private var cors: CORSPolicy { services.config.cors }
+    /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
+    private var provisioning: ProvisioningSecret? { services.config.provisioning }
+    private var logger: Logger { services.logger }
+
+    /// A responder on `database` (this thread's own connection).
+    init(database: Connection, services: Services) {
         self.database = database
-        self.authenticator = authenticator
-        self.creator = creator
-        self.cors = cors
-        self.provisioning = provisioning
-        self.logger = logger
-        caches = ThreadCaches(changes: changes, metrics: metrics)
-        self.metrics = ThreadMetrics(metrics)
+        self.services = services
+        authenticator = Authenticator(
+            verifier: services.verifier, revoked: services.revoked, autoProvision: services.config.autoProvisionUsers)
+        caches = ThreadCaches(changes: services.changes, metrics: services.metrics)
+        metrics = ThreadMetrics(services.metrics)
     }
 
     func respond(to request: Request) -> Answer {

@@ -10,9 +10,9 @@ final class Services: Sendable {
     let keys: KeyStore
     let verifier: TokenVerifier
     let changes: ChangeFeed
-    private let revoked = RevokedSessions()
-    private let creator: ArticleCreator
-    private let logger: Logger
+    let revoked = RevokedSessions()
+    let creator: ArticleCreator
+    let logger: Logger
 
     /// Loads the keys once (requests get 503 until they load; a request with an unknown kid
     /// retries) and starts following the database's changes.
@@ -30,10 +30,6 @@ final class Services: Sendable {
     /// A responder for one thread, with a database connection of its own (made at its first
     /// request).
     func app() -> App {
-        App(
-            database: Connection(lazy: config.databaseURL, settings: config.sessionSettings),
-            authenticator: Authenticator(verifier: verifier, revoked: revoked, autoProvision: config.autoProvisionUsers),
-            creator: creator, changes: changes, metrics: metrics, cors: config.cors, provisioning: config.provisioning,
-            logger: logger)
+        App(database: Connection(lazy: config.databaseURL, settings: config.sessionSettings), services: self)
     }
 }
