@@ -182,7 +182,7 @@ import Testing
         #expect(statuses == Array(repeating: 401, count: all))
     }
 
-    @Test func aFrozenFeedIsNoticedAndCachesAreBypassedMeanwhile() throws {
+    @Test(.lane(.long)) func aFrozenFeedIsNoticedAndCachesAreBypassedMeanwhile() throws {
         let stack = try Stack()
         let owner = try user("fz", in: stack.database)
         let db = try stack.database.connect()

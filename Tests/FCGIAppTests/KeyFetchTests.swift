@@ -78,7 +78,7 @@ final class JWKSServer: @unchecked Sendable {
         #expect(stack.worker.output.contains("key \\\"small\\\": 1024-bit modulus, under 2048") || stack.worker.output.contains("small"))
     }
 
-    @Test func aHangingServerIsAbandonedWithinFiveSeconds() throws {
+    @Test(.lane(.long)) func aHangingServerIsAbandonedWithinFiveSeconds() throws {
         let server = try JWKSServer()
         let database = try TestDatabase.migrated()
         let started = Date()

@@ -6,7 +6,7 @@ import Testing
 
 /// scripts/run as a new user runs it: ready line, answers through nginx, Ctrl-C stops every
 /// process, and the next run keeps the data.
-@Suite(.lane(.long), .serialized) struct RunScriptTests {
+@Suite(.lane(.long)) struct RunScriptTests {
     @Test func runStartsTheStackStopsItCleanlyAndKeepsDataAcrossRuns() throws {
         let runDir = try TestEnvironment.scratchFolder("run")
         let port = try TestEnvironment.freePort()
