@@ -41,11 +41,11 @@ import Testing
             "DATABASE_URL": "postgresql://app@db/articles", "FCGI_LISTEN": "unix:/run/articles-fcgi.sock",
             "FCGI_THREADS": "16", "LOG_LEVEL": "WARNING", "AWS_USER_POOLS_ID": "us-east-1_Xy9", "AWS_REGION": "us-east-1",
             "AWS_APP_CLIENT_ID": "a, b", "COGNITO_TOKEN_USE": "id,access", "COGNITO_JWKS_FILE": "/etc/jwks.json",
-            "COGNITO_LEEWAY_SECONDS": "5",
+            "COGNITO_LEEWAY_SECONDS": "5", "LOG_REQUESTS": "false",
         ])
         #expect(config == Config(
             databaseURL: "postgresql://app@db/articles", listen: .unix(path: "/run/articles-fcgi.sock"),
-            threads: 16, logLevel: .warning,
+            threads: 16, logLevel: .warning, logRequests: false,
             cognito: CognitoConfig(
                 poolID: "us-east-1_Xy9", region: "us-east-1", clientIDs: ["a", "b"], tokenUses: [.id, .access],
                 keySource: .file("/etc/jwks.json"), leewaySeconds: 5)))
@@ -87,6 +87,8 @@ import Testing
         ("FCGI_THREADS", "0", "FCGI_THREADS must be a whole number from 1 to 512, got \"0\""),
         ("FCGI_THREADS", "eight", "FCGI_THREADS must be a whole number from 1 to 512, got \"eight\""),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be debug, info, warning or error, got \"verbose\""),
+        ("LOG_REQUESTS", "off", "LOG_REQUESTS must be true or false, got \"off\""),
+        ("AUTO_PROVISION_USERS", "yes", "AUTO_PROVISION_USERS must be true or false, got \"yes\""),
         ("FCGI_WEB_SERVER_ADDRS", "10.0.0.1,nginx", "FCGI_WEB_SERVER_ADDRS must be comma-separated IPv4 addresses, got \"nginx\""),
         ("FCGI_REQUEST_TIMEOUT_SECONDS", "0", "FCGI_REQUEST_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"0\""),
         ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "1.5", "DATABASE_STATEMENT_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"1.5\""),
@@ -136,6 +138,7 @@ import Testing
             DATABASE_STATEMENT_TIMEOUT_SECONDS=5
             DATABASE_LOCK_TIMEOUT_SECONDS=2
             LOG_LEVEL=info
+            LOG_REQUESTS=true
             AWS_USER_POOLS_ID=ap-southeast-2_AbC123
             AWS_APP_CLIENT_ID=client1
             COGNITO_TOKEN_USE=id

@@ -59,4 +59,24 @@ import Testing
             #expect(!stack.worker.output.contains(secret))
         }
     }
+
+    /// `LOG_REQUESTS=false` (the systemd unit's setting): the worker's events, and no line per request.
+    @Test func withoutRequestLinesEveryEventIsStillLogged() throws {
+        let stack = try Stack(environment: ["LOG_LEVEL": "info", "LOG_REQUESTS": "false"])
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('quiet', 'quiet@example.com')")
+        let token = TestPool.token(claims: TestPool.idClaims(email: "quiet@example.com"))
+        for _ in 0..<20 {
+            #expect(try stack.get("/articles/", headers: [("Authorization", token)]).status == 200)
+        }
+        #expect(try stack.get("/articles/").status == 401)
+        // The feed connects beside serving; its line comes once it follows.
+        try waitFor("the change feed's line", within: 10) { stack.worker.output.contains("following database changes") }
+        stack.nginx.stop()
+        stack.worker.stop()
+        let output = stack.worker.output
+        for event in ["msg=\"database reachable\"", "msg=\"signing keys loaded\"", "msg=serving", "msg=\"following database changes\"", "msg=stopped"] {
+            #expect(output.contains(event), "\(event)")
+        }
+        #expect(!output.contains(" msg=request "), "\(output)")
+    }
 }

@@ -21,6 +21,9 @@ struct Config: Sendable, Equatable {
     var threads: Int
     /// `LOG_LEVEL`.
     var logLevel: Logger.Level
+    /// `LOG_REQUESTS`: a line per request at `info` (nginx's access log has them too; the
+    /// systemd unit turns them off so the journal's rate limit never drops the worker's events).
+    var logRequests = true
     /// The Cognito user pool and the tokens it accepts.
     var cognito: CognitoConfig
     /// `CORS_ALLOWED_ORIGINS`.
@@ -70,6 +73,14 @@ struct Config: Sendable, Equatable {
             }
             return number
         }
+        func boolean(_ name: String, default fallback: Bool) throws(ConfigError) -> Bool {
+            switch value(name) {
+            case nil: return fallback
+            case "true": return true
+            case "false": return false
+            case let text?: throw ConfigError("\(name) must be true or false, got \"\(text)\"")
+            }
+        }
         var level = Logger.Level.info
         if let text = value("LOG_LEVEL") {
             let levels: [String: Logger.Level] = [
@@ -86,16 +97,11 @@ struct Config: Sendable, Equatable {
             listen: try value("FCGI_LISTEN").map { text throws(ConfigError) in try ListenAddress(parsing: text) },
             threads: threads,
             logLevel: level,
+            logRequests: try boolean("LOG_REQUESTS", default: true),
             cognito: try CognitoConfig.fromEnvironment(value),
             cors: try value("CORS_ALLOWED_ORIGINS").map { text throws(ConfigError) in try CORSPolicy(parsing: text) } ?? CORSPolicy(),
             provisioning: try ProvisioningSecret.fromEnvironment(value),
-            autoProvisionUsers: try value("AUTO_PROVISION_USERS").map { text throws(ConfigError) in
-                switch text {
-                case "true": return true
-                case "false": return false
-                default: throw ConfigError("AUTO_PROVISION_USERS must be true or false, got \"\(text)\"")
-                }
-            } ?? false,
+            autoProvisionUsers: try boolean("AUTO_PROVISION_USERS", default: false),
             requestTimeoutSeconds: try seconds("FCGI_REQUEST_TIMEOUT_SECONDS", default: defaultRequestTimeoutSeconds),
             statementTimeoutSeconds: try seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", default: defaultStatementTimeoutSeconds),
             lockTimeoutSeconds: try seconds("DATABASE_LOCK_TIMEOUT_SECONDS", default: defaultLockTimeoutSeconds),
@@ -160,6 +166,7 @@ struct Config: Sendable, Equatable {
             ("DATABASE_STATEMENT_TIMEOUT_SECONDS", String(statementTimeoutSeconds)),
             ("DATABASE_LOCK_TIMEOUT_SECONDS", String(lockTimeoutSeconds)),
             ("LOG_LEVEL", logLevel.rawValue),
+            ("LOG_REQUESTS", String(logRequests)),
             ("AWS_USER_POOLS_ID", cognito.poolID),
             ("AWS_APP_CLIENT_ID", cognito.clientIDs.joined(separator: ",")),
             ("COGNITO_TOKEN_USE", CognitoConfig.TokenUse.allCases.filter(cognito.tokenUses.contains).map(\.rawValue).joined(separator: ",")),

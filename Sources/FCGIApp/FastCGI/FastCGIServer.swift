@@ -37,6 +37,7 @@ final class FastCGIServer: Sendable {
     private let runningThreads = Atomic<Int>(0)
     /// Events being handled, and requests answered since start: together they tell a worker
     /// that is idle or making progress from one whose threads are all stuck.
+    private let logRequests: Bool
     private let busy = Atomic<Int>(0)
     private let answered = Atomic<Int>(0)
 
@@ -47,11 +48,14 @@ final class FastCGIServer: Sendable {
         guard FCGX_Init() == 0 else { throw ConfigError("libfcgi failed to initialise (FCGX_Init)") }
     }
 
+    /// With `logRequests`, a line per request at `info` (gathered per thread).
     init(
-        listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logger: Logger
+        listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logRequests: Bool = true,
+        logger: Logger
     ) throws(SystemError) {
         self.listener = listener
         self.requestTimeout = requestTimeout
+        self.logRequests = logRequests
         self.logger = logger
         connections = try ConnectionSet(listener: listener, timeout: requestTimeout, allowedPeers: allowedPeers, logger: logger)
     }
@@ -130,7 +134,8 @@ final class FastCGIServer: Sendable {
 
     private func serveLoop(responder: any Responder) {
         let serving = FastCGIConnection.Serving(
-            responder: responder, log: logger.logLevel <= .info ? LogSink.standardError.gathering() : nil, logger: logger,
+            responder: responder, log: logRequests && logger.logLevel <= .info ? LogSink.standardError.gathering() : nil,
+            logger: logger,
             answered: { [self] in answered.add(1, ordering: .releasing) })
         var scratch = [UInt8](repeating: 0, count: 64 * 1024)
         while let event = connections.next() {
