@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 @testable import FCGIApp
@@ -10,6 +11,23 @@ import Testing
             time: "2026-11-27T12:40:00.123Z", level: .info, message: "request refused",
             metadata: ["status": "401", "reason": #"bad "kid" = x"#, "path": "/articles/", "empty": "", "multi": "a\nb\u{1}é"])
         #expect(String(decoding: line, as: UTF8.self) == #"time=2026-11-27T12:40:00.123Z level=info msg="request refused" empty="" multi="a\nb\u{1}é" path=/articles/ reason="bad \"kid\" = x" status=401"# + "\n")
+    }
+
+    @Test func aRepeatedWarningIsWrittenOncePerIntervalWithTheCountHeldBack() {
+        let clock = Mutex<Int64>(0)
+        let filter = RepeatFilter(interval: .seconds(5)) { clock.withLock { $0 } }
+        #expect(filter.admit("database unavailable") == 0)
+        #expect(filter.admit("database unavailable") == nil)
+        #expect(filter.admit("database unavailable") == nil)
+        #expect(filter.admit("request failed") == 0, "another message is not held back")
+        clock.withLock { $0 = 4_999_999_999 }
+        #expect(filter.admit("database unavailable") == nil)
+        clock.withLock { $0 = 5_000_000_000 }
+        #expect(filter.admit("database unavailable") == 3)
+        #expect(filter.admit("database unavailable") == nil)
+        clock.withLock { $0 = 20_000_000_000 }
+        #expect(filter.admit("database unavailable") == 1)
+        #expect(filter.admit("request failed") == 0)
     }
 
     @Test func timesAreUTCWithMilliseconds() {

@@ -223,6 +223,9 @@ import Testing
             #expect(response.header("Content-Type") == "application/json")
             #expect(response.json == ["status": "unavailable", "detail": "database unavailable"])
         }
+        // The same warning each time: written once per 5 s, not once per request.
+        let warnings = stack.worker.output.components(separatedBy: "msg=\"health check: database unavailable\"").count - 1
+        #expect((1...2).contains(warnings), "\(warnings) lines for 8 requests")
 
         let restarted = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
         try #require(restarted.status == 0, "\(restarted.output)")

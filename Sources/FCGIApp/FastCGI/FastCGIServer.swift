@@ -35,9 +35,10 @@ final class FastCGIServer: Sendable {
     private let connections: ConnectionSet
     private let logger: Logger
     private let runningThreads = Atomic<Int>(0)
+    /// `LOG_REQUESTS`: a line per request at `info`.
+    private let logRequests: Bool
     /// Events being handled, and requests answered since start: together they tell a worker
     /// that is idle or making progress from one whose threads are all stuck.
-    private let logRequests: Bool
     private let busy = Atomic<Int>(0)
     private let answered = Atomic<Int>(0)
 
