@@ -100,40 +100,6 @@ final class LogSink: Sendable {
 /// `time=2026-11-27T12:40:00.123Z level=info msg="signing keys loaded" kids=abc`.
 /// Metadata follows in key order; values are quoted when they hold spaces, quotes, `=` or
 /// control characters. No locale, no time zone files.
-/// Holds back a warning or error that repeats: the same message is written at most once per
-/// `interval`, and the next one written says how many were held back (`repeated=N`). A failure
-/// that hits every request (the database gone under load, a flood of broken FastCGI records)
-/// then writes a line every few seconds rather than one per request, so a journal's rate limit
-/// is never reached and never drops the worker's other lines.
-final class RepeatFilter: Sendable {
-    static let shared = RepeatFilter()
-
-    private let interval: Int64
-    private let now: @Sendable () -> Int64
-    /// By message (the worker's messages are fixed text; what varies is in the metadata): when
-    /// the next may be written, and how many were held back since the last.
-    private let seen = Mutex<[String: (next: Int64, held: Int)]>([:])
-
-    init(interval: Duration = .seconds(5), now: @escaping @Sendable () -> Int64 = monotonicNanoseconds) {
-        self.interval = interval.nanoseconds
-        self.now = now
-    }
-
-    /// nil when this one is held back; else how many were held back before it.
-    func admit(_ message: String) -> Int? {
-        let time = now()
-        return seen.withLock { seen in
-            if let entry = seen[message], time < entry.next {
-                seen[message]!.held += 1
-                return nil
-            }
-            let held = seen[message]?.held ?? 0
-            seen[message] = (time + interval, 0)
-            return held
-        }
-    }
-}
-
 struct LogfmtHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level
