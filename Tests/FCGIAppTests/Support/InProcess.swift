@@ -26,8 +26,7 @@ extension Service {
 /// configuration, keys, change feed and caches as `serve` builds from the environment, without
 /// nginx and libfcgi in between. Requests are built as nginx would pass them (path and query
 /// apart, header names in lower case, the body's length, `Host` without its port and the port
-/// apart); each calling thread gets an `App` of
-/// its own, as each serving thread does.
+/// apart); each calling thread gets an `App` of its own, as each serving thread does.
 final class InProcess: Service, @unchecked Sendable {
     let dir: String
     let database: TestDatabase
