@@ -16,14 +16,14 @@ final class TokenStack: @unchecked Sendable {
 
     let stack: any Service
 
-    init(_ start: ([String: String]) throws -> any Service = { try InProcess(environment: $0) }) throws {
+    private init() throws {
         let dir = try TestEnvironment.scratchFolder("keys")
         let keys = [
             TestPool.jwk(TestPool.key, kid: TestPool.kid),
             TestPool.jwk(Self.smallKey, kid: "small-1024"),
             TestPool.jwk(TestPool.otherKey, kid: "enc-key", extra: ["use": "enc"]),
         ]
-        stack = try start(try TestPool.environment(dir: dir, keys: keys))
+        stack = try InProcess(environment: try TestPool.environment(dir: dir, keys: keys))
     }
 
     /// A user with a unique name; bound to `sub` when given.

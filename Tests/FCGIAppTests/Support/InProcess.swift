@@ -28,7 +28,6 @@ extension Service {
 /// apart, header names in lower case, the body's length, `Host` without its port and the port
 /// apart); each calling thread gets an `App` of its own, as each serving thread does.
 final class InProcess: Service, @unchecked Sendable {
-    let dir: String
     let database: TestDatabase
     let services: Services
     let baseURL = "http://127.0.0.1:8080"
@@ -37,7 +36,7 @@ final class InProcess: Service, @unchecked Sendable {
     private let lock = NSLock()
 
     init(database: TestDatabase? = nil, environment: [String: String] = [:]) throws {
-        dir = try TestEnvironment.scratchFolder("in-process")
+        let dir = try TestEnvironment.scratchFolder("in-process")
         self.database = try database ?? TestDatabase.migrated()
         var settings = ["DATABASE_URL": try self.database.conninfo(user: "articles_app")]
         settings.merge(try TestPool.environment(dir: dir)) { $1 }
