@@ -9,7 +9,7 @@ import Testing
 /// socket unit holds it; here the test process holds it and starts each worker on it, as
 /// spawn-fcgi does), behind nginx with the production site's settings.
 @Suite(.lane()) struct RestartTests {
-    @Test(.lane(.alone)) func aRestartUnderLoadFailsNoRequestAndLosesNoArticle() throws {
+    @Test(.lane(.heavy)) func aRestartUnderLoadFailsNoRequestAndLosesNoArticle() throws {
         let dir = try TestEnvironment.scratchFolder("restart")
         let database = try TestDatabase.migrated()
         try database.connect().query("INSERT INTO users (username, email) VALUES ('restart', 'restart@example.com')")

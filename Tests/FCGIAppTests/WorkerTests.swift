@@ -96,7 +96,7 @@ import Testing
         #expect(stack.worker.output.contains("stopped"))
     }
 
-    @Test(.lane(.alone)) func sigtermUnderTrafficFailsNoRequestItAccepted() throws {
+    @Test(.lane(.heavy)) func sigtermUnderTrafficFailsNoRequestItAccepted() throws {
         let stack = try Stack()
         let results = Results()
         let stopped = Mutex(false)

@@ -26,6 +26,12 @@ ensure_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 </dev/null
 }
 
+# swift_build ARGS...: `swift build ARGS` in a fixed environment. SwiftPM keys its cache of
+# compiled package manifests on the whole environment, so a build run with another RUN_DIR or
+# HTTP_PORT (every test of scripts/run has its own) would compile every manifest again, seconds
+# of CPU for a build that is up to date.
+swift_build() { env -i PATH="$PATH" HOME="${HOME:-/root}" ${TMPDIR:+TMPDIR="$TMPDIR"} swift build "$@"; }
+
 # The newest installed PostgreSQL server's bin folder.
 pg_bindir() {
   local dir
