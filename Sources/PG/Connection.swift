@@ -4,7 +4,7 @@ import CLibPQ
 import Glibc
 #endif
 
-// Kept whole (about 280 lines): the connection's lifecycle, statements, transactions and the
+// Kept whole (about 300 lines): the connection's lifecycle, statements, transactions and the
 // detection of a drop while idle all share its private state (the PGconn, the prepared names,
 // the transaction flag), which an extension in another file could not reach.
 
@@ -14,6 +14,11 @@ import Glibc
 /// (`PQexecParams`, `PQexecPrepared`). When the server drops the connection (a restart,
 /// `pg_terminate_backend`), the statement that finds out fails with a `.connection` error, and
 /// the next use outside a transaction connects again and re-prepares statements as they run.
+///
+/// Through a connection pooler (PgBouncer in transaction pooling mode, where each transaction
+/// may run on another server session), named statements and session settings would land on
+/// whichever session ran them: there, `PreparedStatement`s are sent unnamed and the session
+/// settings are left to the server's role defaults (see `isPooled`).
 public final class Connection {
     /// The connection string or URI this connection was opened with; `nil` for libpq's
     /// environment defaults (`PGHOST`, `PGDATABASE`, ...).
@@ -24,6 +29,10 @@ public final class Connection {
     private let settings: [(name: String, value: String)]
     /// Counts the server sessions this connection has had: it changes at each reconnect.
     public private(set) var session = 0
+    /// Whether the connection goes through a pooler rather than to one server session: the
+    /// backend process a statement reports (`pg_backend_pid()`) is not the one named in the
+    /// connection's start-up, as PostgreSQL itself always names. Checked at each (re)connect.
+    public private(set) var isPooled = false
     private var conn: OpaquePointer?
     private var isClosed = false
     /// Statements prepared on the current server session, by name.
@@ -119,13 +128,15 @@ public final class Connection {
         try query(sql, parameters)
     }
 
-    /// Runs a prepared statement, preparing it on this connection first if needed. The C
-    /// functions are `PQprepare` and `PQexecPrepared`.
+    /// Runs a prepared statement, preparing it on this connection first if needed; through a
+    /// pooler, as an unnamed statement (`PQexecParams`). The C functions are `PQprepare` and
+    /// `PQexecPrepared`.
     @discardableResult
     public func query(
         _ statement: PreparedStatement, _ parameters: [(any PGEncodable)?]
     ) throws(PGError) -> QueryResult {
         var conn = try open()
+        if isPooled { return try query(statement.sql, parameters) }
         do {
             try prepareIfNeeded(statement, conn)
             return try executePrepared(statement, parameters, conn)
@@ -231,9 +242,20 @@ public final class Connection {
             else { return }
             Unmanaged<Flag>.fromOpaque(context).takeUnretainedValue().isSet = true
         }, Unmanaged.passUnretained(fatalWhileIdle).toOpaque())
-        // Timestamps are parsed in ISO form; then the caller's settings, quoted as literals.
-        let quoted = settings.map { "SET \($0.name) TO '\($0.value.replacingQuotes)'" }
-        _ = try check(PQexec(fresh, (["SET DateStyle TO ISO"] + quoted).joined(separator: "; ")), fresh)
+        // Timestamps are parsed in ISO form (a setting poolers carry over to every server
+        // session they use); then, on a session of its own, the caller's settings, quoted as
+        // literals.
+        do throws(PGError) {
+            let backend = try check(PQexec(fresh, "SET DateStyle TO ISO; SELECT pg_backend_pid()"), fresh)
+            isPooled = try backend.first?.decode(Int32.self, at: 0) != PQbackendPID(fresh)
+            if !isPooled, !settings.isEmpty {
+                let quoted = settings.map { "SET \($0.name) TO '\($0.value.replacingQuotes)'" }
+                _ = try check(PQexec(fresh, quoted.joined(separator: "; ")), fresh)
+            }
+        } catch {
+            PQfinish(fresh)
+            throw error
+        }
         conn = fresh
         session += 1
     }

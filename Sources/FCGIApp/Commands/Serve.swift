@@ -24,9 +24,24 @@ struct Serve: ParsableCommand {
         let probe: Connection
         do {
             probe = try Connection(config.databaseURL)
-            logger.info("database reachable", metadata: ["server_version": "\(probe.serverVersion)"])
+            logger.info("database reachable", metadata: ["server_version": "\(probe.serverVersion)", "pooled": "\(probe.isPooled)"])
         } catch {
             throw ConfigError("cannot connect to the database: \(error.message)")
+        }
+        if probe.isPooled {
+            // A pooler (PgBouncer) cannot carry replication, and in transaction pooling mode
+            // neither named statements nor session settings stay with one client.
+            guard config.feedURL != nil else {
+                throw ConfigError(
+                    "DATABASE_URL goes through a connection pooler, which cannot carry the change feed: set DATABASE_FEED_URL to a direct connection to PostgreSQL")
+            }
+            logger.info(
+                "DATABASE_URL goes through a connection pooler: statements are sent unnamed, and statement_timeout and lock_timeout come from the role's settings (ALTER ROLE ... SET) or the pooler's")
+            let timeout = try? probe.query("SELECT current_setting('statement_timeout')").first?.decode(String.self, at: 0)
+            if timeout == "0" {
+                logger.warning(
+                    "no statement_timeout for the worker's role behind the pooler: a statement may wait without bound; set one (ALTER ROLE articles_app SET statement_timeout = '\(config.statementTimeoutSeconds)s')")
+            }
         }
         do {
             try probe.query("SELECT 1 FROM revoked_sessions LIMIT 1")
