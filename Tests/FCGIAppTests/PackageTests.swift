@@ -30,8 +30,10 @@ import Testing
         #expect(!depends.contains { $0.hasPrefix("swift") }, "no Swift toolchain needed")
         #expect(try field("Depends").contains("libfcgi0ldbl (>= 2.4.2-2+deb12u1)"), "libfcgi with the CVE-2025-23016 fix")
 
-        let contents = try run("/usr/bin/dpkg-deb", ["--contents", deb])
-        let files = Set(contents.output.split(separator: "\n").compactMap { $0.split(separator: " ").last.map { String($0.dropFirst()) } })
+        // Unpacked once: the file list and the binary's checks below read the tree.
+        let root = try TestEnvironment.scratchFolder("unpacked")
+        #expect(try run("/usr/bin/dpkg-deb", ["--extract", deb, root]).status == 0)
+        let files = Set(try FileManager.default.subpathsOfDirectory(atPath: root).map { "/" + $0 })
         for path in [
             "/usr/bin/articles-fcgi", "/lib/systemd/system/articles-fcgi.socket", "/lib/systemd/system/articles-fcgi.service",
             "/etc/nginx/sites-available/articles-fcgi", "/etc/articles-fcgi/env", "/usr/share/articles-fcgi/openapi.yaml",
@@ -52,8 +54,6 @@ import Testing
         #expect(postinst.contains("adduser --system --group --quiet --no-create-home --home /nonexistent articles-fcgi"))
 
         // The binary carries the Swift runtime: nothing of the toolchain is linked dynamically.
-        let root = try TestEnvironment.scratchFolder("unpacked")
-        #expect(try run("/usr/bin/dpkg-deb", ["--extract", deb, root]).status == 0)
         let linked = try run("/usr/bin/ldd", ["\(root)/usr/bin/articles-fcgi"])
         #expect(!linked.output.contains("libswift") && !linked.output.contains("libFoundation"), "\(linked.output)")
         let help = try run("\(root)/usr/bin/articles-fcgi", ["--help"], environment: ["PATH": "/usr/bin:/bin"])

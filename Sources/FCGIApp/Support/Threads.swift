@@ -9,10 +9,19 @@ struct PosixThread: Sendable {
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
 
-    /// Starts a thread running `body`. The C function is `pthread_create`.
+    /// Starts a thread running `body`, with SIGTERM, SIGINT and SIGHUP blocked: only the
+    /// thread that waits for them (`FastCGIServer.run`) takes them, and a thread that did not
+    /// block them would take one meant for it while it is between two waits, where the default
+    /// action ends the process without draining. The C function is `pthread_create`.
     init(_ body: @escaping @Sendable () -> Void) throws(SystemError) {
         let context = Unmanaged.passRetained(Body(body)).toOpaque()
         var thread = pthread_t()
+        // The new thread inherits the creating thread's mask, which is then put back.
+        var stopSignals = sigset_t(), previous = sigset_t()
+        sigemptyset(&stopSignals)
+        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&stopSignals, signal) }
+        pthread_sigmask(SIG_BLOCK, &stopSignals, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         let status = pthread_create(&thread, nil, { raw in
             Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
             return nil

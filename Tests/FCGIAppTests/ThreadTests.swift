@@ -1,0 +1,34 @@
+import Glibc
+import Synchronization
+import Testing
+
+@testable import FCGIApp
+
+/// Threads the worker starts leave SIGTERM, SIGINT and SIGHUP to the thread that waits for
+/// them: a thread taking one would end the process by the default action, without draining
+/// (seen as a worker killed by its SIGTERM while the waiting thread was between two waits).
+@Suite struct ThreadTests {
+    @Test func aPosixThreadBlocksTheStopSignalsAndLeavesItsCreatorsMaskAlone() throws {
+        // The creator takes them, as the worker's main thread does until it serves (the test's
+        // own thread, from Swift Testing's pool, blocks every signal).
+        var stopSignals = sigset_t(), original = sigset_t(), before = sigset_t()
+        sigemptyset(&stopSignals)
+        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&stopSignals, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, &original)
+        defer { pthread_sigmask(SIG_SETMASK, &original, nil) }
+        pthread_sigmask(SIG_SETMASK, nil, &before)
+        let blocked = Mutex<[Int32: Bool]>([:])
+        let thread = try PosixThread {
+            var mask = sigset_t()
+            pthread_sigmask(SIG_SETMASK, nil, &mask)
+            blocked.withLock { found in
+                for signal in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] { found[signal] = sigismember(&mask, signal) == 1 }
+            }
+        }
+        thread.join()
+        #expect(blocked.withLock { $0 } == [SIGTERM: true, SIGINT: true, SIGHUP: true, SIGUSR1: sigismember(&before, SIGUSR1) == 1])
+        var after = sigset_t()
+        pthread_sigmask(SIG_SETMASK, nil, &after)
+        for signal in [SIGTERM, SIGINT, SIGHUP] { #expect(sigismember(&after, signal) == sigismember(&before, signal)) }
+    }
+}
