@@ -30,8 +30,9 @@ public final class Connection {
     /// Counts the server sessions this connection has had: it changes at each reconnect.
     public private(set) var session = 0
     /// Whether the connection goes through a pooler rather than to one server session: the
-    /// backend process a statement reports (`pg_backend_pid()`) is not the one named in the
-    /// connection's start-up, as PostgreSQL itself always names. Checked at each (re)connect.
+    /// backend process a statement reports (`pg_backend_pid()`) is not the one the start-up
+    /// named (`PQbackendPID`), as it always is on a direct connection (a pooler names one of its
+    /// own). Checked at each (re)connect.
     public private(set) var isPooled = false
     private var conn: OpaquePointer?
     private var isClosed = false

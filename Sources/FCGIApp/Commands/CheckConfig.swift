@@ -38,11 +38,7 @@ struct CheckConfig: ParsableCommand {
             throw ConfigError("database: not migrated (run articles-fcgi migrate as the owner)")
         }
         var lines = ["database: reachable, server \(db.serverVersion), migrated"]
-        if db.isPooled {
-            guard config.feedURL != nil else {
-                throw ConfigError("database: DATABASE_URL goes through a connection pooler; set DATABASE_FEED_URL to a direct connection for the change feed")
-            }
-            let timeout = try db.query("SELECT current_setting('statement_timeout')").first!.decode(String.self, at: 0)
+        if let timeout = try Serve.pooledStatementTimeout(db, config) {
             lines.append("database: through a connection pooler (statements sent unnamed; the role's statement_timeout: \(timeout))")
         }
         let feed: ReplicationStream

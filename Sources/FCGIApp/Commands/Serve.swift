@@ -28,16 +28,9 @@ struct Serve: ParsableCommand {
         } catch {
             throw ConfigError("cannot connect to the database: \(error.message)")
         }
-        if probe.isPooled {
-            // A pooler (PgBouncer) cannot carry replication, and in transaction pooling mode
-            // neither named statements nor session settings stay with one client.
-            guard config.feedURL != nil else {
-                throw ConfigError(
-                    "DATABASE_URL goes through a connection pooler, which cannot carry the change feed: set DATABASE_FEED_URL to a direct connection to PostgreSQL")
-            }
+        if let timeout = try Self.pooledStatementTimeout(probe, config) {
             logger.info(
                 "DATABASE_URL goes through a connection pooler: statements are sent unnamed, and statement_timeout and lock_timeout come from the role's settings (ALTER ROLE ... SET) or the pooler's")
-            let timeout = try? probe.query("SELECT current_setting('statement_timeout')").first?.decode(String.self, at: 0)
             if timeout == "0" {
                 logger.warning(
                     "no statement_timeout for the worker's role behind the pooler: a statement may wait without bound; set one (ALTER ROLE articles_app SET statement_timeout = '\(config.statementTimeoutSeconds)s')")
@@ -68,6 +61,19 @@ struct Serve: ParsableCommand {
             },
             stopping: { systemd?.send("STOPPING=1") }
         ) { services.app() }
+    }
+
+    /// Through a connection pooler (PgBouncer), which cannot carry the change feed's
+    /// replication connection and keeps neither named statements nor session settings with one
+    /// client: the role's `statement_timeout` there, after checking that the feed connects
+    /// directly. `nil` on a direct connection.
+    static func pooledStatementTimeout(_ db: Connection, _ config: Config) throws -> String? {
+        guard db.isPooled else { return nil }
+        guard config.feedURL != nil else {
+            throw ConfigError(
+                "DATABASE_URL goes through a connection pooler, which cannot carry the change feed: set DATABASE_FEED_URL to a direct connection to PostgreSQL")
+        }
+        return try db.query("SELECT current_setting('statement_timeout')").first?.decode(String.self, at: 0) ?? ""
     }
 
     /// Tells systemd `READY=1` once the signing keys are loaded (the database answered at
