@@ -76,6 +76,11 @@ final class App: Responder {
                 return health()
             case (.live, _):
                 return .json(Health(status: "ok"))
+            case (.appConfig, _):
+                var response = Response.json(AppConfig(services.config))
+                // A changed environment shows at the page's next load.
+                response.headers.append(("Cache-Control", "no-cache"))
+                return response
             case (.provisioning, _):
                 return try Provisioning(
                     secret: provisioning!, poolID: authenticator.verifier.config.poolID, db: database, now: Date().timeIntervalSince1970

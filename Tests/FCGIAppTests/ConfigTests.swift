@@ -146,6 +146,8 @@ import Testing
             COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
             COGNITO_LEEWAY_SECONDS=60
             COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
+            COGNITO_DOMAIN=(unset: the sign-in page says sign-in is not configured)
+            COGNITO_SCOPES=openid email
             CORS_ALLOWED_ORIGINS=(unset: no cross-origin access)
             PROVISIONING_SECRET=(unset: no provisioning endpoint)
             AUTO_PROVISION_USERS=false

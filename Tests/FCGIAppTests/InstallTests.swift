@@ -30,18 +30,22 @@ import Testing
         }
         let admin = try FileManager.default.subpathsOfDirectory(atPath: TestEnvironment.path("sql/admin"))
             .filter { $0.hasSuffix(".sql") || $0.hasSuffix(".psql") }.map { "\(prefix)/share/articles-fcgi/sql/admin/\($0)" }
+        let web = try FileManager.default.subpathsOfDirectory(atPath: TestEnvironment.path("web"))
+            .filter { !$0.hasSuffix("assets") }.map { "\(prefix)/share/articles-fcgi/web/\($0)" }
         let expected = [
             "\(prefix)/bin/articles-fcgi", "\(prefix)/lib/systemd/system/articles-fcgi.socket",
             "\(prefix)/lib/systemd/system/articles-fcgi.service", "\(prefix)/share/articles-fcgi/openapi.yaml",
             "\(prefix)/share/articles-fcgi/env.example", "/etc/nginx/sites-available/articles-fcgi", "/etc/articles-fcgi/env",
-        ] + migrations + admin
+        ] + migrations + admin + web
         #expect(Set(found.keys) == Set(expected))
+        #expect(web.contains("\(prefix)/share/articles-fcgi/web/index.html") && web.contains("\(prefix)/share/articles-fcgi/web/assets/app.js"))
         #expect(found["\(prefix)/bin/articles-fcgi"] == 0o755)
         #expect(found["/etc/articles-fcgi/env"] == 0o640, "the env file may hold a database password")
         let service = try String(contentsOfFile: "\(root)\(prefix)/lib/systemd/system/articles-fcgi.service", encoding: .utf8)
         #expect(service.contains("\nExecStart=\(prefix)/bin/articles-fcgi serve\n"))
         let site = try String(contentsOfFile: "\(root)/etc/nginx/sites-available/articles-fcgi", encoding: .utf8)
         #expect(site.contains("alias \(prefix)/share/articles-fcgi/openapi.yaml;"))
+        #expect(site.components(separatedBy: "root \(prefix)/share/articles-fcgi/web;").count == 3, "the page's and its assets' root")
         // The installed binary is the release build and runs.
         let help = try run("\(root)\(prefix)/bin/articles-fcgi", ["--help"])
         #expect(help.status == 0 && help.output.contains("serve"))

@@ -61,3 +61,43 @@ import Testing
         #expect(answer.all.first?.body.hasPrefix("HTTP/1.1 200 OK\r\n") == true)
     }
 }
+
+/// The sign-in page as the production site serves it: from web/, with its policy and caching.
+@Suite(.lane()) struct SignInPageTests {
+    static let version = (try? String(contentsOfFile: TestEnvironment.path("VERSION"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+
+    @Test func thePageNamesItsAssetsByTheRelease() throws {
+        let page = try String(contentsOfFile: TestEnvironment.path("web/index.html"), encoding: .utf8)
+        let named = page.matches(of: /"\/assets\/([^\/"]+)\/([a-z]+\.(?:js|css))"/).map { ($0.output.1, $0.output.2) }
+        #expect(Set(named.map { String($0.1) }) == ["app.js", "style.css"])
+        #expect(named.allSatisfy { $0.0 == Self.version }, "a new release must name its assets anew: \(named)")
+        for (_, file) in named { #expect(FileManager.default.fileExists(atPath: TestEnvironment.path("web/assets/\(file)"))) }
+    }
+
+    @Test func nginxServesThePageWithItsPolicyAndTheAssetsForAYear() throws {
+        let stack = try Stack()
+        let page = try stack.get("/")
+        #expect(page.status == 200)
+        #expect(page.header("Content-Type") == "text/html; charset=utf-8")
+        #expect(page.body == FileManager.default.contents(atPath: TestEnvironment.path("web/index.html")))
+        #expect(page.header("Content-Security-Policy") == "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+        #expect(page.header("Referrer-Policy") == "no-referrer")
+        #expect(page.header("Cache-Control") == "no-cache")
+        #expect(page.header("X-Content-Type-Options") == "nosniff")
+
+        for (file, type) in [("app.js", "text/javascript"), ("auth.js", "text/javascript"), ("style.css", "text/css")] {
+            let asset = try stack.get("/assets/\(Self.version)/\(file)")
+            #expect(asset.status == 200, "\(file)")
+            #expect(asset.header("Content-Type") == "\(type); charset=utf-8")
+            #expect(asset.header("Cache-Control") == "public, max-age=31536000, immutable")
+            #expect(asset.body == FileManager.default.contents(atPath: TestEnvironment.path("web/assets/\(file)")))
+        }
+        // Anything else is the API's: a JSON 404, and the stand-in's paths exist only locally.
+        for path in ["/assets/\(Self.version)/nope.js", "/assets/\(Self.version)/../index.html", "/index.html", "/oauth2/token", "/logout"] {
+            let missing = try stack.get(path)
+            #expect(missing.status == 404, "\(path)")
+            // nginx's own 404 (a missing asset) ends in a newline, the worker's does not.
+            #expect(try JSONSerialization.jsonObject(with: missing.body) as? [String: String] == ["detail": "Not found."], "\(path)")
+        }
+    }
+}

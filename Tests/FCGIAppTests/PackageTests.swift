@@ -39,6 +39,8 @@ import Testing
             "/etc/nginx/sites-available/articles-fcgi", "/etc/articles-fcgi/env", "/usr/share/articles-fcgi/openapi.yaml",
             "/usr/share/articles-fcgi/sql/migrations/0001_create_users.sql", "/usr/share/articles-fcgi/sql/admin/create_user.sql",
             "/usr/share/man/man1/articles-fcgi.1.gz", "/usr/share/doc/articles-fcgi/copyright",
+            "/usr/share/articles-fcgi/web/index.html", "/usr/share/articles-fcgi/web/assets/app.js",
+            "/usr/share/articles-fcgi/web/assets/auth.js", "/usr/share/articles-fcgi/web/assets/style.css",
         ] {
             #expect(files.contains(path), "\(path)")
         }

@@ -1,4 +1,4 @@
-"""What scripts/systemd-check and scripts/cluster share: TAP-style log lines, running a command,
+"""What scripts/systemd-check, scripts/cluster and scripts/browser-check share: TAP-style log lines, running a command,
 waiting for an event. Standard library only."""
 import subprocess
 import sys
@@ -10,7 +10,10 @@ def log(text):
 
 
 def run(*args, check=True, timeout=120, **kwargs):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+    """A command's result; its standard input is `input` if given, else /dev/null."""
+    if "input" not in kwargs:
+        kwargs["stdin"] = subprocess.DEVNULL
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip() or result.stdout.strip()}")
     return result

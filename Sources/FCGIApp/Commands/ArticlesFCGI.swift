@@ -7,6 +7,6 @@ struct ArticlesFCGI: ParsableCommand {
         abstract: "The articles API: a FastCGI worker for nginx over PostgreSQL.",
         discussion: "Configured through the environment; docs/configuration.md (installed in /usr/share/doc/articles-fcgi) lists every variable.",
         version: articlesFCGIVersion,
-        subcommands: [Serve.self, Migrate.self, CheckConfig.self, DevToken.self],
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, DevToken.self, DevLogin.self],
         defaultSubcommand: Serve.self)
 }

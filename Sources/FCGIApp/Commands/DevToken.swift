@@ -9,6 +9,25 @@ enum LocalDevelopment {
     static let poolID = "local-1_ArticlesDev"
     static let clientID = "articles-local"
     static let region = "local-1"
+
+    /// `$RUN_DIR/keys`' signing key and its kid in the JWKS beside it (RUN_DIR defaults to
+    /// `.run`, as scripts/run's does).
+    static func signingKey(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (RSAPrivateKey, kid: String) {
+        let runDir = environment["RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? ".run"
+        let keyPath = "\(runDir)/keys/signing-key.pem"
+        guard let pem = FileManager.default.contents(atPath: keyPath),
+            let jwks = FileManager.default.contents(atPath: "\(runDir)/keys/jwks.json")
+        else {
+            throw ValidationError(
+                "no local development key at \(keyPath): start the local stack with scripts/run (without AWS_USER_POOLS_ID) first, or set RUN_DIR")
+        }
+        let key = try RSAPrivateKey(pem: Array(pem))
+        let modulus = key.publicKey.parameter("n")
+        guard let kid = try KeySet.parse(Array(jwks)).keys.first(where: { $0.value.parameter("n") == modulus })?.key else {
+            throw ValidationError("\(runDir)/keys/jwks.json does not publish the key in \(keyPath)")
+        }
+        return (key, kid.description)
+    }
 }
 
 struct DevToken: ParsableCommand {
@@ -50,24 +69,12 @@ struct DevToken: ParsableCommand {
     }
 
     func run() throws {
-        let runDir = ProcessInfo.processInfo.environment["RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? ".run"
-        let keyPath = "\(runDir)/keys/signing-key.pem"
-        guard let pem = FileManager.default.contents(atPath: keyPath),
-            let jwks = FileManager.default.contents(atPath: "\(runDir)/keys/jwks.json")
-        else {
-            throw ValidationError(
-                "no local development key at \(keyPath): start the local stack with scripts/run (without AWS_USER_POOLS_ID) first, or set RUN_DIR")
-        }
-        let key = try RSAPrivateKey(pem: Array(pem))
-        let modulus = key.publicKey.parameter("n")
-        guard let kid = try KeySet.parse(Array(jwks)).keys.first(where: { $0.value.parameter("n") == modulus })?.key else {
-            throw ValidationError("\(runDir)/keys/jwks.json does not publish the key in \(keyPath)")
-        }
+        let (key, kid) = try LocalDevelopment.signingKey()
         let now = Int(Date().timeIntervalSince1970)
         var output = ""
         for _ in 0..<count {
             output += try Self.token(
-                key: key, kid: kid.description, email: email, sub: sub ?? Self.sub(forEmail: email), use: use,
+                key: key, kid: kid, email: email, sub: sub ?? Self.sub(forEmail: email), use: use,
                 issuedAt: now, expiresIn: expiresIn, issuer: issuer) + "\n"
         }
         print(output, terminator: "")
@@ -85,13 +92,17 @@ struct DevToken: ParsableCommand {
         return parts.joined(separator: "-")
     }
 
-    /// A token shaped as Cognito issues them for the local pool.
+    /// The Cognito user name of the local pool's user with this email: its local part.
+    static func username(forEmail email: String) -> String { String(email.prefix { $0 != "@" }) }
+
+    /// A token shaped as Cognito issues them for the local pool: an ID token with the sign-in's
+    /// `nonce` if there was one, an access token with the granted `scope`.
     static func token(
         key: RSAPrivateKey, kid: String, email: String, sub: String, use: Use, issuedAt: Int, expiresIn: Int,
-        issuer form: CognitoConfig.IssuerForm = .original
+        issuer form: CognitoConfig.IssuerForm = .original, nonce: String? = nil, scope: String = "aws.cognito.signin.user.admin"
     ) throws -> String {
         let issuer = form.issuer(region: LocalDevelopment.region, poolID: LocalDevelopment.poolID)
-        let username = String(email.prefix { $0 != "@" })
+        let username = username(forEmail: email)
         var claims: [String: ClaimValue] = [
             "sub": .string(sub), "iss": .string(issuer), "token_use": .string(use.rawValue),
             "auth_time": .int(issuedAt), "iat": .int(issuedAt), "exp": .int(issuedAt + expiresIn),
@@ -103,9 +114,10 @@ struct DevToken: ParsableCommand {
             claims["email"] = .string(email)
             claims["email_verified"] = .bool(true)
             claims["cognito:username"] = .string(username)
+            if let nonce { claims["nonce"] = .string(nonce) }
         case .access:
             claims["client_id"] = .string(LocalDevelopment.clientID)
-            claims["scope"] = .string("aws.cognito.signin.user.admin")
+            claims["scope"] = .string(scope)
             claims["username"] = .string(username)
         }
         let encoder = JSONEncoder()

@@ -50,6 +50,9 @@ struct CognitoConfig: Sendable, Equatable {
     /// (as AWS's own verifier accepts), compared byte for byte.
     var acceptedIssuers: [String] { IssuerForm.allCases.map { $0.issuer(region: region, poolID: poolID) } }
 
+    /// `COGNITO_TOKEN_USE` as written: `id`, `access` or `id,access`.
+    var tokenUseText: String { TokenUse.allCases.filter(tokenUses.contains).map(\.rawValue).joined(separator: ",") }
+
     static let maxLeewaySeconds = 60
 
     static func fromEnvironment(_ value: (String) -> String?) throws(ConfigError) -> CognitoConfig {

@@ -26,6 +26,8 @@ struct Config: Sendable, Equatable {
     var logRequests = true
     /// The Cognito user pool and the tokens it accepts.
     var cognito: CognitoConfig
+    /// `COGNITO_DOMAIN` and `COGNITO_SCOPES`, for the sign-in page.
+    var signIn = SignInConfig()
     /// `CORS_ALLOWED_ORIGINS`.
     var cors = CORSPolicy()
     /// `PROVISIONING_SECRET` or `PROVISIONING_SECRET_FILE`; without it there is no
@@ -99,6 +101,7 @@ struct Config: Sendable, Equatable {
             logLevel: level,
             logRequests: try boolean("LOG_REQUESTS", default: true),
             cognito: try CognitoConfig.fromEnvironment(value),
+            signIn: try SignInConfig.fromEnvironment(value),
             cors: try value("CORS_ALLOWED_ORIGINS").map { text throws(ConfigError) in try CORSPolicy(parsing: text) } ?? CORSPolicy(),
             provisioning: try ProvisioningSecret.fromEnvironment(value),
             autoProvisionUsers: try boolean("AUTO_PROVISION_USERS", default: false),
@@ -169,11 +172,13 @@ struct Config: Sendable, Equatable {
             ("LOG_REQUESTS", String(logRequests)),
             ("AWS_USER_POOLS_ID", cognito.poolID),
             ("AWS_APP_CLIENT_ID", cognito.clientIDs.joined(separator: ",")),
-            ("COGNITO_TOKEN_USE", CognitoConfig.TokenUse.allCases.filter(cognito.tokenUses.contains).map(\.rawValue).joined(separator: ",")),
+            ("COGNITO_TOKEN_USE", cognito.tokenUseText),
             ("COGNITO_ISSUER", cognito.issuerForm.rawValue),
             keySourceSummary,
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
             ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
+            ("COGNITO_DOMAIN", signIn.domain ?? "(unset: the sign-in page says sign-in is not configured)"),
+            ("COGNITO_SCOPES", signIn.scopes),
             ("CORS_ALLOWED_ORIGINS", cors.isEnabled ? cors.origins.sorted().joined(separator: ",") : "(unset: no cross-origin access)"),
             ("PROVISIONING_SECRET", provisioning?.description ?? "(unset: no provisioning endpoint)"),
             ("AUTO_PROVISION_USERS", String(autoProvisionUsers)),

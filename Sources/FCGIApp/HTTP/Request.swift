@@ -76,8 +76,11 @@ struct Request: Sendable {
     }
 
     /// The query parameters, percent-decoded (`+` is a space), in order.
-    var queryItems: [(name: String, value: String)] {
-        query.split(separator: "&").map { pair in
+    var queryItems: [(name: String, value: String)] { Self.formItems(query) }
+
+    /// `application/x-www-form-urlencoded` text (a query, or a form's body) as its pairs.
+    static func formItems(_ text: String) -> [(name: String, value: String)] {
+        text.split(separator: "&").map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             return (Self.percentDecoded(parts[0]), parts.count > 1 ? Self.percentDecoded(parts[1]) : "")
         }

@@ -6,6 +6,8 @@ enum Route: Equatable {
     /// `/livez`: whether the worker process answers at all, touching neither the database nor
     /// the keys (a liveness probe, and the benchmark's FastCGI ceiling).
     case live
+    /// `/app-config.json`: the sign-in page's settings (no token needed).
+    case appConfig
     /// `/metrics`: counters for Prometheus (nginx lets only listed addresses reach it).
     case metrics
     /// `/internal/cognito/post-confirmation`: users created by Cognito's Post Confirmation
@@ -21,6 +23,7 @@ enum Route: Equatable {
         case "/healthz": self = .health
         case "/livez": self = .live
         case "/metrics": self = .metrics
+        case "/app-config.json": self = .appConfig
         case "/internal/cognito/post-confirmation": self = .provisioning
         case "/articles", "/articles/": self = .articles
         default:
@@ -40,6 +43,7 @@ enum Route: Equatable {
         case .health: "health"
         case .live: "live"
         case .metrics: "metrics"
+        case .appConfig: "app_config"
         case .provisioning: "provisioning"
         case .articles: "articles"
         case .article: "article"
@@ -49,7 +53,7 @@ enum Route: Equatable {
     /// The methods the route answers, for 405's `Allow` header.
     var allowedMethods: [String] {
         switch self {
-        case .health, .live, .metrics: ["GET", "HEAD", "OPTIONS"]
+        case .health, .live, .metrics, .appConfig: ["GET", "HEAD", "OPTIONS"]
         case .provisioning: ["POST"]
         case .articles: ["GET", "HEAD", "POST", "OPTIONS"]
         case .article: ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -101,6 +101,13 @@ extension String: JSONWritable {
     func write(to json: inout JSONWriter) { json.string(self) }
 }
 
+extension Optional: JSONWritable where Wrapped: JSONWritable {
+    /// `null` when absent.
+    func write(to json: inout JSONWriter) {
+        if let self { self.write(to: &json) } else { json.raw("null") }
+    }
+}
+
 extension Int64: JSONWritable {
     func write(to json: inout JSONWriter) { json.number(self) }
 }
