@@ -126,7 +126,7 @@ import Testing
         let html = String(decoding: shown.body, as: UTF8.self)
         #expect(html.contains(#"<input type="hidden" name="state" value="&lt;&quot;x&quot;&gt;">"#))
         #expect(html.contains(#"<button type="submit" name="action" value="signup">Sign up</button>"#))
-        #expect(shown.headers.contains { $0 == ("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'") })
+        #expect(shown.headers.contains { $0 == ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'") })
     }
 
     @Test func anUnknownClientOrRedirectURIGetsAnErrorPageNotARedirect() {
@@ -197,6 +197,19 @@ import Testing
         #expect(form.response.status == .badRequest && String(decoding: form.response.body, as: UTF8.self) == #"{"error":"invalid_request"}"#)
         #expect(Self.send(standIn, "GET", "/oauth2/token").status == .methodNotAllowed)
         #expect(Self.send(standIn, "GET", "/nope").status == .notFound)
+    }
+
+    @Test func theStandInRefusesARealPoolAndNeedsTheSecretAndTheKey() throws {
+        let binary = try TestEnvironment.binary()
+        let arguments = ["dev-login", "--listen", "unix:/nonexistent/dev-login.sock", "--page-url", Self.page,
+                         "--provisioning-url", "http://127.0.0.1:9/internal/cognito/post-confirmation"]
+        let base = ["PATH": "/usr/bin:/bin", "RUN_DIR": try TestEnvironment.scratchFolder("dev-login")]
+        let real = try run(binary, arguments, environment: base.merging(["AWS_USER_POOLS_ID": "eu-west-1_Abc", "PROVISIONING_SECRET": String(repeating: "s", count: 32)]) { $1 })
+        #expect(real.status != 0 && real.output.contains("dev-login stands in for the local pool only, and AWS_USER_POOLS_ID is eu-west-1_Abc"), "\(real.output)")
+        let noSecret = try run(binary, arguments, environment: base)
+        #expect(noSecret.status != 0 && noSecret.output.contains("dev-login needs PROVISIONING_SECRET or PROVISIONING_SECRET_FILE"), "\(noSecret.output)")
+        let noKey = try run(binary, arguments, environment: base.merging(["PROVISIONING_SECRET": String(repeating: "s", count: 32)]) { $1 })
+        #expect(noKey.status != 0 && noKey.output.contains("no local development key"), "\(noKey.output)")
     }
 
     @Test func logoutGoesOnlyToThePage() {

@@ -36,6 +36,7 @@ extension ManagedLoginStandIn {
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <title>Sign in (local)</title>
+            <link rel="icon" href="data:,">
             <link rel="stylesheet" href="/assets/\(articlesFCGIVersion)/style.css">
             </head>
             <body>
@@ -49,7 +50,7 @@ extension ManagedLoginStandIn {
             status: status,
             headers: [
                 ("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
-                ("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+                ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
                 ("Referrer-Policy", "no-referrer"),
             ],
             body: Array(html.utf8))
