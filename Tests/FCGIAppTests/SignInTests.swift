@@ -126,7 +126,7 @@ import Testing
         let html = String(decoding: shown.body, as: UTF8.self)
         #expect(html.contains(#"<input type="hidden" name="state" value="&lt;&quot;x&quot;&gt;">"#))
         #expect(html.contains(#"<button type="submit" name="action" value="signup">Sign up</button>"#))
-        #expect(shown.headers.contains { $0 == ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'") })
+        #expect(shown.headers.contains { $0 == ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src data:; form-action 'self' http://127.0.0.1:8080; frame-ancestors 'none'; base-uri 'none'") })
     }
 
     @Test func anUnknownClientOrRedirectURIGetsAnErrorPageNotARedirect() {
@@ -196,6 +196,13 @@ import Testing
         let form = standIn.respond(to: Request(method: "POST", path: "/oauth2/token", headers: ["content-type": "application/json"], body: Array("{}".utf8)))
         #expect(form.response.status == .badRequest && String(decoding: form.response.body, as: UTF8.self) == #"{"error":"invalid_request"}"#)
         #expect(Self.send(standIn, "GET", "/oauth2/token").status == .methodNotAllowed)
+        // The page's own origin may read the answer across origins (localhost against 127.0.0.1); no other.
+        for (origin, allowed) in [("http://127.0.0.1:8080", true), ("https://evil.example", false)] {
+            let answer = standIn.respond(to: Request(
+                method: "POST", path: "/oauth2/token", headers: ["content-type": "application/x-www-form-urlencoded", "origin": origin],
+                body: Array("grant_type=authorization_code".utf8))).response
+            #expect(answer.headers.contains { $0 == ("Access-Control-Allow-Origin", origin) } == allowed, "\(origin)")
+        }
         #expect(Self.send(standIn, "GET", "/nope").status == .notFound)
     }
 

@@ -27,6 +27,13 @@ extension ManagedLoginStandIn {
         page(status: status, body: "<h1>Sign-in error</h1>\n<p class=\"error\" role=\"alert\">\(Self.escaped(error))</p>\n")
     }
 
+    /// The pages' policy: the form posts here, and its answer sends the browser on to the page
+    /// (which a browser checks against `form-action` too).
+    var policy: String {
+        let origins = settings.pageURLs.compactMap(Self.origin(of:)).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        return "default-src 'none'; style-src 'self'; img-src data:; form-action 'self' \(origins.joined(separator: " ")); frame-ancestors 'none'; base-uri 'none'"
+    }
+
     /// An HTML page in the sign-in page's style, which no other site may frame.
     func page(status: HTTPStatus, body: String) -> Response {
         let html = """
@@ -50,7 +57,7 @@ extension ManagedLoginStandIn {
             status: status,
             headers: [
                 ("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
-                ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+                ("Content-Security-Policy", policy),
                 ("Referrer-Policy", "no-referrer"),
             ],
             body: Array(html.utf8))

@@ -2,7 +2,24 @@ import Foundation
 
 /// The stand-in's token endpoint and sign-out, as Cognito's managed login answers them.
 extension ManagedLoginStandIn {
+    /// Answers to the page's own origins carry `Access-Control-Allow-Origin`, as Cognito's token
+    /// endpoint answers a public client's page: the page at `localhost` calls the stand-in at
+    /// `127.0.0.1`.
     func token(_ request: Request) -> Response {
+        var response = redeem(request)
+        if let origin = request.header("origin"), settings.pageURLs.contains(where: { Self.origin(of: $0) == origin }) {
+            response.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        }
+        return response
+    }
+
+    /// `scheme://host[:port]` of a URL.
+    static func origin(of url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return nil }
+        return "\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? "")
+    }
+
+    private func redeem(_ request: Request) -> Response {
         func refused(_ error: String, _ status: HTTPStatus = .badRequest) -> Response {
             tokenResponse(status, ["error": .string(error)])
         }
