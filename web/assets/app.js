@@ -111,10 +111,9 @@ function item(article) {
   if (mayChange(article)) {
     const input = element("input", { name: "name", value: article.name, required: true, autocomplete: "off" });
     input.setAttribute("aria-label", `New name for ${article.name}`);
-    li.append(element("form", { className: "rename row" }, input,
-      element("button", { type: "submit" }, "Rename"),
-      element("button", { type: "button", className: "secondary" }, "Delete")));
-    li.querySelector("button.secondary").dataset.action = "delete";
+    const remove = element("button", { type: "button", className: "secondary" }, "Delete");
+    remove.dataset.action = "delete";
+    li.append(element("form", { className: "rename row" }, input, element("button", { type: "submit" }, "Rename"), remove));
   }
   return li;
 }
