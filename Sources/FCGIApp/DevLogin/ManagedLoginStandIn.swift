@@ -46,12 +46,15 @@ final class ManagedLoginStandIn: Responder, Sendable {
     static let allowedScopes: Set<Substring> = ["openid", "email", "profile", "phone", "aws.cognito.signin.user.admin"]
 
     let settings: Settings
+    /// The Content-Security-Policy of its pages, made once from the page's URLs.
+    let policy: String
     let now: @Sendable () -> Double
     /// Codes not yet redeemed.
     let grants = Mutex<[String: Grant]>([:])
 
     init(_ settings: Settings, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.settings = settings
+        policy = Self.policy(pageURLs: settings.pageURLs)
         self.now = now
     }
 

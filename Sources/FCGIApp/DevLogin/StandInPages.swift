@@ -29,8 +29,8 @@ extension ManagedLoginStandIn {
 
     /// The pages' policy: the form posts here, and its answer sends the browser on to the page
     /// (which a browser checks against `form-action` too).
-    var policy: String {
-        let origins = settings.pageURLs.compactMap(Self.origin(of:)).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+    static func policy(pageURLs: [String]) -> String {
+        let origins = pageURLs.compactMap(origin(of:)).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         return "default-src 'none'; style-src 'self'; img-src data:; form-action 'self' \(origins.joined(separator: " ")); frame-ancestors 'none'; base-uri 'none'"
     }
 
