@@ -80,22 +80,28 @@ function mayChange(article) {
   return article.owner === claims["cognito:username"] || (config.admin_group != null && groups.includes(config.admin_group));
 }
 
-/// Shows the page at `url`, with the ETag of each article the caller may change.
+/// Shows the page at `url`, with the ETag of each article the caller may change. The list is
+/// marked busy meanwhile (assistive technology waits for it, and so can a test).
 async function show(url) {
-  const response = await api(url);
-  const articles = await response.json();
-  const link = /<([^>]+)>\s*;\s*rel="next"/.exec(response.headers.get("Link") ?? "");
-  current = url;
-  next = link ? link[1] : null;
-  etags.clear();
-  await Promise.all(articles.filter(mayChange).map(async (article) => {
-    const single = await api(`/articles/${article.id}/`);
-    etags.set(String(article.id), single.headers.get("ETag"));
-    Object.assign(article, await single.json());
-  }));
-  $("list").replaceChildren(...articles.map(item));
-  $("previous").disabled = previous.length === 0;
-  $("next").disabled = next === null;
+  $("list").setAttribute("aria-busy", "true");
+  try {
+    const response = await api(url);
+    const articles = await response.json();
+    const link = /<([^>]+)>\s*;\s*rel="next"/.exec(response.headers.get("Link") ?? "");
+    current = url;
+    next = link ? link[1] : null;
+    etags.clear();
+    await Promise.all(articles.filter(mayChange).map(async (article) => {
+      const single = await api(`/articles/${article.id}/`);
+      etags.set(String(article.id), single.headers.get("ETag"));
+      Object.assign(article, await single.json());
+    }));
+    $("list").replaceChildren(...articles.map(item));
+    $("previous").disabled = previous.length === 0;
+    $("next").disabled = next === null;
+  } finally {
+    $("list").removeAttribute("aria-busy");
+  }
 }
 
 function element(tag, properties = {}, ...children) {
