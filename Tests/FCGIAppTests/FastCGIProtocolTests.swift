@@ -18,7 +18,7 @@ import Testing
         #expect(try stack.get("/healthz").status == 200)
     }
 
-    @Test func stalledClientsHoldNoThreadAndAreClosedWithinTheBound() throws {
+    @Test(.lane(.long)) func stalledClientsHoldNoThreadAndAreClosedWithinTheBound() throws {
         let threads = 2, bound = 2.0
         let stack = try Stack(environment: ["FCGI_THREADS": "\(threads)", "FCGI_REQUEST_TIMEOUT_SECONDS": "\(Int(bound))"])
         // A kept connection that idles past the bound between requests is not closed.
@@ -77,7 +77,8 @@ import Testing
     }
 
     /// Thousands of random and structured malformed record sequences, each on a connection of
-    /// its own; after each, the worker is alive and answers a well-formed request.
+    /// its own; after each, the worker is alive and answers a well-formed request (`/livez`,
+    /// which is the worker alone; `/healthz`, which also asks the database, at the end).
     @Test(.lane(.heavy)) func fuzzedRecordsNeverStopTheWorker() throws {
         let stack = try Stack(environment: ["LOG_LEVEL": "error"])
         var generator = FuzzCases(seed: UInt64(Date().timeIntervalSince1970 * 1000))
@@ -95,7 +96,7 @@ import Testing
             let answer: String
             do {
                 let probe = try FastCGIClient(unixPath: stack.socketPath)
-                try probe.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/healthz"])
+                try probe.begin(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/livez"])
                 try probe.body([])
                 answer = try probe.response()
             } catch {

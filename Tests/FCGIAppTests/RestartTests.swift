@@ -65,7 +65,8 @@ import Testing
         first.signal(SIGTERM)
         #expect(first.wait(timeout: 15) == 0, "the old worker exits once nginx has closed its connections")
         let second = try startWorker("second")
-        defer { second.stop() }
+        // nginx first: a stopping worker waits for nginx to close the connections it keeps.
+        defer { nginx.stop(); second.stop() }
         until.withLock { $0 = Date().addingTimeInterval(1.5) }
         while clients.contains(where: { !$0.isFinished }) { Thread.sleep(forTimeInterval: 0.05) }
 

@@ -47,6 +47,7 @@ import Testing
         let started = Date()
         for _ in 0..<4 { #expect(notifications.next(within: 1) == "WATCHDOG=1") }
         #expect(Date().timeIntervalSince(started) < 1.2)
+        stack.nginx.stop()  // else the worker waits for nginx to close the connection it keeps
         stack.worker.signal(SIGTERM)
         var last: String?
         while let message = notifications.next(within: 2) {

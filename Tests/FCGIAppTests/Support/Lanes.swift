@@ -10,10 +10,12 @@ import Testing
 /// thread, and `ARTICLES_TEST_LANES` (default 4) of them run at once. A test that keeps the
 /// machine busy (a fuzzer, a load with no time bound) takes half the lanes (`.lane(.heavy)`),
 /// and a test whose bound is about time (a deadline, a lag, a load against a bound) takes every
-/// lane (`.lane(.alone)`), so nothing else runs beside it. Those go first, then the tests that
-/// take long (`.lane(.long)`), then the rest, so no long test starts last and runs on alone.
+/// lane (`.lane(.alone)`), so nothing else runs beside it. The heavy ones go first, then the
+/// tests that take long (`.lane(.long)`, a few seconds or more), then the rest, so no long test
+/// starts late and runs on by itself; the ones alone go last, when the lanes empty anyway
+/// (taken first, they kept the lanes idle while the long tests that started before them ran on).
 struct Lane: TestTrait, SuiteTrait, TestScoping {
-    enum Width: Int, Sendable { case shared, long, heavy, alone }
+    enum Width: Sendable { case shared, long, heavy, alone }
     let width: Width
 
     var isRecursive: Bool { true }
@@ -29,7 +31,13 @@ struct Lane: TestTrait, SuiteTrait, TestScoping {
         case .heavy: max(1, Lanes.shared.count / 2)
         case .alone: Lanes.shared.count
         }
-        await Lanes.shared.acquire(weight, priority: width.rawValue)
+        let priority = switch width {
+        case .alone: 0
+        case .shared: 1
+        case .long: 2
+        case .heavy: 3
+        }
+        await Lanes.shared.acquire(weight, priority: priority)
         let executor = ThreadExecutor()
         var failure: (any Error)?
         do {

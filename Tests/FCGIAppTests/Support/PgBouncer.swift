@@ -3,7 +3,8 @@ import Foundation
 /// Debian's PgBouncer in front of the test cluster, in transaction pooling mode: each
 /// transaction (each statement outside one) runs on whichever of at most `poolSize` server
 /// connections is free, as a php-fpm farm's pooler runs it. PgBouncer refuses to run as root,
-/// so under root it runs as postgres.
+/// so under root it runs as postgres (through setpriv, which becomes PgBouncer: runuser would
+/// stay its parent, and take two seconds to pass on a SIGTERM).
 final class PgBouncer: @unchecked Sendable {
     let dir: String
     let port: Int
@@ -38,7 +39,7 @@ final class PgBouncer: @unchecked Sendable {
         if getuid() == 0, let postgres = getpwnam("postgres") {
             // Its socket goes into the folder.
             chown(dir, postgres.pointee.pw_uid, postgres.pointee.pw_gid)
-            command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command
+            command = ["/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] + command
         }
         process = try ChildProcess(
             command[0], Array(command.dropFirst()) + ["\(dir)/pgbouncer.ini"], environment: [:], log: "\(dir)/pgbouncer.log")
