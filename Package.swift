@@ -20,6 +20,7 @@ let package = Package(
         .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // MARK: - Swift targets
         .target(name: "PG", dependencies: ["CLibPQ"]),
@@ -28,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "FCGIApp",
             dependencies: [
-                "PG", "CFastCGI", "COpenSSL",
+                "PG", "CFastCGI", "COpenSSL", "CCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -6,42 +6,6 @@ import Testing
 
 @testable import FCGIApp
 
-/// A JWKS server the tests control (Tests/Fixtures/jwks-server.py).
-final class JWKSServer: @unchecked Sendable {
-    let dir: String
-    let port: Int
-    private let process: ChildProcess
-
-    init() throws {
-        dir = try TestEnvironment.scratchFolder("jwks")
-        process = try ChildProcess(
-            "/usr/bin/python3", [TestEnvironment.path("Tests/Fixtures/jwks-server.py"), dir],
-            environment: ["PATH": "/usr/bin:/bin"], log: "\(dir)/server.log")
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let line = process.output.split(separator: "\n").first, line.hasPrefix("port "), let port = Int(line.dropFirst(5)) {
-                self.port = port
-                return
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        throw HTTPClient.Failure(description: "the JWKS server did not start: \(process.output)")
-    }
-
-    func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
-
-    func hits(_ path: String) throws -> Int {
-        let stats = try HTTPClient.request(port: port, path: "/stats")
-        return ((try JSONSerialization.jsonObject(with: stats.body)) as? [String: Int])?[path] ?? 0
-    }
-
-    func serve(_ keys: [[String: Any]], as name: String = "jwks.json") throws {
-        try TestPool.writeJWKS(keys, to: "\(dir)/\(name)")
-    }
-
-    func remove(_ name: String) throws { try FileManager.default.removeItem(atPath: "\(dir)/\(name)") }
-}
-
 @Suite(.lane()) struct KeyFetchTests {
     /// A stack whose worker fetches its keys from `url` (no JWKS file).
     private func stack(_ url: String, healthy: Bool = true, database: TestDatabase? = nil) throws -> Stack {
@@ -84,6 +48,10 @@ final class JWKSServer: @unchecked Sendable {
         let started = Date()
         let stack = try stack(server.url("/hang"), healthy: false, database: database)
         #expect(Date().timeIntervalSince(started) < 8, "the worker answers once the 5 s fetch is abandoned")
+        // Waiting costs no CPU: the fetch sleeps until the server answers or the time is up
+        // (URLSession spun, about 4 s of CPU in those 5 s).
+        let cpu = try stack.worker.cpuSeconds()
+        #expect(cpu < 1, "the worker has used \(cpu) s of CPU")
         let health = try stack.get("/healthz")
         #expect(health.status == 503)
         #expect(health.json?["status"] == "unavailable")
@@ -93,6 +61,17 @@ final class JWKSServer: @unchecked Sendable {
         let refused = try stack.get("/articles/", headers: [("Authorization", try token(stack))])
         #expect(refused.status == 503)
         #expect(refused.json == ["detail": "Signing keys are not available; try again later."])
+    }
+
+    /// Certificates are verified: one that no CA the system trusts vouches for loads no keys.
+    @Test func aServerWhoseCertificateIsNotTrustedLoadsNoKeys() throws {
+        let server = try JWKSServer(tls: true)
+        try server.serve([TestPool.jwk(TestPool.key, kid: TestPool.kid)])
+        let stack = try stack(server.url("/file/jwks.json"), healthy: false)
+        let health = try stack.get("/healthz")
+        #expect(health.status == 503)
+        #expect(health.json == ["status": "unavailable", "detail": "signing keys could not be loaded"])
+        #expect(stack.worker.output.contains("SSL certificate problem: self-signed certificate"), "\(stack.worker.output)")
     }
 
     @Test(arguments: [

@@ -23,11 +23,11 @@ import Testing
     /// Who must not know whom: the modules it must not import, the parts whose types it must not use.
     static let rules: [(part: Part, imports: Set<String>, types: [Part])] =
         [
-            (pg, ["FCGIApp", "CFastCGI", "COpenSSL"], []),
-            (auth, ["PG", "CLibPQ", "CFastCGI"], [pg, database, fastCGI]),
-            (fastCGI, ["PG", "CLibPQ", "COpenSSL"], [pg, auth, database]),
-            (database, ["CFastCGI", "COpenSSL"], [auth, fastCGI]),
-        ] + handlers.map { ($0, ["CFastCGI"], [fastCGI]) }
+            (pg, ["FCGIApp", "CFastCGI", "COpenSSL", "CCurl"], []),
+            (auth, ["PG", "CLibPQ", "CFastCGI", "CCurl"], [pg, database, fastCGI]),
+            (fastCGI, ["PG", "CLibPQ", "COpenSSL", "CCurl"], [pg, auth, database]),
+            (database, ["CFastCGI", "COpenSSL", "CCurl"], [auth, fastCGI]),
+        ] + handlers.map { ($0, ["CFastCGI", "CCurl"], [fastCGI]) }
 
     /// Swift files of `part`, with comments and string literals removed.
     static func code(of part: Part) throws -> [(file: String, text: String)] {

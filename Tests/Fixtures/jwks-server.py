@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A JWKS server for the worker's key-fetching tests, on 127.0.0.1 (standard library only).
 
-    jwks-server.py DIR      prints "port N" once listening
+    jwks-server.py DIR [--tls]    prints "port N" once listening; with --tls, HTTPS with DIR/cert.pem
+                                  and DIR/key.pem
 
 GET /file/NAME   DIR/NAME as application/json (404 if missing; no answer within 30 s while
                  DIR/NAME.hang exists)
@@ -14,6 +15,7 @@ GET /stats       {"<path>": <requests so far>, ...} (not counted)
 import http.server
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -64,5 +66,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
+if sys.argv[2:] == ["--tls"]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(DIR, "cert.pem"), os.path.join(DIR, "key.pem"))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print("port", server.server_address[1], flush=True)
 server.serve_forever()

@@ -3,7 +3,7 @@
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PACKAGES=(libfcgi-dev libssl-dev libpq-dev nginx postgresql systemd curl openssl python3)
+PACKAGES=(libfcgi-dev libssl-dev libpq-dev libcurl4-openssl-dev nginx postgresql systemd curl openssl python3)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

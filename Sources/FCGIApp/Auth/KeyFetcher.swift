@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Reads a JWKS document from a file or over HTTP(S).
 ///
@@ -27,11 +24,10 @@ enum KeyFetcher {
         }
     }
 
-    private static func get(_ text: String) throws -> [UInt8] {
-        guard let url = URL(string: text) else { throw Failure(description: "not a URL") }
+    private static func get(_ url: String) throws -> [UInt8] {
         let answer: HTTPFetch.Answer
         do {
-            answer = try HTTPFetch.send(URLRequest(url: url), timeout: timeout, maxBytes: maxBytes)
+            answer = try HTTPFetch.send(url, timeout: timeout, maxBytes: maxBytes)
         } catch {
             throw Failure(description: error.description)
         }

@@ -1,8 +1,5 @@
 import Foundation
 import Synchronization
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The local stand-in for a user pool's managed login (`articles-fcgi dev-login`), answering
 /// what the sign-in page asks of Cognito's: `GET /oauth2/authorize` shows a form (an email; sign
@@ -176,14 +173,11 @@ final class ManagedLoginStandIn: Responder, Sendable {
         guard let body = try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]) else { return "The sign-up failed." }
         let timestamp = String(Int(now()))
         let signature = hmacSHA256(key: settings.provisioningSecret.bytes, data: Array((timestamp + ".").utf8) + Array(body))
-        var request = URLRequest(url: settings.provisioningURL)
-        request.httpMethod = "POST"
-        request.httpBody = body
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue(timestamp, forHTTPHeaderField: "X-Signature-Timestamp")
-        request.setValue("sha256=" + Hex.encode(signature), forHTTPHeaderField: "X-Signature")
+        let headers = [
+            ("Content-Type", "application/json"), ("X-Signature-Timestamp", timestamp), ("X-Signature", "sha256=" + Hex.encode(signature)),
+        ]
         do {
-            let answer = try HTTPFetch.send(request, timeout: 5, maxBytes: 64 * 1024)
+            let answer = try HTTPFetch.send(settings.provisioningURL.absoluteString, headers: headers, body: Array(body), timeout: 5, maxBytes: 64 * 1024)
             guard answer.status == 200 else {
                 let detail = (try? StrictJSON.parse(answer.body))?.object?["detail"]?.string
                 return "The sign-up failed: \(detail ?? "the provisioning endpoint answered \(answer.status)")"

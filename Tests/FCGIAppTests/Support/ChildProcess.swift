@@ -100,6 +100,14 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Stops the process: SIGTERM, then SIGKILL after `grace` seconds.
+    /// The CPU time the process has used so far (user and system), from /proc.
+    func cpuSeconds() throws -> Double {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        // After the command name in parentheses: state is field 3, utime and stime 14 and 15.
+        let fields = stat[stat.range(of: ")", options: .backwards)!.upperBound...].split(separator: " ")
+        return Double(Int(fields[11])! + Int(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     func stop(grace: TimeInterval = 5) {
         guard isRunning else { return }
         signal(SIGTERM)
