@@ -127,7 +127,7 @@ import Testing
         #expect(try stored(setup.database).values.sorted() == ["alone by ann", "also fine by bob", "fine by ann"])
     }
 
-    @Test(.lane(.long)) func aTimeoutIsEveryQueuedRequestsAnswerAndWritesNothing() throws {
+    @Test(.lane(.waiting)) func aTimeoutIsEveryQueuedRequestsAnswerAndWritesNothing() throws {
         let setup = try Setup()
         // Every connection gives up on a lock after 2 s (time enough to see the others queue); the
         // blocker never lets go.

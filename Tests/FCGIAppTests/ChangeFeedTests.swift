@@ -245,7 +245,7 @@ import Testing
         ])
         try #require(result.status == 0, "\(result.output)")
         let revoked = Date()
-        while try send(stack, "GET", "/articles/?limit=1", owner.token).status != 401, Date().timeIntervalSince(revoked) < 3 {}
+        try waitFor("the revocation", within: 3) { try send(stack, "GET", "/articles/?limit=1", owner.token).status == 401 }
         #expect(Date().timeIntervalSince(revoked) < 1)
         #expect(try send(stack, "GET", "/articles/?limit=1", owner.token).status == 401)
     }

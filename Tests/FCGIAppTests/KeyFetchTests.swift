@@ -42,7 +42,7 @@ import Testing
         #expect(stack.worker.output.contains("key \\\"small\\\": 1024-bit modulus, under 2048") || stack.worker.output.contains("small"))
     }
 
-    @Test(.lane(.long)) func aHangingServerIsAbandonedWithinFiveSeconds() throws {
+    @Test(.lane(.waiting)) func aHangingServerIsAbandonedWithinFiveSeconds() throws {
         let server = try JWKSServer()
         let database = try TestDatabase.migrated()
         let started = Date()

@@ -35,7 +35,7 @@ import Testing
             == (401, "Tokens of this kind are not accepted."))
     }
 
-    @Test(.lane(.long)) func aCachedTokenIsRefusedOnceItExpires() throws {
+    @Test(.lane(.waiting)) func aCachedTokenIsRefusedOnceItExpires() throws {
         let stack = try InProcess(environment: ["COGNITO_LEEWAY_SECONDS": "0"])
         try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('brief', 'brief@example.com')")
         let now = Date().timeIntervalSince1970

@@ -14,8 +14,11 @@ import Testing
 /// tests that take long (`.lane(.long)`, a few seconds or more), then the rest, so no long test
 /// starts late and runs on by itself; the ones alone go last, when the lanes empty anyway
 /// (taken first, they kept the lanes idle while the long tests that started before them ran on).
+/// A test that spends its seconds waiting out a deadline with next to no work (a key server
+/// that never answers, a token's expiry, a lock timeout) takes no lane (`.lane(.waiting)`): it
+/// starts at once, and the lanes stay free for tests that keep the machine busy.
 struct Lane: TestTrait, SuiteTrait, TestScoping {
-    enum Width: Sendable { case shared, long, heavy, alone }
+    enum Width: Sendable { case shared, long, heavy, alone, waiting }
     let width: Width
 
     var isRecursive: Bool { true }
@@ -27,6 +30,7 @@ struct Lane: TestTrait, SuiteTrait, TestScoping {
         guard testCase != nil, !Lane.inLane else { return try await function() }
         let width = test.traits.compactMap { $0 as? Lane }.last?.width ?? width
         let weight = switch width {
+        case .waiting: 0
         case .shared, .long: 1
         case .heavy: max(1, Lanes.shared.count / 2)
         case .alone: Lanes.shared.count
@@ -35,7 +39,7 @@ struct Lane: TestTrait, SuiteTrait, TestScoping {
         case .alone: 0
         case .shared: 1
         case .long: 2
-        case .heavy: 3
+        case .heavy, .waiting: 3
         }
         await Lanes.shared.acquire(weight, priority: priority)
         let executor = ThreadExecutor()
@@ -57,7 +61,7 @@ struct Lane: TestTrait, SuiteTrait, TestScoping {
 
 extension Trait where Self == Lane {
     /// A test or suite in a lane of its own beside up to three others (`.shared`, or `.long`
-    /// to start early), in half the lanes (`.heavy`), or alone.
+    /// to start early), in half the lanes (`.heavy`), alone, or in none (`.waiting`).
     static func lane(_ width: Lane.Width = .shared) -> Self { Lane(width: width) }
 }
 
@@ -75,7 +79,7 @@ actor Lanes {
     }
 
     func acquire(_ weight: Int, priority: Int) async {
-        if waiting.isEmpty, free >= weight {
+        if weight == 0 || waiting.isEmpty && free >= weight {
             free -= weight
             return
         }
