@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
+import Logging
 import PG
 import Synchronization
 import Testing
 
 @testable import FCGIApp
 
-// Kept whole (about 280 lines): every test here runs workers on one database through the same
+// Kept whole (about 300 lines): every test here runs workers on one database through the same
 // helpers (users with tokens, pairs of workers, waiting for the feed), kept private to them.
 
 /// The change feed (logical decoding) and what the caches promise with it: an answer reflects
@@ -248,6 +249,24 @@ import Testing
         try waitFor("the revocation", within: 3) { try send(stack, "GET", "/articles/?limit=1", owner.token).status == 401 }
         #expect(Date().timeIntervalSince(revoked) < 1)
         #expect(try send(stack, "GET", "/articles/?limit=1", owner.token).status == 401)
+    }
+
+    /// `stop` ends the replication session, and the temporary slot with it, within a second
+    /// (the in-process tests stop their feeds so; each walsender left would read every
+    /// database's WAL until the run ends).
+    @Test func aStoppedFeedLeavesNoSessionBehind() throws {
+        let database = try TestDatabase.migrated()
+        let feed = ChangeFeed(sessions: SessionHandlers(load: { _ in }, apply: { _ in }))
+        try feed.start(conninfo: database.conninfo(user: "articles_app"), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let db = try database.connect()
+        func slots() throws -> Int {
+            try db.query("SELECT count(*) FROM pg_replication_slots WHERE database = $1", database.name).first!.decode(Int.self, at: 0)
+        }
+        try waitFor("the feed", within: 10) { try feed.isUp && slots() == 1 }
+        feed.stop()
+        let stopped = Date()
+        try waitFor("the session to end", within: 3) { try !feed.isUp && slots() == 0 }
+        #expect(Date().timeIntervalSince(stopped) < 1)
     }
 
     @Test func aPostChecksItsUserInTheDatabase() throws {

@@ -60,6 +60,7 @@ final class ChangeFeed: Sendable {
     let flushed = FlushPositionReader()
     private let sessions: SessionHandlers
     private let up = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
     private let metrics: Metrics?
 
     /// A feed that is down until `start`.
@@ -84,11 +85,11 @@ final class ChangeFeed: Sendable {
     }
 
     /// Follows changes from now on, on a replication connection made with `conninfo` and a
-    /// thread of its own, until the process exits.
+    /// thread of its own, until the process exits or `stop`.
     func start(conninfo: String?, logger: Logger) throws(SystemError) {
         _ = try PosixThread { [self] in
             var lastError = ""
-            while true {
+            while !stopped.load(ordering: .relaxed) {
                 do {
                     try follow(conninfo: conninfo, logger: logger)
                 } catch {
@@ -102,11 +103,17 @@ final class ChangeFeed: Sendable {
                         if wasUp { metrics?.feedLosses.increment() }
                     }
                     lastError = text
+                    sleep(1)
                 }
-                sleep(1)
             }
+            up.store(false, ordering: .releasing)
+            metrics?.feedUp.set(to: 0)
         }
     }
+
+    /// Ends the replication session (its temporary slot goes with it) within a quarter of a
+    /// second, or within a second while it waits to connect again; the feed is down from then on.
+    func stop() { stopped.store(true, ordering: .relaxed) }
 
     /// One replication session: throws when the connection fails or goes silent.
     private func follow(conninfo: String?, logger: Logger) throws {
@@ -130,7 +137,7 @@ final class ChangeFeed: Sendable {
         var heard = monotonicNanoseconds()
         var asked = Int64.min
         var behind = false
-        while true {
+        while !stopped.load(ordering: .relaxed) {
             let now = monotonicNanoseconds()
             if asked == .min || now - asked >= Self.statusInterval.nanoseconds {
                 try stream.sendStatus(applied: LSN(applied.value), replyRequested: true)

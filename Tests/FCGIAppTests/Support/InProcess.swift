@@ -45,6 +45,10 @@ final class InProcess: Service, @unchecked Sendable {
         services = try Services(config: Config.fromEnvironment(settings), logger: logger)
     }
 
+    /// The change feed's session ends with the test (its walsender would otherwise read every
+    /// database's WAL until the run ends).
+    deinit { services.changes.stop() }
+
     func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: Data? = nil) throws -> HTTPResponse {
         let target = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         var fields = ["host": "127.0.0.1"]
