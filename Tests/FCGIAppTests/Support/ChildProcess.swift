@@ -99,7 +99,6 @@ final class ChildProcess: @unchecked Sendable {
         return status
     }
 
-    /// Stops the process: SIGTERM, then SIGKILL after `grace` seconds.
     /// The CPU time the process has used so far (user and system), from /proc.
     func cpuSeconds() throws -> Double {
         let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
@@ -108,6 +107,7 @@ final class ChildProcess: @unchecked Sendable {
         return Double(Int(fields[11])! + Int(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
+    /// Stops the process: SIGTERM, then SIGKILL after `grace` seconds.
     func stop(grace: TimeInterval = 5) {
         guard isRunning else { return }
         signal(SIGTERM)
