@@ -33,8 +33,12 @@ enum HTTPFetch {
         guard initialised, let handle = curl_easy_init() else { throw Failure(description: "libcurl failed to initialise") }
         defer { curl_easy_cleanup(handle) }
 
+        /// libcurl's words for a failure: the error buffer's detail once it holds one, else the code's.
+        func reason(_ code: CURLcode) -> String {
+            message.pointee == 0 ? String(cString: curl_easy_strerror(code)) : String(cString: message)
+        }
         func check(_ code: CURLcode) throws(Failure) {
-            guard code == CURLE_OK else { throw Failure(description: String(cString: curl_easy_strerror(code))) }
+            guard code == CURLE_OK else { throw Failure(description: reason(code)) }
         }
         // Threads: no signals for time-outs (the resolver has a thread of its own).
         try check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
@@ -56,7 +60,7 @@ enum HTTPFetch {
         case CURLE_OK: break
         case CURLE_OPERATION_TIMEDOUT: throw Failure(description: "no answer within \(Int(timeout)) s")
         case CURLE_WRITE_ERROR where received.tooLarge: throw Failure(description: "response larger than \(maxBytes) bytes")
-        default: throw Failure(description: message.pointee == 0 ? String(cString: curl_easy_strerror(code)) : String(cString: message))
+        default: throw Failure(description: reason(code))
         }
         var status = 0
         guard ccurl_response_code(handle, &status) == CURLE_OK, status > 0 else { throw Failure(description: "no HTTP response") }
