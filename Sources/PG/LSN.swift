@@ -4,7 +4,7 @@ import CLibPQ
 import Glibc
 #endif
 
-/// A position in the server's write-ahead log, as `pg_current_wal_flush_lsn()` and the
+/// A position in the server's write-ahead log, as `pg_current_wal_insert_lsn()` and the
 /// replication protocol give it (`16/B374D848` in text).
 public struct LSN: Sendable, Hashable, Comparable, CustomStringConvertible, PGDecodable {
     public let value: UInt64

@@ -21,10 +21,12 @@ public final class ReplicationStream {
 
     private var conn: OpaquePointer?
 
-    /// Connects to the database `conninfo` names, in logical replication mode.
-    public init(_ conninfo: String?, connectTimeout: Int = 5, applicationName: String) throws(PGError) {
+    /// Connects to the database `conninfo` names, in logical replication mode, or with
+    /// `physical` in physical replication mode (the whole cluster's WAL and files, what
+    /// `pg_basebackup` copies it with).
+    public init(_ conninfo: String?, connectTimeout: Int = 5, applicationName: String, physical: Bool = false) throws(PGError) {
         conn = try connectToServer(
-            conninfo, connectTimeout: connectTimeout, applicationName: applicationName, replication: "database")
+            conninfo, connectTimeout: connectTimeout, applicationName: applicationName, replication: physical ? "true" : "database")
     }
 
     deinit { close() }
@@ -42,13 +44,22 @@ public final class ReplicationStream {
     }
 
     /// Creates a temporary logical slot named `slot` for `plugin` and returns the position from
-    /// which it streams: every change committed after it.
-    public func createTemporarySlot(_ slot: String, plugin: String) throws(PGError) -> LSN {
-        let result = try execute("CREATE_REPLICATION_SLOT \(slot) TEMPORARY LOGICAL \(plugin) NOEXPORT_SNAPSHOT")
+    /// which it streams: every change committed after it. `load` runs meanwhile, in a read-only
+    /// transaction whose snapshot is the slot's own (`SNAPSHOT 'use'`): it sees exactly the
+    /// transactions whose commits precede that position, even one whose commit other sessions
+    /// cannot see yet (waiting for a synchronous standby), so together with the stream it
+    /// misses no commit and sees none twice.
+    public func createTemporarySlot<T>(_ slot: String, plugin: String, load: (ReplicationStream) throws(PGError) -> T) throws(PGError)
+        -> (start: LSN, loaded: T)
+    {
+        try execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        let result = try execute("CREATE_REPLICATION_SLOT \(slot) TEMPORARY LOGICAL \(plugin) (SNAPSHOT 'use')")
         guard let row = result.first, let position = LSN(try row.decode(String.self, at: 1)) else {
             throw PGError(kind: .decoding, message: "CREATE_REPLICATION_SLOT returned no consistent point")
         }
-        return position
+        let loaded = try load(self)
+        try execute("COMMIT")
+        return (position, loaded)
     }
 
     /// Starts streaming `slot` with `options` (already quoted as the plugin needs them).

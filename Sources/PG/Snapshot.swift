@@ -36,6 +36,14 @@ public struct Snapshot: Sendable, Equatable, PGDecodable {
         Int32(bitPattern: xid &- xmax) >= 0 || running.contains(xid)
     }
 
+    /// Whether this snapshot hides a transaction that `other` shows: one below `other`'s xmax
+    /// that `other` does not list as running. (An id from this snapshot's xmax to `other`'s
+    /// counts as shown: taken for true without looking further.)
+    public func hidesAny(shownBy other: Snapshot) -> Bool {
+        if Int32(bitPattern: other.xmax &- xmax) > 0 { return true }
+        return running.contains { !other.hides($0) }
+    }
+
     public static func accepts(_ type: PGType) -> Bool { type == .text }
 
     public static func decode(pgText text: UnsafeBufferPointer<UInt8>) -> Snapshot? {

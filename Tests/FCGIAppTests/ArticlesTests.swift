@@ -48,7 +48,7 @@ final class ArticlesStack: @unchecked Sendable {
         let created = try send("POST", "/articles/", token, json: #"{"name": "First"}"#)
         #expect(created.status == 201)
         let article = try article(created)
-        #expect(created.header("Location") == "\(shared.baseURL)/articles/\(article.id)/")
+        #expect(created.header("Location") == "/articles/\(article.id)/")
         let keys = try #require(try JSONSerialization.jsonObject(with: created.body) as? [String: Any]).keys.sorted()
         #expect(keys == ["created_at", "id", "name", "owner", "updated_at"])
         #expect(article.owner == username)

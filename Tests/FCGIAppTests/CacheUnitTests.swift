@@ -180,6 +180,21 @@ import Testing
         #expect(log.total == UInt64(ChangeLog.capacity + 1))
     }
 
+    /// The feed's slot started from a snapshot that showed 10 committed (a commit other
+    /// sessions could not see yet, so the stream never carries it) and 12 running: an answer
+    /// read in a snapshot that hides 10 may be older than the feed's start.
+    @Test func anAnswerThatMissesWhatTheFeedStartedFromIsNotKept() {
+        let log = ChangeLog()
+        log.restart(from: Snapshot(xmax: 13, running: [12]))
+        #expect(log.changes(after: 0).changes == [.everything])
+        #expect(log.mayHaveMissed(Snapshot(xmax: 14, running: [10]), appliedUpTo: nil))
+        #expect(log.mayHaveMissed(Snapshot(xmax: 11, running: []), appliedUpTo: nil), "hides 11 and 12 as not yet begun")
+        #expect(!log.mayHaveMissed(Snapshot(xmax: 14, running: [12]), appliedUpTo: nil), "12 was running for the start too")
+        #expect(!log.mayHaveMissed(Snapshot(xmax: 14, running: [13]), appliedUpTo: nil), "13 began after the start: streamed")
+        log.restart(from: nil)
+        #expect(!log.mayHaveMissed(Snapshot(xmax: 14, running: [10]), appliedUpTo: nil))
+    }
+
     @Test func waitsForThePositionOrGivesUp() throws {
         let position = AppliedPosition()
         position.advance(to: 10)

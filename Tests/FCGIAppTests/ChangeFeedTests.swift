@@ -257,7 +257,7 @@ import Testing
     @Test func aStoppedFeedLeavesNoSessionBehind() throws {
         let database = try TestDatabase.migrated()
         let feed = ChangeFeed(sessions: SessionHandlers(load: { _ in }, apply: { _ in }))
-        try feed.start(conninfo: database.conninfo(user: "articles_app"), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try feed.start(conninfo: database.conninfo(user: "articles_feed"), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let db = try database.connect()
         func slots() throws -> Int {
             try db.query("SELECT count(*) FROM pg_replication_slots WHERE database = $1", database.name).first!.decode(Int.self, at: 0)

@@ -54,4 +54,45 @@ import Testing
         let stored = try admin.query("SELECT name FROM articles WHERE id = $1", ids[0])
         #expect(try stored.first!.decode(String.self, at: 0) == "renamed")
     }
+
+    /// Serving is bounded by the database's timeouts, not by the request timeout (5 s, which
+    /// bounds receiving a request and sending its answer): writes that wait 7 s for a lock are
+    /// answered with what they did.
+    @Test(.lane(.waiting)) func writesThatWaitLongerThanTheRequestTimeoutAreAnsweredWithTheirResult() throws {
+        let stack = try Stack(environment: ["DATABASE_LOCK_TIMEOUT_SECONDS": "10"])
+        let admin = try stack.database.connect()
+        try admin.query("INSERT INTO users (username, email) VALUES ('patient', 'patient@example.com')")
+        let id = try admin.query("INSERT INTO articles (name, owner_id) SELECT 'held', id FROM users RETURNING id").first!
+            .decode(Int64.self, at: 0)
+        let token = TestPool.token(claims: TestPool.idClaims(email: "patient@example.com"))
+        // A psql session holds the article's row lock and the table in SHARE mode (which every
+        // insert waits for) for 7 s.
+        let psql = try stack.database.connect()
+        try psql.query("BEGIN")
+        try psql.query("SELECT 1 FROM articles WHERE id = $1 FOR UPDATE", id)
+        try psql.query("LOCK TABLE articles IN SHARE MODE")
+        let locked = Date()
+        let answers = Results()
+        let writes = [("PATCH", "/articles/\(id)/", #"{"name": "renamed"}"#), ("POST", "/articles/", #"{"name": "late"}"#)]
+        for (method, path, body) in writes {
+            Thread {
+                let response = try? stack.request(
+                    method, path, headers: [("Authorization", token), ("Content-Type", "application/json")], body: Data(body.utf8))
+                answers.add(response?.status ?? -1, "\(method) \(Date().timeIntervalSince(locked)) \(response?.text ?? "")")
+            }.start()
+        }
+        try waitFor("both writes to wait for the lock", within: 5) {
+            try admin.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = $1", stack.database.name)
+                .first!.decode(Int64.self, at: 0) == 2
+        }
+        Thread.sleep(until: locked.addingTimeInterval(7))  // the lock is held for 7 s: about time
+        try psql.query("ROLLBACK")
+        try waitFor("both answers", within: 5) { answers.all.count == 2 }
+        for answer in answers.all {
+            let fields = answer.body.split(separator: " ", maxSplits: 2)
+            #expect(answer.status == (fields[0] == "PATCH" ? 200 : 201), "\(answer.body)")
+            #expect((Double(fields[1]) ?? 0) >= 6.9, "\(answer.body)")
+        }
+        #expect(try admin.query("SELECT name FROM articles ORDER BY id").map { try $0.decode(String.self, at: 0) } == ["renamed", "late"])
+    }
 }

@@ -11,11 +11,11 @@ import Testing
         let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
         let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
         #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
-        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"])
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"])
         let schemaBefore = try schema(db)
         #expect(try migrator.apply(to: db).isEmpty)
         #expect(try schema(db) == schemaBefore)
-        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 9)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 11)
     }
 
     @Test func theMigrateCommandReportsWhatItApplied() throws {
@@ -37,12 +37,14 @@ import Testing
             applied 0007_grant_user_provisioning
             applied 0008_revocations
             applied 0009_change_feed_publication
-            migrated to 0009_change_feed_publication
+            applied 0010_verified_provisioning
+            applied 0011_feed_role
+            migrated to 0011_feed_role
 
             """)
         let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
         #expect(second.status == 0)
-        #expect(second.output == "up to date at 0009_change_feed_publication\n")
+        #expect(second.output == "up to date at 0011_feed_role\n")
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {

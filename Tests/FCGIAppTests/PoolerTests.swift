@@ -49,7 +49,7 @@ import Testing
         let stack = try Stack(
             database: database,
             environment: [
-                "DATABASE_URL": bouncer.conninfo(database), "DATABASE_FEED_URL": try database.conninfo(user: "articles_app"),
+                "DATABASE_URL": bouncer.conninfo(database), "DATABASE_FEED_URL": try database.conninfo(user: "articles_feed"),
                 "FCGI_THREADS": "6",
             ])
         #expect(stack.worker.output.contains("goes through a connection pooler: statements are sent unnamed"))
@@ -83,7 +83,7 @@ import Testing
         #expect(rows.count == 150)
         // PostgreSQL saw at most the pool's server connections, beside the feed's stream.
         let sessions = try database.connect().query(
-            "SELECT backend_type, count(*) FROM pg_stat_activity WHERE usename = 'articles_app' AND datname = $1 GROUP BY 1 ORDER BY 1",
+            "SELECT backend_type, count(*) FROM pg_stat_activity WHERE usename IN ('articles_app', 'articles_feed') AND datname = $1 GROUP BY 1 ORDER BY 1",
             database.name
         ).map { try ($0.decode(String.self, at: 0), $0.decode(Int64.self, at: 1)) }
         let clientBackends = sessions.first { $0.0 == "client backend" }?.1 ?? 0

@@ -32,7 +32,7 @@ import Testing
     }
 
     private func users(_ stack: Stack) throws -> [String] {
-        try stack.database.connect().query("SELECT username, email, coalesce(cognito_sub, '-') FROM users ORDER BY id").map {
+        try stack.database.connect().query("SELECT username, coalesce(email, '-'), coalesce(cognito_sub, '-') FROM users ORDER BY id").map {
             "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(String.self, at: 2))"
         }
     }
@@ -46,8 +46,8 @@ import Testing
         let created = try #require(try JSONSerialization.jsonObject(with: first.body) as? [String: Any])
         #expect(created["username"] as? String == "carol" && created["email"] as? String == "carol@example.com")
         #expect(Set(created.keys) == ["id", "username", "email"])
-        // The same event again: the same answer, still one row.
-        let again = try post(stack, body)
+        // The same event signed again (Cognito may run the trigger again): the same answer, still one row.
+        let again = try post(stack, body, timestamp: Int(Date().timeIntervalSince1970) - 1)
         #expect(again.status == 200 && again.body == first.body)
         #expect(try users(stack) == ["carol carol@example.com \(sub)"])
         // A token for that sub works at once, without any psql step.
@@ -99,9 +99,9 @@ import Testing
         let db = try stack.database.connect()
         try db.query("INSERT INTO users (username, email) VALUES ('dave', 'Dave@Example.com'), ('taken', 'taken@example.com')")
         try db.query("INSERT INTO users (username, email, cognito_sub) VALUES ('bound', 'bound@example.com', 'sub-of-bound')")
-        // An unverified email does not bind the row an administrator made.
-        let unverified = try post(stack, event(sub: "sub-dave", userName: "dave2", email: "dave@example.com", verified: "false"))
-        #expect(unverified.status == 409)
+        // An unverified email neither binds the row an administrator made nor is stored.
+        let unverified = try post(stack, event(sub: "sub-eve", userName: "dave2", email: "dave@example.com", verified: "false"))
+        #expect(unverified.status == 200 && unverified.text.contains(#""email":null"#), "\(unverified.text)")
         // A verified one does (any case), keeping the row and its username.
         let bound = try post(stack, event(sub: "sub-dave", userName: "dave2", email: "dave@example.com"))
         #expect(bound.status == 200)
@@ -118,8 +118,46 @@ import Testing
         #expect(lookalike.status == 409 && lookalike.json?["detail"] == "A user with a similar email exists; an administrator must bind it.")
         #expect(try users(stack) == [
             "dave Dave@Example.com sub-dave", "taken taken@example.com -", "bound bound@example.com sub-of-bound",
-            "iris iris@example.com -",
+            "dave2 - sub-eve", "iris iris@example.com -",
         ])
+    }
+
+    /// Nobody takes an address first with an unverified claim: the owner's verified event gets
+    /// it, and an unverified rename changes no address.
+    @Test func anUnverifiedEmailIsNeverStored() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": Self.secret])
+        let squatter = try post(stack, event(sub: "sub-squatter", userName: "squatter", email: "Victim@Corp.example", verified: "false"))
+        #expect(squatter.status == 200, "\(squatter.text)")
+        let owner = try post(stack, event(sub: "sub-owner", userName: "victim", email: "Victim@Corp.example"))
+        #expect(owner.status == 200, "\(owner.text)")
+        #expect(try users(stack) == ["squatter - sub-squatter", "victim Victim@Corp.example sub-owner"])
+        let renamed = try post(stack, event(sub: "sub-owner", userName: "victim2", email: "other@corp.example", verified: "false"))
+        #expect(renamed.status == 200)
+        #expect(try users(stack) == ["squatter - sub-squatter", "victim2 Victim@Corp.example sub-owner"])
+        // An administrator can still create a user with an address only an unverified claim named.
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('admin-made', 'other@corp.example')")
+    }
+
+    /// A signed request is accepted once, whichever worker it reaches: a replay cannot bring
+    /// back a user an administrator deleted; the same event signed again still can.
+    @Test func aSignedRequestIsAcceptedOnce() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": Self.secret])
+        let second = try Stack(database: stack.database, environment: ["PROVISIONING_SECRET": Self.secret])
+        let body = event(sub: "sub-frank", userName: "frank", email: "frank@example.com")
+        let signedAt = Int(Date().timeIntervalSince1970)
+        #expect(try post(stack, body, timestamp: signedAt).status == 200)
+        let delete = try run("/usr/bin/psql", [
+            try stack.database.adminURI(), "-v", "username=frank", "-f", TestEnvironment.path("sql/admin/delete_user.sql"),
+        ])
+        #expect(delete.status == 0, "\(delete.output)")
+        for target in [stack, second] {
+            let replay = try post(target, body, timestamp: signedAt)
+            #expect(replay.status == 401)
+            #expect(replay.json == ["detail": "This signed request was accepted before; sign it again to resend it."])
+        }
+        #expect(try users(stack) == [])
+        #expect(try post(second, body, timestamp: signedAt + 1).status == 200)
+        #expect(try users(stack) == ["frank frank@example.com sub-frank"])
     }
 
     @Test func aSecretFileMustBePrivate() throws {

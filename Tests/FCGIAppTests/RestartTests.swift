@@ -20,10 +20,8 @@ import Testing
         defer { close(listening) }
         try #require(withUnixAddress(socketPath, { bind(listening, $0, $1) }) == 0 && listen(listening, 1024) == 0)
 
-        var environment = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            "DATABASE_URL": try database.conninfo(user: "articles_app"), "FCGI_THREADS": "4",
-        ]
+        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "FCGI_THREADS": "4"]
+        environment.merge(try database.workerEnvironment()) { $1 }
         environment.merge(try TestPool.environment(dir: dir)) { $1 }
         func startWorker(_ name: String) throws -> ChildProcess {
             try ChildProcess(try TestEnvironment.binary(), ["serve"], environment: environment, log: "\(dir)/\(name).log", stdin: listening)

@@ -76,4 +76,25 @@ import Testing
         ])
         #expect(nobody.status != 0 && nobody.output.contains(#"ERROR:  no user named "nobody""#))
     }
+
+    /// A read that looks its user up honours the database's word on the session, even when the
+    /// worker's copy of the revoked sessions lacks it (as a feed that missed a commit would
+    /// leave it), and keeps that user out of its cache.
+    @Test func aLookupHonoursARevocationTheFeedDidNotBring() throws {
+        let stack = try InProcess()
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('missed', 'missed@example.com')")
+        var claims = TestPool.idClaims(email: "missed@example.com")
+        claims["origin_jti"] = "session-missed"
+        let token = TestPool.token(claims: claims)
+        try waitFor("the feed", within: 10) { stack.services.changes.isUp }
+        try stack.database.connect().query("INSERT INTO revoked_sessions (origin_jti) VALUES ('session-missed')")
+        try waitFor("the feed to bring the revocation", within: 5) {
+            try stack.get("/articles/", headers: [("Authorization", token)]).status == 401
+        }
+        stack.services.revoked.replace(with: [])
+        for _ in 0..<3 {
+            let response = try stack.get("/articles/", headers: [("Authorization", token)])
+            #expect(response.status == 401 && response.json == ["detail": "Token has been revoked."], "\(response.text)")
+        }
+    }
 }

@@ -13,7 +13,7 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["RUN_DIR"] = runDir
         environment["HTTP_PORT"] = String(port)
-        for name in ["AWS_USER_POOLS_ID", "DATABASE_URL", "FCGI_LISTEN"] { environment[name] = nil }
+        for name in ["AWS_USER_POOLS_ID", "DATABASE_URL", "DATABASE_FEED_URL", "FCGI_LISTEN"] { environment[name] = nil }
 
         let first = try start(environment, log: "\(runDir)/first.out")
         let health = try HTTPClient.request(port: port, path: "/healthz")
@@ -27,6 +27,14 @@ import Testing
         let inserted = try run("/usr/bin/psql", ["-X", uri, "-c", "INSERT INTO articles (name, owner_id) SELECT 'kept', id FROM users WHERE username = 'demo'"])
         #expect(inserted.output == "INSERT 0 1\n")
         #expect(FileManager.default.fileExists(atPath: "\(runDir)/keys/jwks.json"))
+        // The local cluster lets neither of the worker's roles copy it; the feed follows as articles_feed.
+        for role in ["articles_app", "articles_feed"] {
+            let copy = try run("/usr/bin/pg_basebackup", ["-h", "\(runDir)/pg", "-U", role, "-D", "\(runDir)/copy-\(role)", "-X", "none"])
+            #expect(copy.status != 0 && copy.output.contains("pg_hba.conf rejects replication connection"), "\(copy.output)")
+        }
+        try waitFor("the feed to stream as articles_feed", within: 10) {
+            try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT usename FROM pg_stat_replication"]).output == "articles_feed\n"
+        }
 
         // The README's way to call the API locally: a token from dev-token, sent both ways.
         let binary = TestEnvironment.path(".build-release/release/articles-fcgi")
@@ -81,7 +89,7 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["RUN_DIR"] = runDir
         environment["HTTP_PORT"] = String(try TestEnvironment.freePort())
-        for name in ["AWS_USER_POOLS_ID", "DATABASE_URL", "FCGI_LISTEN"] { environment[name] = nil }
+        for name in ["AWS_USER_POOLS_ID", "DATABASE_URL", "DATABASE_FEED_URL", "FCGI_LISTEN"] { environment[name] = nil }
 
         // A setting the worker refuses at start-up: the run fails, after stopping the cluster.
         var refused = environment

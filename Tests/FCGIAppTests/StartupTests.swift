@@ -32,11 +32,23 @@ import Testing
         let database = try TestDatabase.migrated()
         let pool = try TestPool.environment(dir: TestEnvironment.scratchFolder("check"))
         let binary = try TestEnvironment.binary()
-        let good = try run(binary, ["check-config", "--database"], environment: pool.merging([
-            "DATABASE_URL": try database.conninfo(user: "articles_app"),
-        ]) { $1 })
+        let good = try run(binary, ["check-config", "--database"], environment: pool.merging(try database.workerEnvironment()) { $1 })
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.contains("change feed: ok (wal_level logical"))
+        #expect(good.output.contains("\nphysical replication: refused for both roles\n"), "\(good.output)")
+        // The serving role cannot follow the feed itself.
+        let unset = try run(binary, ["check-config", "--database"], environment: pool.merging([
+            "DATABASE_URL": try database.conninfo(user: "articles_app"),
+        ]) { $1 })
+        #expect(unset.status != 0)
+        #expect(unset.output.contains("DATABASE_FEED_URL is unset, so it connects as DATABASE_URL's role, which may not replicate"),
+                "\(unset.output)")
+        // A role that may copy the cluster is named (the test cluster lets its superuser).
+        let copier = try run(binary, ["check-config", "--database"], environment: pool.merging([
+            "DATABASE_URL": try database.conninfo(user: "articles_app"), "DATABASE_FEED_URL": try database.conninfo(),
+        ]) { $1 })
+        #expect(copier.status != 0)
+        #expect(copier.output.contains("DATABASE_FEED_URL's role may open a physical replication connection"), "\(copier.output)")
         // A role without REPLICATION is named as the problem.
         let admin = try database.connect()
         try admin.query("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'no_replication') THEN CREATE ROLE no_replication LOGIN; END IF; END $$")

@@ -214,7 +214,7 @@ import Testing
         let migrated = try run(try TestEnvironment.binary(), ["migrate", "--dir", TestEnvironment.path("sql/migrations")],
                                environment: ["DATABASE_URL": database])
         try #require(migrated.status == 0, "\(migrated.output)")
-        let stack = try Stack(environment: ["DATABASE_URL": database])
+        let stack = try Stack(environment: ["DATABASE_URL": database, "DATABASE_FEED_URL": database])
         let worker = stack.worker.pid
 
         let stopped = try run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"])

@@ -9,11 +9,18 @@ import Testing
         try db.query("CREATE PUBLICATION feed FOR TABLE items")
         let database = try #require(try db.query("SELECT current_database()").first?.decode(String.self, at: 0))
         let stream = try ReplicationStream(try TestDatabase.conninfo(database: database), applicationName: "pg-test")
-        let start = try stream.createTemporarySlot("pg_test_slot", plugin: "pgoutput")
+        try db.query("INSERT INTO items VALUES (0, 'before')")
+        // What the slot starts from is loaded in its own snapshot: the row committed before it.
+        let (start, loaded) = try stream.createTemporarySlot("pg_test_slot", plugin: "pgoutput") { stream throws(PGError) in
+            var labels: [String] = []
+            for row in try stream.execute("SELECT label FROM items") { labels.append(try row.decode(String.self, at: 0)) }
+            return labels
+        }
+        #expect(loaded == ["before"])
         try stream.start(slot: "pg_test_slot", options: "proto_version '1', publication_names 'feed'")
         try db.query("INSERT INTO items VALUES (1, 'one')")
         try db.query("UPDATE items SET label = 'uno' WHERE id = 1")
-        try db.query("DELETE FROM items")
+        try db.query("DELETE FROM items WHERE id = 1")
         let flushed = try #require(try db.query("SELECT pg_current_wal_flush_lsn()").first?.decode(LSN.self, at: 0))
         #expect(flushed > start)
 

@@ -10,8 +10,10 @@ Environment:
                        fetch it from Secrets Manager at start)
 
 The call is signed with HMAC-SHA256 over "<unix seconds>.<body>": headers
-X-Signature-Timestamp and X-Signature: sha256=<hex>. A refusal raises, so the failure shows in
-the function's logs and is reported to the client that confirmed.
+X-Signature-Timestamp and X-Signature: sha256=<hex>. The worker accepts each signed request
+once, so each call this function makes is signed with a later second than its previous one (a
+retry within the same second would otherwise be the same request). A refusal raises, so the
+failure shows in the function's logs and is reported to the client that confirmed.
 """
 import hashlib
 import hmac
@@ -22,6 +24,8 @@ import urllib.error
 import urllib.request
 
 TIMEOUT_SECONDS = 5
+# The second the last call was signed with, in this process.
+_last_signed = 0
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -31,7 +35,11 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
 def forward(event: dict, url: str, secret: bytes, now=time.time) -> dict:
     """POSTs the signed event to the worker; returns its answer (the user)."""
     body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    global _last_signed
     timestamp = int(now())
+    if 0 <= _last_signed - timestamp < 60:
+        timestamp = _last_signed + 1
+    _last_signed = timestamp
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json",
         "X-Signature-Timestamp": str(timestamp),

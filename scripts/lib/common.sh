@@ -63,8 +63,21 @@ check_reachable() {
 # that is no longer read may keep.
 CLUSTER_SETTINGS="-c wal_level=logical -c max_wal_senders=64 -c max_replication_slots=64 -c max_slot_wal_keep_size=1GB"
 
+# cluster_hba: who may connect to a cluster of the project's own, over its unix socket (trust:
+# the socket's folder is the checkout's). No physical replication connection for the worker's
+# roles: articles_feed has the REPLICATION attribute for the change feed's logical decoding
+# (whose connections match lines by database name, so "all" lets it in), and with a physical
+# one it could copy the whole cluster (pg_basebackup).
+cluster_hba() {
+  printf '%s\n' \
+    'local   replication  articles_app,articles_feed  reject' \
+    'local   replication  all                         trust' \
+    'local   all          all                         trust'
+}
+
 # cluster_start DIR: creates (first time) and starts a UTF-8 cluster with its data in DIR/pgdata
 # and its unix socket in DIR/pg (no TCP), and a database named articles. Sets PGHOST, PGPORT.
+# pg_hba.conf is cluster_hba's, also in a cluster an older checkout made.
 cluster_start() {
   local dir=$1 bindir
   bindir=$(pg_bindir)
@@ -81,7 +94,10 @@ cluster_start() {
       --auth-local=trust --auth-host=reject >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
   fi
-  if ! as_cluster_owner "$bindir/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
+  cluster_hba | as_cluster_owner tee "$dir/pgdata/pg_hba.conf" >/dev/null
+  if as_cluster_owner "$bindir/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
+    as_cluster_owner "$bindir/pg_ctl" -D "$dir/pgdata" reload >/dev/null
+  else
     as_cluster_owner "$bindir/pg_ctl" -D "$dir/pgdata" -w -t 60 -l "$dir/postgres.log" \
       -o "-c listen_addresses='' -c unix_socket_directories='$dir/pg' -c port=$PGPORT $CLUSTER_SETTINGS" start >/dev/null \
       || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
@@ -99,7 +115,7 @@ cluster_stop() {
 }
 
 # database_url DIR USER: the URI of the articles database in DIR's cluster as USER (postgres,
-# the administrator; articles_app, the worker).
+# the administrator; articles_app, the worker; articles_feed, its change feed).
 database_url() { printf 'postgresql:///articles?host=%s&port=%s&user=%s\n' "$1/pg" "${PGPORT:-5432}" "$2"; }
 
 # make_local_keys DIR: a 2048-bit RSA signing key (DIR/signing-key.pem) and the JWKS that

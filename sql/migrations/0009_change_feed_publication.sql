@@ -11,23 +11,8 @@ DROP FUNCTION notify_channel();
 
 CREATE PUBLICATION articles_fcgi FOR TABLE users, articles, revoked_sessions;
 
--- Streaming a slot needs the REPLICATION attribute, which only a superuser may give (on managed
--- services: GRANT rds_replication TO articles_app on Amazon RDS and Aurora; ALTER ROLE ...
--- REPLICATION as the service's admin role on Cloud SQL and Azure). The server also needs
--- wal_level = logical. `articles-fcgi check-config` says what is missing.
-DO $$
-BEGIN
-  IF (SELECT rolreplication FROM pg_roles WHERE rolname = 'articles_app') THEN
-    NULL;
-  ELSIF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    ALTER ROLE articles_app REPLICATION;
-  ELSE
-    RAISE WARNING 'articles_app lacks the REPLICATION attribute: the workers serve without caches until an administrator gives it (see the README)';
-  END IF;
-EXCEPTION
-  -- Roles belong to the whole cluster: another database's migration changed the role at the
-  -- same moment ("tuple concurrently updated"), giving it the attribute.
-  WHEN internal_error THEN
-    IF SQLERRM <> 'tuple concurrently updated' THEN RAISE; END IF;
-END
-$$;
+-- Streaming a slot needs the REPLICATION attribute and the server wal_level = logical
+-- (`articles-fcgi check-config` says what is missing). This migration first gave the attribute
+-- to articles_app, the serving role; 0011 gives it to a role of the feed's own instead and takes
+-- it from articles_app, and this one no longer gives it (between the two, another database's
+-- migration would give the cluster-wide role the attribute back).

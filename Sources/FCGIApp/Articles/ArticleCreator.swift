@@ -11,11 +11,17 @@ import PG
 /// the next. So a lone request costs what it did alone, and one in a batch waits at most for
 /// the statement in flight and its own.
 ///
+/// The shared statement never waits for a user's row: a row another session holds (a
+/// deletion, a rename, a psql `FOR UPDATE`) is skipped, and that user's requests run alone on
+/// their own threads' connections, each waiting within its own lock bound, so one user's locked
+/// row costs only that user's requests. So do the requests whose user the statement did not
+/// find (to be looked up: bound, or told why not).
+///
 /// A statement that fails on a request's data (a data exception or a constraint, class 22 or
-/// 23, or a value libpq refuses) wrote nothing; each of its requests then runs alone on its own
-/// thread's connection, so a request gets its own answer. Any other failure (a timeout, a lost
-/// connection) is every request's answer, as it would have been alone: after a lost
-/// connection the statement may have committed, and a retry could write an article twice.
+/// 23, or a value libpq refuses), or that a lock or statement timeout cancelled, wrote nothing;
+/// each of its requests then runs alone, so a request gets its own answer within its own
+/// bound. Any other failure (a lost connection) is every request's answer, as it would have
+/// been alone: the statement may have committed, and a retry could write an article twice.
 final class ArticleCreator: @unchecked Sendable {
     /// The most requests one statement takes.
     static let maxBatch = 64
@@ -34,7 +40,7 @@ final class ArticleCreator: @unchecked Sendable {
     }
 
     private enum Outcome {
-        case created(ArticleStore.Owned?)
+        case created(ArticleStore.Owned)
         case failed(PGError)
         case alone
     }
@@ -97,14 +103,16 @@ final class ArticleCreator: @unchecked Sendable {
 
     private static func run(_ batch: [Pending], on db: Connection) -> [Outcome] {
         do throws(PGError) {
-            if batch.count == 1 {
-                return [.created(try ArticleStore.create(name: batch[0].name, asUserOf: batch[0].claims, in: db))]
-            }
-            return try ArticleStore.create(batch.map(\.name), asUsersOf: batch.map(\.claims), in: db).map { .created($0) }
+            let created = batch.count == 1
+                ? [try ArticleStore.create(name: batch[0].name, asUserOf: batch[0].claims, unlessLocked: true, in: db)]
+                : try ArticleStore.create(batch.map(\.name), asUsersOf: batch.map(\.claims), in: db)
+            // No row: the user's row is held by another session, or the caller must be looked up.
+            return created.map { $0.map { .created($0) } ?? .alone }
         } catch {
             let onData = error.kind == .client
                 || (error.kind == .server && (error.sqlState?.errorClass == "22" || error.sqlState?.errorClass == "23"))
-            return batch.map { _ in batch.count > 1 && onData ? .alone : .failed(error) }
+            let cancelled = error.sqlState == .queryCanceled || error.sqlState == .lockNotAvailable
+            return batch.map { _ in batch.count > 1 && (onData || cancelled) ? .alone : .failed(error) }
         }
     }
 }

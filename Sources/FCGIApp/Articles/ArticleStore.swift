@@ -34,22 +34,30 @@ enum ArticleStore {
             """)
     /// An article by the user a token maps to, in one statement, if that user is bound to the
     /// token's `sub` ($2), active, not signed out since the token's sign-in ($3, whole seconds)
-    /// and its sign-in session ($4) is not revoked; no row otherwise.
-    static let createAsUser = PreparedStatement(
-        name: "articles_create_as_user",
-        sql: """
-            WITH u AS (
-              SELECT id, username FROM users
-              WHERE cognito_sub = $2 AND is_active
-                AND (tokens_valid_after IS NULL OR floor(extract(epoch FROM tokens_valid_after))::int8 < $3)
-                AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $4)
-            ), a AS (INSERT INTO articles (name, owner_id) SELECT $1, id FROM u RETURNING *)
-            SELECT \(columns) FROM a JOIN u ON u.id = a.owner_id
-            """)
-    /// `createAsUser` for several tokens' articles at once ($1 names, $2 subs, $3 sign-ins, $4
-    /// sign-in sessions, as arrays): a row, numbered by its place in the arrays (from 1), for
-    /// each article whose user may write. Rows of equal name and owner are matched in order
-    /// (they differ only in id, so either match is right).
+    /// and its sign-in session ($4) is not revoked; no row otherwise. The insert's foreign key
+    /// takes a key-share lock on the user's row, waiting (within the lock bound) while another
+    /// session holds it (a deletion, a rename, a psql `FOR UPDATE`).
+    static let createAsUser = PreparedStatement(name: "articles_create_as_user", sql: createAsUserSQL(unlessLocked: false))
+    /// `createAsUser`, but no row, at once, when another session holds the user's row: the
+    /// shared statement's, which must not make other users' requests wait for that lock.
+    static let createAsUserUnlessLocked = PreparedStatement(
+        name: "articles_create_as_user_unless_locked", sql: createAsUserSQL(unlessLocked: true))
+    private static func createAsUserSQL(unlessLocked: Bool) -> String {
+        """
+        WITH u AS (
+          SELECT id, username FROM users
+          WHERE cognito_sub = $2 AND is_active
+            AND (tokens_valid_after IS NULL OR floor(extract(epoch FROM tokens_valid_after))::int8 < $3)
+            AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $4)\(unlessLocked ? "\n  FOR KEY SHARE SKIP LOCKED" : "")
+        ), a AS (INSERT INTO articles (name, owner_id) SELECT $1, id FROM u RETURNING *)
+        SELECT \(columns) FROM a JOIN u ON u.id = a.owner_id
+        """
+    }
+    /// `createAsUserUnlessLocked` for several tokens' articles at once ($1 names, $2 subs, $3
+    /// sign-ins, $4 sign-in sessions, as arrays): a row, numbered by its place in the arrays
+    /// (from 1), for each article whose user may write and whose row no other session holds.
+    /// Rows of equal name and owner are matched in order (they differ only in id, so either
+    /// match is right).
     static let createManyAsUsers = PreparedStatement(
         name: "articles_create_many_as_users",
         sql: """
@@ -60,6 +68,7 @@ enum ArticleStore {
               WHERE users.is_active
                 AND (users.tokens_valid_after IS NULL OR floor(extract(epoch FROM users.tokens_valid_after))::int8 < i.signed_in)
                 AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = i.origin_jti)
+              FOR KEY SHARE OF users SKIP LOCKED
             ), a AS (INSERT INTO articles (name, owner_id) SELECT name, id FROM u ORDER BY n RETURNING *)
             SELECT u.n, \(columns)
             FROM (SELECT *, row_number() OVER (PARTITION BY name, owner_id ORDER BY id) AS k FROM a) a
@@ -98,13 +107,15 @@ enum ArticleStore {
     }
 
     /// The new article, if the token's user may write (see `createAsUser`); nil when the caller
-    /// must be looked up (to bind, or to learn why not).
-    static func create(name: String, asUserOf claims: Claims, in db: Connection) throws(PGError) -> Owned? {
-        try articles(db.query(createAsUser, name, claims.sub, claims.signedInSecond, claims.originJTI)).first
+    /// must be looked up (to bind, or to learn why not), or with `unlessLocked` also when
+    /// another session holds the user's row.
+    static func create(name: String, asUserOf claims: Claims, unlessLocked: Bool = false, in db: Connection) throws(PGError) -> Owned? {
+        try articles(db.query(
+            unlessLocked ? createAsUserUnlessLocked : createAsUser, name, claims.sub, claims.signedInSecond, claims.originJTI)).first
     }
 
-    /// `create(name:asUserOf:in:)` for several, in one statement: for each, in order, the new
-    /// article or nil.
+    /// `create(name:asUserOf:unlessLocked: true, in:)` for several, in one statement: for each,
+    /// in order, the new article or nil.
     static func create(_ names: [String], asUsersOf claims: [Claims], in db: Connection) throws(PGError) -> [Owned?] {
         let rows = try db.query(
             createManyAsUsers, names, claims.map(\.sub), claims.map(\.signedInSecond),

@@ -48,15 +48,17 @@ struct ArticlesAPI {
         let page = try cache?.page(after: after, limit: limit, load: load) ?? load().0
         var response = Response(status: .ok, headers: [("Content-Type", "application/json")], body: page.body)
         if let nextAfter = page.nextAfter {
-            let next = "\(request.baseURL)/articles/?after=\(nextAfter)&limit=\(limit)"
-            response.headers.append(("Link", "<\(next)>; rel=\"next\""))
+            // A relative reference (RFC 8288 resolves it against the request's URL): never the
+            // Host header or nginx's scheme, which behind a TLS-terminating proxy would say http.
+            response.headers.append(("Link", "</articles/?after=\(nextAfter)&limit=\(limit)>; rel=\"next\""))
         }
         return response
     }
 
-    /// `POST /articles/`: 201 with the new article and its `Location`. One statement checks the
-    /// token's user and inserts; only when it inserts nothing is the caller looked up
-    /// (`authenticate`: binding a first token, or the reason for a 401), as for every other route.
+    /// `POST /articles/`: 201 with the new article and its `Location` (relative, as `Link`). One
+    /// statement checks the token's user and inserts; only when it inserts nothing is the caller
+    /// looked up (`authenticate`: binding a first token, or the reason for a 401), as for every
+    /// other route.
     func create(_ request: Request, claims: Claims, authenticate: () throws -> Caller) throws -> (Response, ownerID: Int64) {
         let name: String
         do {
@@ -71,7 +73,7 @@ struct ArticlesAPI {
             return ArticleStore.Owned(article: try ArticleStore.create(name: name, owner: caller.user, in: db), ownerID: caller.user.id)
         }
         var response = Self.representation(created.article, ownerID: created.ownerID).response(status: .created)
-        response.headers.append(("Location", "\(request.baseURL)/articles/\(created.article.id)/"))
+        response.headers.append(("Location", "/articles/\(created.article.id)/"))
         return (response, created.ownerID)
     }
 

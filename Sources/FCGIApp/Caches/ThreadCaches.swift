@@ -3,9 +3,9 @@ import PG
 /// One serving thread's caches (users, articles) and whether the current request may use them.
 ///
 /// A request may, once the change feed is up and has applied every change committed up to the
-/// database's WAL flush position read after the request arrived (one round trip, shared with
-/// the requests that arrived meanwhile), so what the caches answer reflects every write
-/// answered before this request, by any worker. Then the caches apply the changes the feed
+/// end of the database's WAL read after the request arrived (one round trip, shared with the
+/// requests that arrived meanwhile), so what the caches answer reflects every commit visible
+/// before this request, by any worker or psql. Then the caches apply the changes the feed
 /// logged since they last looked.
 final class ThreadCaches {
     /// How long a read waits for the change feed to catch up before it bypasses the caches.
@@ -30,12 +30,12 @@ final class ThreadCaches {
     /// A new request: whether it may use the caches is found out when it first asks.
     func beginRequest() { current = nil }
 
-    /// Whether this request may use the caches, reading the flush position on `db` if this
-    /// thread makes the reading.
+    /// Whether this request may use the caches, reading the WAL's end on `db` if this thread
+    /// makes the reading.
     func areCurrent(using db: Connection) throws -> Bool {
         if let current { return current }
         var current = false
-        if changes.isUp, let position = try changes.flushed.position(using: db) {
+        if changes.isUp, let position = try changes.walEnd.position(using: db) {
             current = changes.applied.value >= position.value
             if !current {
                 current = changes.isCurrent(for: position, waiting: Self.feedWait)

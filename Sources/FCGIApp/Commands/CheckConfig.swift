@@ -11,7 +11,8 @@ struct CheckConfig: ParsableCommand {
             connects as the worker would and checks what it needs from PostgreSQL: a migrated \
             database, and for the change feed (DATABASE_FEED_URL, else DATABASE_URL) \
             wal_level = logical, a role that may replicate, the articles_fcgi publication and a \
-            free replication slot.
+            free replication slot; and that neither role may open a physical replication \
+            connection (with which it could copy the whole cluster).
             """)
 
     @Flag(help: "Also check the database and the change feed's connection.")
@@ -20,6 +21,7 @@ struct CheckConfig: ParsableCommand {
     func run() throws {
         let config = try Config.fromEnvironment(ProcessInfo.processInfo.environment)
         for (name, value) in config.summary { print("\(name)=\(value)") }
+        if let warning = config.readTimeoutWarning { print("warning: \(warning)") }
         if database {
             do {
                 for line in try Self.checkDatabase(config) { print(line) }
@@ -41,12 +43,17 @@ struct CheckConfig: ParsableCommand {
         if let timeout = try Serve.pooledStatementTimeout(db, config) {
             lines.append("database: through a connection pooler (statements sent unnamed; the role's statement_timeout: \(timeout))")
         }
+        // The serving role has no REPLICATION: the feed needs a role of its own.
+        let unsetFeed = config.feedURL == nil
+            ? "change feed: DATABASE_FEED_URL is unset, so it connects as DATABASE_URL's role, which may not replicate (as "
+                + "articles_app should not): set DATABASE_FEED_URL to connect as articles_feed"
+            : nil
         let feed: ReplicationStream
         do {
             feed = try ReplicationStream(config.feedDatabaseURL, applicationName: "articles-fcgi check-config")
         } catch {
             throw ConfigError(
-                "change feed: cannot open a replication connection (its role needs the REPLICATION attribute, and "
+                unsetFeed ?? "change feed: cannot open a replication connection (its role needs the REPLICATION attribute, and "
                     + "pg_hba.conf must let it connect to the database): \(error.message)")
         }
         defer { feed.close() }
@@ -62,7 +69,8 @@ struct CheckConfig: ParsableCommand {
             throw ConfigError("change feed: wal_level is \(walLevel); set wal_level = logical and restart PostgreSQL")
         }
         guard try settings.decode(Bool.self, at: 1) else {
-            throw ConfigError("change feed: the role lacks the REPLICATION attribute (ALTER ROLE ... REPLICATION, or rds_replication on RDS)")
+            throw ConfigError(
+                unsetFeed ?? "change feed: the role lacks the REPLICATION attribute (ALTER ROLE ... REPLICATION, or rds_replication on RDS)")
         }
         guard try settings.decode(Bool.self, at: 2) else {
             throw ConfigError("change feed: no publication \(ChangeFeed.publication) (run articles-fcgi migrate)")
@@ -73,6 +81,18 @@ struct CheckConfig: ParsableCommand {
         }
         lines.append(
             "change feed: ok (wal_level logical, \(freeSlots) free replication slots, max_slot_wal_keep_size \(try settings.decode(String.self, at: 4)))")
+        // A physical replication connection streams the whole cluster (pg_basebackup copies
+        // every database and every role's password hash): pg_hba.conf must refuse it to both.
+        for (name, url) in [("DATABASE_URL", config.databaseURL), ("DATABASE_FEED_URL", config.feedDatabaseURL)] {
+            guard let physical = try? ReplicationStream(url, applicationName: "articles-fcgi check-config", physical: true) else { continue }
+            defer { physical.close() }
+            if (try? physical.execute("IDENTIFY_SYSTEM")) != nil {
+                throw ConfigError(
+                    "\(name)'s role may open a physical replication connection, with which it can copy the whole cluster "
+                        + "(pg_basebackup): make pg_hba.conf reject replication for it (docs/operations.md)")
+            }
+        }
+        lines.append("physical replication: refused for both roles")
         return lines
     }
 }

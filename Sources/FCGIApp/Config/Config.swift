@@ -40,7 +40,9 @@ struct Config: Sendable, Equatable {
     /// (and to take its response) before the connection is closed.
     var requestTimeoutSeconds = defaultRequestTimeoutSeconds
     /// `DATABASE_STATEMENT_TIMEOUT_SECONDS` and `DATABASE_LOCK_TIMEOUT_SECONDS`: the longest a
-    /// worker's statement runs, and waits for a lock, before the request is answered 503.
+    /// worker's statement runs, and waits for a lock, before the request is answered 503. A
+    /// statement's bound is never shorter than the lock bound (PostgreSQL's statement_timeout
+    /// would end a longer lock wait first): `sessionStatementTimeoutSeconds`.
     var statementTimeoutSeconds = defaultStatementTimeoutSeconds
     var lockTimeoutSeconds = defaultLockTimeoutSeconds
     /// `FCGI_WEB_SERVER_ADDRS`, as libfcgi reads it: the IPv4 addresses (network byte order)
@@ -133,18 +135,6 @@ struct Config: Sendable, Equatable {
             inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
             return String(cString: text)
         }.joined(separator: ",")
-    }
-
-    /// What every serving thread sets on its database session: the statement and lock bounds,
-    /// the same bound on a transaction left idle, and generic plans (the worker's statements
-    /// are few and prepared; an index scan for each saves planning each page query anew).
-    var sessionSettings: [(name: String, value: String)] {
-        [
-            ("statement_timeout", "\(statementTimeoutSeconds)s"),
-            ("lock_timeout", "\(lockTimeoutSeconds)s"),
-            ("idle_in_transaction_session_timeout", "\(statementTimeoutSeconds)s"),
-            ("plan_cache_mode", "force_generic_plan"),
-        ]
     }
 
     /// `DATABASE_URL` (all that `migrate` needs), or another variable holding a libpq URI.

@@ -39,9 +39,9 @@ struct SessionHandlers: Sendable {
 /// Each committed transaction's changes go to the `ChangeLog` (the serving threads apply them
 /// to their own caches) and its revocations to the `SessionHandlers`; then `applied` moves to the
 /// transaction's end. A serving thread uses its caches only when `applied` has reached the
-/// server's WAL flush position read after the request arrived (`FlushPositionReader`,
-/// `isCurrent(for:waiting:)`), so an answer reflects every write answered before the request
-/// began, on any worker.
+/// end of the server's WAL read after the request arrived (`WALPositionReader`,
+/// `isCurrent(for:waiting:)`), so an answer reflects every commit visible before the request
+/// began, by any worker or psql.
 ///
 /// The feed proves it is alive: it asks the server for a keepalive every second and counts
 /// three seconds without any message as down. While it is down nothing is current, so caches
@@ -57,7 +57,7 @@ final class ChangeFeed: Sendable {
 
     let log = ChangeLog()
     let applied = AppliedPosition()
-    let flushed = FlushPositionReader()
+    let walEnd = WALPositionReader()
     private let sessions: SessionHandlers
     private let up = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
@@ -121,13 +121,18 @@ final class ChangeFeed: Sendable {
         defer { stream.close() }
         var random = SystemRandomNumberGenerator()
         let slot = "articles_fcgi_\(getpid())_\(String(random.next() as UInt32, radix: 16))"
-        let start = try stream.createTemporarySlot(slot, plugin: "pgoutput")
-        // Loaded after the slot exists: a change in between is both in the set and in the stream,
-        // and applying it again leaves the set as the table is.
-        sessions.load(try Self.revokedSessions(stream))
+        // The revoked sessions as of the slot's start, in its own snapshot: every commit is
+        // either in the set or in the stream, one whose commit other sessions cannot see yet
+        // (waiting for a synchronous standby) included.
+        let (start, loaded) = try stream.createTemporarySlot(slot, plugin: "pgoutput") { stream throws(PGError) in
+            (try Self.revokedSessions(stream), try stream.execute("SELECT pg_current_snapshot()::text").first?.decode(Snapshot.self, at: 0))
+        }
+        sessions.load(loaded.0)
         try stream.start(slot: slot, options: "proto_version '1', publication_names '\(Self.publication)'")
-        // Whatever the caches kept may be older than the slot: dropped before they are used again.
-        log.append([.everything], of: nil)
+        // Whatever the caches kept may be older than the slot: dropped before they are used
+        // again, and an answer loaded in a snapshot that hides a commit before the slot's start
+        // is not kept.
+        log.restart(from: loaded.1)
         applied.reset(to: start.value)
         up.store(true, ordering: .releasing)
         metrics?.feedUp.set(to: 1)
@@ -179,7 +184,7 @@ final class ChangeFeed: Sendable {
 }
 
 extension ChangeFeed {
-    fileprivate static func revokedSessions(_ stream: ReplicationStream) throws -> Set<String> {
+    fileprivate static func revokedSessions(_ stream: ReplicationStream) throws(PGError) -> Set<String> {
         var sessions = Set<String>()
         for row in try stream.execute("SELECT origin_jti FROM revoked_sessions") {
             sessions.insert(try row.decode(String.self, at: 0))

@@ -19,6 +19,10 @@ final class ChangeLog: Sendable {
         var transactions = 0
         var recent = Set<UInt32>()
         var highest: UInt32?
+        /// The snapshot the feed's slot started from: it shows every commit the feed will not
+        /// send, so an answer loaded in a snapshot that hides one of them may be older than
+        /// what the feed's start counts as applied.
+        var start: Snapshot?
     }
 
     private let ring = Mutex(Ring())
@@ -48,14 +52,24 @@ final class ChangeLog: Sendable {
         count.store(total, ordering: .releasing)
     }
 
+    /// The feed (re)connected from `start` (its slot's snapshot): everything cached before is
+    /// dropped.
+    func restart(from start: Snapshot?) {
+        ring.withLock { $0.start = start }
+        append([.everything], of: nil)
+    }
+
     /// Whether an answer loaded with `snapshot` may miss a change a thread applied, the
     /// transactions it applied going up to id `highest` (from `changes(after:)`): the snapshot
-    /// hides that id or higher ones, or saw a logged transaction running. True without a snapshot.
+    /// hides that id or higher ones, saw a logged transaction running, or hides one that the
+    /// feed's start showed. True without a snapshot.
     func mayHaveMissed(_ snapshot: Snapshot?, appliedUpTo highest: UInt32?) -> Bool {
         guard let snapshot else { return true }
         if let highest, snapshot.hides(highest) { return true }
-        guard !snapshot.running.isEmpty else { return false }
-        return ring.withLock { ring in snapshot.running.contains(where: ring.recent.contains) }
+        return ring.withLock { ring in
+            if let start = ring.start, snapshot.hidesAny(shownBy: start) { return true }
+            return snapshot.running.contains(where: ring.recent.contains)
+        }
     }
 
     /// The changes after the first `seen`, how many there are in all, and the highest id of the

@@ -45,16 +45,29 @@ final class AppliedPosition: @unchecked Sendable {
     }
 }
 
-/// The database's WAL flush position as the serving threads read it, once at a time for all the
+/// The end of the database's WAL as the serving threads read it, once at a time for all the
 /// requests that want it: a request needs a reading that began after it arrived (then every
-/// write answered before it is at or before the position), so it waits for the reading in
+/// commit visible before it is at or before the position), so it waits for the reading in
 /// flight to end and the next one to be made, by itself or by another thread. Under load one
 /// round trip serves many requests. The requests a reading satisfies wait on one condition and
 /// those that need the next on the other, so each request is woken once, and the end of a
 /// reading wakes one of the next ones to make it.
-final class FlushPositionReader: @unchecked Sendable {
-    /// `pg_current_wal_flush_lsn()`: every write answered so far, by any worker, is at or before it.
-    static let statement = PreparedStatement(name: "wal_flushed", sql: "SELECT pg_current_wal_flush_lsn()")
+final class WALPositionReader: @unchecked Sendable {
+    /// `pg_current_wal_insert_lsn()`: every commit other sessions can see, whatever its
+    /// `synchronous_commit` (an asynchronous commit is visible before it is flushed, so the
+    /// flush position may be behind it), is at or before it. The insert position of a record
+    /// that would begin a page is past the page's header, where no record ends: it is taken
+    /// back to the page's start (a segment's first page has a 40-byte header, the others 24),
+    /// where the feed's position can be.
+    static let statement = PreparedStatement(
+        name: "wal_end",
+        sql: """
+            SELECT CASE
+              WHEN (p - '0/0') % pg_size_bytes(current_setting('wal_segment_size')) = 40 THEN p - 40
+              WHEN (p - '0/0') % current_setting('wal_block_size')::int = 24 THEN p - 24
+              ELSE p END
+            FROM pg_current_wal_insert_lsn() AS p
+            """)
 
     /// Condition `n % 2`: the requests that reading `n` satisfies.
     private let lock = ConditionLock(conditions: 2)
@@ -63,7 +76,7 @@ final class FlushPositionReader: @unchecked Sendable {
     private var reading = false
     private var latest: LSN?
 
-    /// A flush position read after this call began, on `db` when this thread makes the reading.
+    /// A position read after this call began, on `db` when this thread makes the reading.
     func position(using db: Connection) throws -> LSN? {
         lock.lock()
         let needed = started + 1

@@ -10,7 +10,7 @@ final class FastCGIConnection: @unchecked Sendable {
     var reader: RecordReader
     var registered = false
     /// When the request being received must be complete, in `monotonicNanoseconds()`; 0
-    /// while idle between requests.
+    /// while idle between requests and while a whole request is served.
     let deadline = Atomic<Int64>(0)
 
     init(fd: Int32, reader: RecordReader) {
@@ -46,15 +46,16 @@ final class FastCGIConnection: @unchecked Sendable {
                 switch event {
                 case .request(let request):
                     input = Array(pending)
+                    // Whole: the sweep leaves the connection alone while the request is served
+                    // (the database's timeouts bound that) and its answer written (which has a
+                    // bound of its own), so a write that committed is always answered.
+                    deadline.store(0, ordering: .relaxed)
                     let kept = serve(request, serving, timeout: set.timeout)
                     guard kept, request.keepConnection else { return set.end(self) }
                     pending = input[...]
-                    guard !reader.isIdle(pending) else {
-                        // Between requests: nothing to read yet, most likely, and the re-armed
-                        // event fires at once if something is.
-                        deadline.store(0, ordering: .relaxed)
-                        return set.park(self)
-                    }
+                    // Between requests: nothing to read yet, most likely, and the re-armed
+                    // event fires at once if something is.
+                    guard !reader.isIdle(pending) else { return set.park(self) }
                     expect(within: set.timeout)
                 case .reply(let records, let thenClose):
                     guard write(records, timeout: set.timeout), !thenClose else { return set.end(self) }

@@ -11,10 +11,6 @@ struct Request: Sendable {
     var headers: [String: String]
     /// The body, at most `Request.maxBodyBytes` long.
     var body: [UInt8]
-    /// `http` or `https`, as nginx received the request (`REQUEST_SCHEME`).
-    var scheme = "http"
-    /// The port nginx received the request on (`SERVER_PORT`).
-    var port: Int?
 
     /// The largest body the worker reads; nginx's `client_max_body_size` matches it.
     static let maxBodyBytes = 64 * 1024
@@ -40,8 +36,6 @@ struct Request: Sendable {
     private struct Builder {
         var method = "GET", documentURI = "", requestURI = "/", query = ""
         var headers: [String: String] = [:]
-        var https = false
-        var port: Int?
 
         mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
             let text = { String(decoding: value, as: UTF8.self) }
@@ -50,8 +44,6 @@ struct Request: Sendable {
                 return
             }
             switch name.count {
-            case 5 where name.elementsEqual("HTTPS".utf8): https = https || value.elementsEqual("on".utf8)
-            case 11 where name.elementsEqual("SERVER_PORT".utf8): port = Int(text())
             case 11 where name.elementsEqual("REQUEST_URI".utf8): requestURI = text()
             case 12 where name.elementsEqual("DOCUMENT_URI".utf8): documentURI = text()
             case 12 where name.elementsEqual("QUERY_STRING".utf8): query = text()
@@ -59,19 +51,15 @@ struct Request: Sendable {
                 14 where name.elementsEqual("CONTENT_LENGTH".utf8):
                 if !value.isEmpty { headers[Request.headerName(name)] = text() }
             case 14 where name.elementsEqual("REQUEST_METHOD".utf8): method = text()
-            case 14 where name.elementsEqual("REQUEST_SCHEME".utf8): https = https || value.elementsEqual("https".utf8)
             default: break
             }
         }
 
         var request: Request {
-            var request = Request(
+            Request(
                 method: method,
                 path: documentURI.isEmpty ? String(requestURI.prefix { $0 != "?" }) : documentURI,
                 query: query, headers: headers)
-            if https { request.scheme = "https" }
-            request.port = port
-            return request
         }
     }
 

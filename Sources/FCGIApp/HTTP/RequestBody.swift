@@ -1,12 +1,4 @@
 extension Request {
-    /// `scheme://host[:port]` as the client addressed nginx. nginx passes the Host header's
-    /// name without its port (`$host`), so the port is the one nginx listened on.
-    var baseURL: String {
-        let host = header("host") ?? "localhost"
-        guard let port, port != (scheme == "https" ? 443 : 80) else { return "\(scheme)://\(host)" }
-        return "\(scheme)://\(host):\(port)"
-    }
-
     /// The body as JSON, or 400 `{"detail": "JSON parse error - ..."}`.
     func jsonBody() throws(HTTPError) -> JSONValue {
         do {

@@ -29,12 +29,17 @@ final class Authenticator {
         let claims = try claims(request)
         func load() throws -> UserStore.Match? { try UserStore.user(for: claims, in: db, autoProvision: autoProvision) }
         let found: User?
-        let sessionRevoked: Bool
+        var sessionRevoked: Bool
         let isRead = request.method == "GET" || request.method == "HEAD"
         if try isRead && caches.areCurrent(using: db) {
             sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
             found = sessionRevoked ? nil : try caches.users.user(for: claims.sub) {
-                try load().map { ($0.user, caches.mayKeep($0.snapshot)) }
+                // A user looked up now: what the database says of the session counts too, and a
+                // session it says is revoked keeps the user out of the cache, so the next request
+                // asks the database again.
+                guard let match = try load() else { return nil }
+                sessionRevoked = match.sessionRevoked
+                return (match.user, !match.sessionRevoked && caches.mayKeep(match.snapshot))
             }
         } else {
             let match = try load()

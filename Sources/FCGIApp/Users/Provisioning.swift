@@ -7,7 +7,11 @@ import PG
 ///
 /// The caller signs `timestamp + "." + body` with HMAC-SHA256 and sends the timestamp (Unix
 /// seconds) in `X-Signature-Timestamp` and `sha256=<hex>` in `X-Signature`; a timestamp more
-/// than 5 minutes off is refused, so a captured call cannot be replayed later.
+/// than 5 minutes off is refused, and a signature accepted before is refused (the database keeps
+/// them for the window, for every worker and host), so a captured call cannot be replayed.
+///
+/// Only a verified email is stored or binds a row: an event whose `email_verified` is not true
+/// creates or renames its user without one.
 struct Provisioning {
     static let maxSkewSeconds: Double = 300
 
@@ -20,7 +24,7 @@ struct Provisioning {
     struct Provisioned: JSONWritable {
         let id: Int64
         let username: String
-        let email: String
+        let email: String?
 
         func write(to json: inout JSONWriter) {
             json.beginObject()
@@ -31,16 +35,22 @@ struct Provisioning {
         }
     }
 
+    /// A request whose signature checked out, to be accepted once.
+    private struct Signed {
+        let signature: [UInt8]
+        let timestamp: Double
+    }
+
     func handle(_ request: Request) throws -> Response {
-        try checkSignature(request)
+        let signed = try checkSignature(request)
         let event = try Event(request.body)
         guard event.userPoolID == poolID else {
             throw HTTPError(status: .forbidden, detail: "The event is for another user pool.")
         }
-        return .json(try provision(event))
+        return .json(try provision(event, signed))
     }
 
-    private func checkSignature(_ request: Request) throws(HTTPError) {
+    private func checkSignature(_ request: Request) throws(HTTPError) -> Signed {
         guard let timestampText = request.header("x-signature-timestamp"), let signature = request.header("x-signature"),
             !timestampText.isEmpty, timestampText.utf8.count <= 12,
             timestampText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
@@ -57,6 +67,7 @@ struct Provisioning {
         guard zip(expected, sent).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
             throw HTTPError(status: .unauthorized, detail: "Invalid request signature.")
         }
+        return Signed(signature: sent, timestamp: timestamp)
     }
 
     /// What the worker needs of a Post Confirmation event.
@@ -64,7 +75,8 @@ struct Provisioning {
         let userPoolID: String
         let userName: String
         let sub: String
-        let email: String
+        /// Absent in a pool whose users sign up without one.
+        let email: String?
         let emailVerified: Bool
 
         init(_ body: [UInt8]) throws(HTTPError) {
@@ -90,8 +102,15 @@ struct Provisioning {
                 throw malformed("request.userAttributes is missing")
             }
             sub = try text(attributes["sub"], "request.userAttributes.sub", max: 128)
-            email = try text(attributes["email"], "request.userAttributes.email", max: 254)
-            guard email.wholeMatch(of: /[^@\s]+@[^@\s]+/) != nil else { throw malformed("request.userAttributes.email is not an address") }
+            if attributes["email"] == nil {
+                email = nil
+            } else {
+                let address = try text(attributes["email"], "request.userAttributes.email", max: 254)
+                guard address.wholeMatch(of: /[^@\s]+@[^@\s]+/) != nil else {
+                    throw malformed("request.userAttributes.email is not an address")
+                }
+                email = address
+            }
             // Cognito passes every attribute as a string.
             switch attributes["email_verified"] {
             case nil, .string("false"), .bool(false): emailVerified = false
@@ -110,34 +129,50 @@ struct Provisioning {
         name: "provision_rename", sql: "UPDATE users SET username = $2, email = $3 WHERE id = $1 RETURNING id, username, email")
     static let bind = PreparedStatement(
         name: "provision_bind", sql: "UPDATE users SET cognito_sub = $2 WHERE id = $1 RETURNING id, username, email")
+    /// Remembers a signature; no row when it was accepted before. Signatures too old to be
+    /// accepted again, by this host's clock less the skew of another host's, are forgotten.
+    static let accept = PreparedStatement(
+        name: "provision_accept",
+        sql: """
+            WITH forgotten AS (
+              DELETE FROM provisioning_requests WHERE signed_at < to_timestamp($2::float8) - make_interval(secs => $3::float8)
+            )
+            INSERT INTO provisioning_requests (signature, signed_at) VALUES (decode($1, 'hex'), to_timestamp($2::float8))
+            ON CONFLICT (signature) DO NOTHING RETURNING 1
+            """)
 
-    /// Creates or updates the event's user in one transaction: by `sub`; else an unbound row
-    /// with the email (bound when the email is verified); else a new row. 409 when the email
-    /// belongs to another `sub` or the username to another user.
-    private func provision(_ event: Event) throws -> Provisioned {
+    /// Creates or updates the event's user in one transaction, which also remembers the
+    /// signature: by `sub`; else an unbound row with the (verified) email; else a new row. 409
+    /// when the email belongs to another `sub` or the username to another user; 401 for a
+    /// signature accepted before.
+    private func provision(_ event: Event, _ signed: Signed) throws -> Provisioned {
         func conflict(_ detail: String) -> HTTPError { HTTPError(status: .conflict, detail: detail) }
+        // An address Cognito has not verified is neither stored nor used to bind.
+        let email = event.emailVerified ? event.email : nil
         do {
             return try db.transaction { db in
+                let signature = Hex.encode(signed.signature)
+                guard try db.query(Self.accept, signature, signed.timestamp, 2 * Self.maxSkewSeconds).count == 1 else {
+                    throw HTTPError(status: .unauthorized, detail: "This signed request was accepted before; sign it again to resend it.")
+                }
                 if let row = try db.query(Self.bySub, event.sub).first {
                     let current = try Self.provisioned(row)
-                    if current.username == event.userName && current.email == event.email { return current }
-                    return try Self.provisioned(db.query(Self.rename, current.id, event.userName, event.email)[0])
+                    let newEmail = email ?? current.email
+                    if current.username == event.userName && current.email == newEmail { return current }
+                    return try Self.provisioned(db.query(Self.rename, current.id, event.userName, newEmail)[0])
                 }
-                if let row = try db.query(Self.byEmail, event.email).first {
+                if let email, let row = try db.query(Self.byEmail, email).first {
                     guard row.isNull(3) else { throw conflict("A user with this email belongs to another Cognito user.") }
-                    guard event.emailVerified else {
-                        throw conflict("A user with this email exists, and the event's email is not verified.")
-                    }
                     // Only the same ASCII address is bound: lower() folds some other letters
                     // onto ASCII ones, so a row found by it may hold a different address.
-                    guard let folded = EmailAddress.asciiFolded(event.email),
+                    guard let folded = EmailAddress.asciiFolded(email),
                         EmailAddress.asciiFolded(try row.decode(String.self, at: 2)) == folded
                     else {
                         throw conflict("A user with a similar email exists; an administrator must bind it.")
                     }
                     return try Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub)[0])
                 }
-                if let row = try db.query(UserStore.create, event.userName, event.email, event.sub).first {
+                if let row = try db.query(UserStore.create, event.userName, email, event.sub).first {
                     return try Self.provisioned(row)
                 }
                 // The same event, provisioned by another request a moment ago.
@@ -152,6 +187,8 @@ struct Provisioning {
     }
 
     private static func provisioned(_ row: Row) throws(PGError) -> Provisioned {
-        Provisioned(id: try row.decode(Int64.self, at: 0), username: try row.decode(String.self, at: 1), email: try row.decode(String.self, at: 2))
+        Provisioned(
+            id: try row.decode(Int64.self, at: 0), username: try row.decode(String.self, at: 1),
+            email: try row.decode(String?.self, at: 2))
     }
 }

@@ -7,8 +7,6 @@ import Logging
 /// process (`InProcess`).
 protocol Service: AnyObject, Sendable {
     var database: TestDatabase { get }
-    /// What the service's links begin with: `http://127.0.0.1:PORT`.
-    var baseURL: String { get }
     func request(_ method: String, _ path: String, headers: [(String, String)], body: Data?) throws -> HTTPResponse
 }
 
@@ -25,12 +23,11 @@ extension Service {
 /// The worker's responder called in process, on a migrated database of its own: the same
 /// configuration, keys, change feed and caches as `serve` builds from the environment, without
 /// nginx and libfcgi in between. Requests are built as nginx would pass them (path and query
-/// apart, header names in lower case, the body's length, `Host` without its port and the port
-/// apart); each calling thread gets an `App` of its own, as each serving thread does.
+/// apart, header names in lower case, the body's length, `Host` without its port); each calling
+/// thread gets an `App` of its own, as each serving thread does.
 final class InProcess: Service, @unchecked Sendable {
     let database: TestDatabase
     let services: Services
-    let baseURL = "http://127.0.0.1:8080"
     /// Apps no request is using: made as requests overlap, kept for the next ones.
     private var idle: [App] = []
     private let lock = NSLock()
@@ -38,7 +35,7 @@ final class InProcess: Service, @unchecked Sendable {
     init(database: TestDatabase? = nil, environment: [String: String] = [:]) throws {
         let dir = try TestEnvironment.scratchFolder("in-process")
         self.database = try database ?? TestDatabase.migrated()
-        var settings = ["DATABASE_URL": try self.database.conninfo(user: "articles_app")]
+        var settings = try self.database.workerEnvironment()
         settings.merge(try TestPool.environment(dir: dir)) { $1 }
         settings.merge(environment) { $1 }
         let logger = Logger(label: "in-process") { _ in SwiftLogNoOpLogHandler() }
@@ -54,10 +51,9 @@ final class InProcess: Service, @unchecked Sendable {
         var fields = ["host": "127.0.0.1"]
         for (name, value) in headers { fields[name.lowercased()] = value }
         if let body { fields["content-length"] = "\(body.count)" }
-        var request = Request(
+        let request = Request(
             method: method, path: String(target[0]).removingPercentEncoding ?? String(target[0]),
             query: target.count > 1 ? String(target[1]) : "", headers: fields, body: body.map(Array.init) ?? [])
-        request.port = URLComponents(string: baseURL)?.port
         let response = withApp { $0.respond(to: request).response }
         return HTTPResponse(
             status: response.status.code, headers: response.headers, body: Data(method == "HEAD" ? [] : response.body))

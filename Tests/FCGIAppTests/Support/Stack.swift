@@ -37,10 +37,10 @@ final class Stack: Service, @unchecked Sendable {
         socketPath = "\(dir)/fcgi.sock"
         var workerEnvironment = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            "DATABASE_URL": try self.database.conninfo(user: "articles_app"),
             "FCGI_THREADS": "4",
             "LOG_LEVEL": "debug",
         ]
+        workerEnvironment.merge(try self.database.workerEnvironment()) { $1 }
         workerEnvironment.merge(try TestPool.environment(dir: dir)) { $1 }
         workerEnvironment.merge(environment) { $1 }
         let binary = try TestEnvironment.binary()
@@ -95,8 +95,6 @@ final class Stack: Service, @unchecked Sendable {
         }
         throw HTTPClient.Failure(description: "the stack did not become healthy; worker log: \(worker.output)")
     }
-
-    var baseURL: String { "http://127.0.0.1:\(httpPort)" }
 
     func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: Data? = nil) throws -> HTTPResponse {
         try HTTPClient.request(port: httpPort, method: method, path: path, headers: headers, body: body)

@@ -103,6 +103,12 @@ struct TestDatabase {
         return "host=\(host) port=\(port) user=\(user) dbname=\(database ?? name)"
     }
 
+    /// What a worker on this database is given: `DATABASE_URL` as the serving role and
+    /// `DATABASE_FEED_URL` as the change feed's.
+    func workerEnvironment() throws -> [String: String] {
+        ["DATABASE_URL": try conninfo(user: "articles_app"), "DATABASE_FEED_URL": try conninfo(user: "articles_feed")]
+    }
+
     /// A connection as the superuser (the owner that migrates), or as `user`.
     func connect(user: String = "postgres") throws -> Connection {
         try Connection(conninfo(user: user))
