@@ -87,6 +87,16 @@ import Testing
         #expect(articles.contains("import PG") && !articles.contains("SELECT"))
     }
 
+    /// The worker makes its system calls through `systemCall`, which alone retries `EINTR` and
+    /// reads `errno`: no other file of it names either.
+    @Test func systemCallsGoThroughOneHelper() throws {
+        let helper = TestEnvironment.path("Sources/FCGIApp/Support/SystemError.swift")
+        let named = try Self.code(of: Part(path: "FCGIApp")).filter { $0.file != helper }.compactMap { file, text in
+            text.contains(try! Regex(#"\b(EINTR|errno)\b"#)) ? file.replacingOccurrences(of: TestEnvironment.path(""), with: "") : nil
+        }
+        #expect(named == [], "\(named)")
+    }
+
     /// A Swift file longer than `longFile` lines says near its top why it stays whole
     /// (`// Kept whole ...`); otherwise it is split by concern.
     @Test func longFilesSayWhyTheyStayWhole() throws {

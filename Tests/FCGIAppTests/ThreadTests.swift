@@ -32,3 +32,37 @@ import Testing
         for signal in [SIGTERM, SIGINT, SIGHUP] { #expect(sigismember(&after, signal) == sigismember(&before, signal)) }
     }
 }
+
+/// `systemCall`, the one way the worker makes a system call.
+@Suite struct SystemCallTests {
+    @Test func retriesAnInterruptedCallAndNamesAFailure() throws {
+        var calls = 0
+        let result = try systemCall("interrupted twice") { () -> Int in
+            calls += 1
+            guard calls > 2 else {
+                errno = EINTR
+                return -1
+            }
+            return 5
+        }
+        #expect(result == 5 && calls == 3)
+
+        let closed = #expect(throws: SystemError.self) { try systemCall("closing nothing") { close(-1) } }
+        #expect(closed?.code == EBADF && closed?.description == "closing nothing: Bad file descriptor")
+        #expect(closed?.wouldBlock == false)
+
+        // A non-blocking pipe with nothing in it would block.
+        var fds: [Int32] = [0, 0]
+        try systemCall("pipe") { pipe(&fds) }
+        defer { for fd in fds { close(fd) } }
+        try systemCall("fcntl") { fcntl(fds[0], F_SETFL, O_NONBLOCK) }
+        var byte: UInt8 = 0
+        let empty = #expect(throws: SystemError.self) { try systemCall("read") { read(fds[0], &byte, 1) } }
+        #expect(empty?.wouldBlock == true)
+
+        // nanosleep says it failed with anything but 0.
+        var pause = timespec(tv_sec: 0, tv_nsec: -1)
+        let invalid = #expect(throws: SystemError.self) { try systemCall("nanosleep", failure: .nonZero) { nanosleep(&pause, nil) } }
+        #expect(invalid?.code == EINVAL)
+    }
+}

@@ -104,7 +104,11 @@ struct Serve: ParsableCommand {
                 let (seconds, attoseconds) = pause.components
                 var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
                 var left = timespec()
-                while nanosleep(&wait, &left) != 0 && errno == EINTR { wait = left }
+                // After a signal, only what was left of the pause.
+                _ = try? systemCall("nanosleep", failure: .nonZero) {
+                    defer { wait = left }
+                    return nanosleep(&wait, &left)
+                }
             }
         }
     }

@@ -48,27 +48,22 @@ final class ConnectionSet: Sendable {
         self.allowedPeers = allowedPeers
         self.logger = logger
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemError("cannot create the wake-up pipe") }
+        try systemCall("cannot create the wake-up pipe") { pipe(&fds) }
         wakeRead = fds[0]
         wakeWrite = fds[1]
-        events = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard events >= 0 else { throw SystemError("epoll_create1") }
+        events = try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         for (fd, data) in [(listener.fd, Self.listenerEvent), (wakeRead, Self.wakeEvent)] {
             var event = epoll_event()
             event.events = EPOLLIN.rawValue
             event.data.u64 = data
-            guard epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) == 0 else { throw SystemError("epoll_ctl") }
+            try systemCall("epoll_ctl") { epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) }
         }
-        let flags = fcntl(listener.fd, F_GETFL)
-        guard flags >= 0, fcntl(listener.fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
-            throw SystemError("cannot make the listening socket non-blocking")
-        }
+        let flags = try systemCall("cannot make the listening socket non-blocking") { fcntl(listener.fd, F_GETFL) }
+        try systemCall("cannot make the listening socket non-blocking") { fcntl(listener.fd, F_SETFL, flags | O_NONBLOCK) }
     }
 
     deinit {
-        close(wakeRead)
-        close(wakeWrite)
-        close(events)
+        for fd in [wakeRead, wakeWrite, events] { close(fd) }
     }
 
     /// Connections open now.
@@ -78,10 +73,10 @@ final class ConnectionSet: Sendable {
     func next() -> Event? {
         var event = epoll_event()
         while true {
-            let count = epoll_wait(events, &event, 1, -1)
-            if count < 0 && errno == EINTR || count == 0 { continue }
-            guard count > 0 else {
-                logger.error("epoll_wait failed", metadata: ["error": "\(SystemError.reason())"])
+            do {
+                guard try systemCall("epoll_wait", { epoll_wait(events, &event, 1, -1) }) > 0 else { continue }
+            } catch {
+                logger.error("epoll_wait failed", metadata: ["error": "\(error)"])
                 return nil
             }
             switch event.data.u64 {
@@ -100,17 +95,25 @@ final class ConnectionSet: Sendable {
     /// Stops taking new connections; the threads are released once the open ones are closed.
     func stopListening() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        epoll_ctl(events, EPOLL_CTL_DEL, listener.fd, nil)
-        // A socket the worker made has nobody to hand it on to: new connections fail at once
-        // rather than wait in a backlog nobody will serve.
-        if let path = listener.createdPath { unlink(path) }
+        do {
+            try systemCall("cannot stop waiting for new connections") { epoll_ctl(events, EPOLL_CTL_DEL, listener.fd, nil) }
+            // A socket the worker made has nobody to hand it on to: new connections fail at once
+            // rather than wait in a backlog nobody will serve.
+            if let path = listener.createdPath { try systemCall("cannot remove \(path)") { unlink(path) } }
+        } catch {
+            logger.warning("stopping", metadata: ["error": "\(error)"])
+        }
         if open.load(ordering: .acquiring) == 0 { release() }
     }
 
     /// Wakes every thread to return: the pipe stays readable, one byte per thread.
     func release() {
         var byte: UInt8 = 1
-        for _ in 0..<max(1, threads.load(ordering: .relaxed)) { _ = write(wakeWrite, &byte, 1) }
+        do {
+            for _ in 0..<max(1, threads.load(ordering: .relaxed)) { try systemCall("cannot wake the serving threads") { write(wakeWrite, &byte, 1) } }
+        } catch {
+            logger.error("stopping", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Shuts down the connections whose request did not arrive whole in time: each becomes
@@ -120,7 +123,8 @@ final class ConnectionSet: Sendable {
             var late = 0
             for connection in table.values where connection.isLate {
                 connection.deadline.store(0, ordering: .relaxed)
-                shutdown(connection.fd, Int32(SHUT_RDWR))
+                // Fails only when the client already left: its thread closes it all the same.
+                _ = try? systemCall("shutdown") { shutdown(connection.fd, Int32(SHUT_RDWR)) }
                 late += 1
             }
             return late
@@ -149,8 +153,10 @@ final class ConnectionSet: Sendable {
         event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(connection).toOpaque()))
         let operation = connection.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD
         connection.registered = true
-        guard epoll_ctl(events, operation, connection.fd, &event) == 0 else {
-            logger.warning("cannot wait for a connection; closing it", metadata: ["error": "\(SystemError.reason())"])
+        do {
+            try systemCall("epoll_ctl") { epoll_ctl(events, operation, connection.fd, &event) }
+        } catch {
+            logger.warning("cannot wait for a connection; closing it", metadata: ["error": "\(error)"])
             return end(connection)
         }
     }
@@ -159,20 +165,23 @@ final class ConnectionSet: Sendable {
     /// thread took it first.
     private func accept() -> FastCGIConnection? {
         if stopping.load(ordering: .acquiring) { return nil }
-        let fd = Glibc.accept(listener.fd, nil, nil)
-        guard fd >= 0, fcntl(fd, F_SETFL, O_NONBLOCK) == 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
-            if fd >= 0 {
-                logger.error("cannot make a connection non-blocking", metadata: ["error": "\(SystemError.reason())"])
-                Glibc.close(fd)
-                return nil
-            }
-            switch errno {
-            case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED:
-                break  // another thread took the connection, or the client left
-            default:
-                logger.error("accept failed", metadata: ["error": "\(SystemError.reason())"])
-                usleep(10_000)
-            }
+        let fd: Int32
+        do {
+            fd = try systemCall("accept") { Glibc.accept(listener.fd, nil, nil) }
+        } catch {
+            // Another thread took the connection, or the client left; else (out of descriptors)
+            // a moment's pause, rather than a busy loop on the still-readable listener.
+            guard !error.wouldBlock, error.code != ECONNABORTED else { return nil }
+            logger.error("accept failed", metadata: ["error": "\(error)"])
+            usleep(10_000)
+            return nil
+        }
+        do {
+            try systemCall("cannot make a connection non-blocking") { fcntl(fd, F_SETFL, O_NONBLOCK) }
+            try systemCall("cannot make a connection non-blocking") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        } catch {
+            logger.error("accept failed", metadata: ["error": "\(error)"])
+            Glibc.close(fd)
             return nil
         }
         if !allowedPeers.isEmpty, !isAllowedPeer(fd) {

@@ -66,17 +66,16 @@ final class FastCGIConnection: @unchecked Sendable {
             }
             input = Array(pending)
             if isLate { return set.end(self) }
-            let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count > 0 {
-                input += scratch[0..<count]
-                if deadline.load(ordering: .relaxed) == 0 { expect(within: set.timeout) }
-            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return set.park(self)
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else {
-                return set.end(self)  // the client closed the connection, or it failed
+            let count: Int
+            do {
+                count = try systemCall("recv") { scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+            } catch {
+                // Nothing more to read for now; else the connection failed.
+                return error.wouldBlock ? set.park(self) : set.end(self)
             }
+            guard count > 0 else { return set.end(self) }  // the client closed the connection
+            input += scratch[0..<count]
+            if deadline.load(ordering: .relaxed) == 0 { expect(within: set.timeout) }
         }
     }
 
@@ -87,16 +86,16 @@ final class FastCGIConnection: @unchecked Sendable {
         return bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
-                let sent = send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
-                if sent > 0 {
-                    offset += sent
+                do throws(SystemError) {
+                    offset += try systemCall("send") { send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL)) }
                     continue
+                } catch {
+                    guard error.wouldBlock else { return false }  // the client went away
                 }
-                guard sent < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { return false }
                 let left = deadline - monotonicNanoseconds()
                 guard left > 0 else { return false }
                 var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&ready, 1, Int32(left / 1_000_000) + 1)
+                guard (try? systemCall("poll") { poll(&ready, 1, Int32(left / 1_000_000) + 1) }) != nil else { return false }
             }
             return true
         }

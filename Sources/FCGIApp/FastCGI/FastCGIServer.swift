@@ -99,8 +99,11 @@ final class FastCGIServer: Sendable {
         var received: Int32 = 0
         var tick = timespec(tv_sec: 0, tv_nsec: 100_000_000)
         while true {
-            received = sigtimedwait(&signals, nil, &tick)
-            if received < 0 {
+            do {
+                received = try systemCall("sigtimedwait") { sigtimedwait(&signals, nil, &tick) }
+            } catch {
+                // No signal within the tick (EAGAIN): time to close the late connections.
+                if !error.wouldBlock { logger.error("waiting for signals failed", metadata: ["error": "\(error)"]) }
                 connections.closeLate()
                 continue
             }

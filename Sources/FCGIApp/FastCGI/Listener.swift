@@ -27,7 +27,12 @@ struct Listener: Sendable {
             return Listener(fd: fd, createdPath: nil, description: address.description)
         }
         // Owner and group may connect: run nginx as the same user, or in the socket's group.
-        chmod(path, 0o660)
+        do {
+            try systemCall("cannot set the mode of \(path)") { chmod(path, 0o660) }
+        } catch {
+            close(fd)
+            throw ConfigError(error)
+        }
         return Listener(fd: fd, createdPath: path, description: address.description)
     }
 
@@ -68,11 +73,20 @@ struct Listener: Sendable {
         guard info.st_mode & S_IFMT == S_IFSOCK else {
             throw ConfigError("cannot listen on unix:\(path): the path exists and is not a socket")
         }
-        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let probe: Int32
+        do {
+            probe = try systemCall("cannot probe unix:\(path)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0) }
+        } catch {
+            throw ConfigError(error)
+        }
         defer { close(probe) }
         if withUnixAddress(path, { connect(probe, $0, $1) }) == 0 {
             throw ConfigError("cannot listen on unix:\(path): another process is accepting connections there")
         }
-        unlink(path)
+        do {
+            try systemCall("cannot remove the stale socket unix:\(path)") { unlink(path) }
+        } catch {
+            throw ConfigError(error)
+        }
     }
 }

@@ -85,11 +85,8 @@ final class LogSink: Sendable {
         bytes.withUnsafeBytes { bytes in
             var rest = bytes
             while !rest.isEmpty {
-                let written = Glibc.write(fd, rest.baseAddress, rest.count)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
+                // Standard error gone: nowhere left to say so.
+                guard let written = try? systemCall("write", { Glibc.write(fd, rest.baseAddress, rest.count) }) else { return }
                 rest = UnsafeRawBufferPointer(rebasing: rest[written...])
             }
         }

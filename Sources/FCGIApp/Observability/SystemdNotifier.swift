@@ -26,12 +26,15 @@ struct SystemdNotifier: Sendable {
     /// Sends `state` (lines of `NAME=value`); false when it could not be sent.
     @discardableResult
     func send(_ state: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard let fd = try? systemCall("socket", { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        else { return false }
         defer { close(fd) }
+        // Nil for a path too long for an address, or a failed send.
         let sent = state.utf8CString.withUnsafeBufferPointer { text in
-            withUnixAddress(socketPath) { sendto(fd, text.baseAddress, text.count - 1, Int32(MSG_NOSIGNAL), $0, $1) }
+            withUnixAddress(socketPath) { address, length in
+                try? systemCall("sendto") { sendto(fd, text.baseAddress, text.count - 1, Int32(MSG_NOSIGNAL), address, length) }
+            }
         }
-        return sent == state.utf8.count
+        return (sent ?? nil) == state.utf8.count
     }
 }

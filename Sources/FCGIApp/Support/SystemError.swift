@@ -15,6 +15,32 @@ struct SystemError: Error, CustomStringConvertible {
     static func reason(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
     var description: String { "\(action): \(Self.reason(code))" }
+
+    /// Whether the call would have blocked (a non-blocking descriptor with nothing to do).
+    var wouldBlock: Bool { code == EAGAIN || code == EWOULDBLOCK }
+}
+
+/// The one way the worker makes a system call: `call` again while it fails with `EINTR`, its
+/// result when it succeeds, and a `SystemError` naming `action` (with the call's `errno`) when
+/// it fails otherwise. A call fails when it returns -1 (file descriptors, byte counts, most
+/// calls) or, with `failure: .nonZero`, anything but 0 (`nanosleep`).
+@discardableResult
+func systemCall<Result: FixedWidthInteger & SignedInteger>(
+    _ action: @autoclosure () -> String, failure: SystemCallFailure = .minusOne, _ call: () -> Result
+) throws(SystemError) -> Result {
+    while true {
+        let result = call()
+        let failed = failure == .minusOne ? result == -1 : result != 0
+        guard failed else { return result }
+        if errno == EINTR { continue }
+        throw SystemError(action())
+    }
+}
+
+/// How a system call says it failed.
+enum SystemCallFailure {
+    case minusOne
+    case nonZero
 }
 
 extension ConfigError {
