@@ -33,7 +33,6 @@ final class App: Responder {
     func respond(to request: Request) -> Answer {
         let started = ContinuousClock.now
         noteReconnects()
-        caches.beginRequest()
         metrics.shared.inFlight.increment()
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
@@ -66,10 +65,10 @@ final class App: Responder {
                 return cors.preflight(request, methods: route.allowedMethods)
                     ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
-            func articles(cached: Bool = false) throws -> ArticlesAPI {
+            func articles(cached: ThreadCaches? = nil) -> ArticlesAPI {
                 ArticlesAPI(
-                    db: database, creator: creator, cache: try cached && caches.areCurrent(using: database) ? caches.articles : nil,
-                    mayKeep: caches.mayKeep, adminGroup: authenticator.verifier.config.adminGroup)
+                    db: database, creator: creator, cache: cached?.articles, mayKeep: caches.mayKeep,
+                    adminGroup: authenticator.verifier.config.adminGroup)
             }
             switch (route, request.method) {
             case (.health, _):
@@ -91,19 +90,19 @@ final class App: Responder {
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
                 let claims = try authenticator.claims(request)
-                let (response, ownerID) = try articles().create(request, claims: claims) { try authenticate(request, &context) }
+                let (response, ownerID) = try articles().create(request, claims: claims) {
+                    try authenticate(claims, caches: nil, &context)
+                }
                 context.user = ownerID
                 return response
             case (.articles, _):
-                _ = try authenticate(request, &context)
-                return try articles(cached: true).list(request)
+                return try articles(cached: read(request, &context)).list(request)
             case (.article(let id), "PUT"), (.article(let id), "PATCH"):
                 return try articles().update(id, request, by: authenticate(request, &context), partial: request.method == "PATCH")
             case (.article(let id), "DELETE"):
                 return try articles().delete(id, request, by: authenticate(request, &context))
             case (.article(let id), _):
-                _ = try authenticate(request, &context)
-                return try articles(cached: true).read(id, request)
+                return try articles(cached: read(request, &context)).read(id, request)
             }
         } catch {
             return response(for: error, &context)
@@ -139,9 +138,26 @@ final class App: Responder {
         return answer.response
     }
 
-    /// The caller, through the authenticator, noted in the request's context.
+    /// The caller of a write, through the authenticator, looked up in the database (writes
+    /// query it anyway rather than wait for the change feed), noted in the request's context.
     private func authenticate(_ request: Request, _ context: inout RequestContext) throws -> Caller {
-        let caller = try authenticator.caller(request, db: database, caches: caches)
+        try authenticate(authenticator.claims(request), caches: nil, &context)
+    }
+
+    /// A read (GET or HEAD of the articles): its caller, and the caches it may use. The one
+    /// place where a request's use of the caches is decided: once its token is verified (a
+    /// refused token costs no round trip), when the change feed has applied everything up to
+    /// the end of the WAL read after the request arrived (`ThreadCaches.areCurrent`). Writes
+    /// never use them.
+    private func read(_ request: Request, _ context: inout RequestContext) throws -> ThreadCaches? {
+        let claims = try authenticator.claims(request)
+        let cached = try caches.areCurrent(using: database) ? caches : nil
+        _ = try authenticate(claims, caches: cached, &context)
+        return cached
+    }
+
+    private func authenticate(_ claims: Claims, caches: ThreadCaches?, _ context: inout RequestContext) throws -> Caller {
+        let caller = try authenticator.caller(claims, db: database, caches: caches)
         context.user = caller.user.id
         return caller
     }

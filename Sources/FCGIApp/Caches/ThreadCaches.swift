@@ -19,21 +19,16 @@ final class ThreadCaches {
     /// transactions among them.
     private var changesApplied: UInt64 = 0
     private var highestApplied: UInt32?
-    /// Whether the current request may use the caches, once a cache was first needed.
-    private var current: Bool?
 
     init(changes: ChangeFeed, metrics: Metrics) {
         self.changes = changes
         self.metrics = metrics
     }
 
-    /// A new request: whether it may use the caches is found out when it first asks.
-    func beginRequest() { current = nil }
-
-    /// Whether this request may use the caches, reading the WAL's end on `db` if this thread
-    /// makes the reading.
+    /// Whether a request that arrived before this call may use the caches, reading the WAL's
+    /// end on `db` if this thread makes the reading; then the caches are brought up to date.
+    /// Asked once per request (`App.read`).
     func areCurrent(using db: Connection) throws -> Bool {
-        if let current { return current }
         var current = false
         if changes.isUp, let position = try changes.walEnd.position(using: db) {
             current = changes.applied.value >= position.value
@@ -56,7 +51,6 @@ final class ThreadCaches {
             changesApplied = total
             highestApplied = highest
         }
-        self.current = current
         return current
     }
 

@@ -23,15 +23,13 @@ final class Authenticator {
         try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
     }
 
-    /// The active user the request's token maps to, on `db`, or from `caches` for a read that
-    /// may use them.
-    func caller(_ request: Request, db: Connection, caches: ThreadCaches) throws -> Caller {
-        let claims = try claims(request)
+    /// The active user verified `claims` map to, on `db`, or from `caches` when the request may
+    /// use them (decided by the caller).
+    func caller(_ claims: Claims, db: Connection, caches: ThreadCaches?) throws -> Caller {
         func load() throws -> UserStore.Match? { try UserStore.user(for: claims, in: db, autoProvision: autoProvision) }
         let found: User?
         var sessionRevoked: Bool
-        let isRead = request.method == "GET" || request.method == "HEAD"
-        if try isRead && caches.areCurrent(using: db) {
+        if let caches {
             sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
             found = sessionRevoked ? nil : try caches.users.user(for: claims.sub) {
                 // A user looked up now: what the database says of the session counts too, and a
