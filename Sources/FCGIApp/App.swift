@@ -15,6 +15,7 @@ final class App: Responder {
     private var session = 0
 
     private var creator: ArticleCreator { services.creator }
+    private var authorization: Authorization { services.config.cognito.authorization }
     private var cors: CORSPolicy { services.config.cors }
     /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
     private var provisioning: ProvisioningSecret? { services.config.provisioning }
@@ -67,8 +68,7 @@ final class App: Responder {
             }
             func articles(cached: ThreadCaches? = nil) -> ArticlesAPI {
                 ArticlesAPI(
-                    db: database, creator: creator, cache: cached?.articles, mayKeep: caches.mayKeep,
-                    adminGroup: authenticator.verifier.config.adminGroup)
+                    db: database, creator: creator, cache: cached?.articles, mayKeep: caches.mayKeep, authorization: authorization)
             }
             switch (route, request.method) {
             case (.health, _):
@@ -89,7 +89,7 @@ final class App: Responder {
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
-                let claims = try authenticator.claims(request)
+                let claims = try claims(for: .write, request)
                 let (response, ownerID) = try articles().create(request, claims: claims) {
                     try authenticate(claims, caches: nil, &context)
                 }
@@ -138,10 +138,27 @@ final class App: Responder {
         return answer.response
     }
 
-    /// The caller of a write, through the authenticator, looked up in the database (writes
+    /// The caller of a change, through the authenticator, looked up in the database (writes
     /// query it anyway rather than wait for the change feed), noted in the request's context.
     private func authenticate(_ request: Request, _ context: inout RequestContext) throws -> Caller {
-        try authenticate(authenticator.claims(request), caches: nil, &context)
+        try authenticate(claims(for: .write, request), caches: nil, &context)
+    }
+
+    /// The request's verified claims, once the token's scopes allow `action` (403) and the
+    /// principal is within its rate limit for that kind (429): both decided from the claims
+    /// alone, so a refusal costs no database round trip.
+    private func claims(for action: Authorization.Action, _ request: Request) throws -> Claims {
+        let claims = try authenticator.claims(request)
+        try authorization.require(action, claims)
+        let (limit, throttled) = action == .read
+            ? (services.readLimit, metrics.shared.throttledReads) : (services.writeLimit, metrics.shared.throttledWrites)
+        if let wait = limit?.take(claims.sub) {
+            throttled.increment()
+            throw HTTPError(
+                status: .tooManyRequests, detail: "Request was throttled. Expected available in \(wait) seconds.",
+                headers: [("Retry-After", String(wait))])
+        }
+        return claims
     }
 
     /// A read (GET or HEAD of the articles): its caller, and the caches it may use. The one
@@ -150,7 +167,7 @@ final class App: Responder {
     /// the end of the WAL read after the request arrived (`ThreadCaches.areCurrent`). Writes
     /// never use them.
     private func read(_ request: Request, _ context: inout RequestContext) throws -> ThreadCaches? {
-        let claims = try authenticator.claims(request)
+        let claims = try claims(for: .read, request)
         let cached = try caches.areCurrent(using: database) ? caches : nil
         _ = try authenticate(claims, caches: cached, &context)
         return cached

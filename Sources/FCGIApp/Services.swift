@@ -12,6 +12,9 @@ final class Services: Sendable {
     let changes: ChangeFeed
     let revoked = RevokedSessions()
     let creator: ArticleCreator
+    /// `RATE_LIMIT_READS_PER_MINUTE`, `RATE_LIMIT_WRITES_PER_MINUTE`: nil when off.
+    let readLimit: RateLimit?
+    let writeLimit: RateLimit?
     let logger: Logger
 
     /// Loads the keys once (requests get 503 until they load; a request with an unknown kid
@@ -23,6 +26,8 @@ final class Services: Sendable {
         keys.reload(force: true)
         verifier = TokenVerifier(config: config.cognito, keys: keys, metrics: metrics)
         creator = ArticleCreator(metrics: metrics)
+        readLimit = config.readsPerMinute > 0 ? RateLimit(perMinute: config.readsPerMinute) : nil
+        writeLimit = config.writesPerMinute > 0 ? RateLimit(perMinute: config.writesPerMinute) : nil
         changes = ChangeFeed(sessions: SessionHandlers(load: revoked.replace, apply: revoked.apply), metrics: metrics)
         try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
     }

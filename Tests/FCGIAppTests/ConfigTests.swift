@@ -110,6 +110,12 @@ import Testing
         ("FCGI_REQUEST_TIMEOUT_SECONDS", "0", "FCGI_REQUEST_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"0\""),
         ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "1.5", "DATABASE_STATEMENT_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"1.5\""),
         ("DATABASE_LOCK_TIMEOUT_SECONDS", "301", "DATABASE_LOCK_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 300, got \"301\""),
+        ("RATE_LIMIT_WRITES_PER_MINUTE", "-1", "RATE_LIMIT_WRITES_PER_MINUTE must be a whole number of requests from 0 (no limit) to 1000000, got \"-1\""),
+        ("RATE_LIMIT_READS_PER_MINUTE", "1e3", "RATE_LIMIT_READS_PER_MINUTE must be a whole number of requests from 0 (no limit) to 1000000, got \"1e3\""),
+        ("COGNITO_RESOURCE_SERVER", "https://api.example.com/",
+         "COGNITO_RESOURCE_SERVER must be a resource server identifier (e.g. articles or https://api.example.com: printable, no spaces, quotes or trailing slash), got \"https://api.example.com/\""),
+        ("COGNITO_RESOURCE_SERVER", "my api",
+         "COGNITO_RESOURCE_SERVER must be a resource server identifier (e.g. articles or https://api.example.com: printable, no spaces, quotes or trailing slash), got \"my api\""),
     ])
     func refusesBadValues(name: String, value: String, message: String) {
         #expect(throws: ConfigError(message)) { try Config.fromEnvironment(Self.pool.merging([name: value]) { $1 }) }
@@ -163,11 +169,14 @@ import Testing
             COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
             COGNITO_LEEWAY_SECONDS=60
             COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
+            COGNITO_RESOURCE_SERVER=(unset: access tokens' scopes are not checked)
             COGNITO_DOMAIN=(unset: the sign-in page says sign-in is not configured)
             COGNITO_SCOPES=openid email
             CORS_ALLOWED_ORIGINS=(unset: no cross-origin access)
             PROVISIONING_SECRET=(unset: no provisioning endpoint)
             AUTO_PROVISION_USERS=false
+            RATE_LIMIT_READS_PER_MINUTE=0 (no limit)
+            RATE_LIMIT_WRITES_PER_MINUTE=0 (no limit)
             issuer=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123
             configuration OK
 

@@ -12,8 +12,8 @@ struct ArticlesAPI {
     let cache: ArticleCache?
     /// Whether an answer loaded now, in this snapshot, may be kept in the cache.
     let mayKeep: (Snapshot?) -> Bool
-    /// `COGNITO_ADMIN_GROUP`.
-    let adminGroup: String?
+    /// Who may change another's article (`COGNITO_ADMIN_GROUP`, `COGNITO_RESOURCE_SERVER`).
+    let authorization: Authorization
 
     /// `GET /articles/?limit=N&after=ID`: a page in id order, with a `Link` to the next one.
     func list(_ request: Request) throws -> Response {
@@ -131,10 +131,7 @@ struct ArticlesAPI {
     private func checkedForChange(_ id: Int64, _ request: Request, by caller: Caller) throws -> ArticleStore.Owned {
         guard let current = try ArticleStore.lock(id, in: db) else { throw HTTPError.notFound }
         let ownerID = current.ownerID
-        let isAdmin = adminGroup.map(caller.claims.groups.contains) ?? false
-        guard ownerID == caller.user.id || isAdmin else {
-            throw HTTPError(status: .forbidden, detail: "You do not have permission to perform this action.")
-        }
+        if ownerID != caller.user.id { try authorization.requireChangingAnothers(caller.claims) }
         if let ifMatch = request.header("if-match") {
             guard EntityTags(ifMatch).matches(Self.representation(current.article, ownerID: ownerID).etag, weak: false) else {
                 throw HTTPError(

@@ -9,6 +9,8 @@ struct Claims: Sendable, Equatable {
     var username: String?
     /// `cognito:groups`.
     var groups: [String]
+    /// An access token's `scope` (space-separated); empty for ID tokens.
+    var scopes: Set<String> = []
     /// `exp`, in seconds since 1970.
     var expiresAt: Double
     /// `iat`, in seconds since 1970.

@@ -172,10 +172,13 @@ final class TokenVerifier: Sendable {
             groups = items.compactMap(\.string)
         }
         let verified = payload["email_verified"] == .bool(true) || payload["email_verified"] == .string("true")
+        // Checked whatever the token's kind; only an access token's scopes grant anything.
+        let scopes = try string("scope").map { Set($0.split(separator: " ").map(String.init)) } ?? []
         return Claims(
             sub: sub, tokenUse: use, email: try string("email"), emailVerified: verified,
-            username: try string(use == .id ? "cognito:username" : "username"), groups: groups, expiresAt: expiresAt,
-            issuedAt: issuedAt, authenticatedAt: authenticatedAt, originJTI: try string("origin_jti"))
+            username: try string(use == .id ? "cognito:username" : "username"), groups: groups,
+            scopes: use == .access ? scopes : [], expiresAt: expiresAt, issuedAt: issuedAt, authenticatedAt: authenticatedAt,
+            originJTI: try string("origin_jti"))
     }
 
     private func checkTimes(expiresAt: Double, issuedAt: Double?, notBefore: Double?, now: Double) throws(AuthError) {

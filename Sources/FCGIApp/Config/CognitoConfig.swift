@@ -39,8 +39,10 @@ struct CognitoConfig: Sendable, Equatable {
     var keySource: KeySource
     /// `COGNITO_LEEWAY_SECONDS`.
     var leewaySeconds: Int
+    /// `COGNITO_ADMIN_GROUP` and `COGNITO_RESOURCE_SERVER`: who may do what.
+    var authorization = Authorization()
     /// `COGNITO_ADMIN_GROUP`: members (by `cognito:groups`) may change any article.
-    var adminGroup: String? = nil
+    var adminGroup: String? { authorization.adminGroup }
     /// `COGNITO_ISSUER`: the issuer the pool is configured with, which picks the default JWKS URL.
     var issuerForm: IssuerForm = .original
 
@@ -117,6 +119,9 @@ struct CognitoConfig: Sendable, Equatable {
         }
         return CognitoConfig(
             poolID: poolID, region: region, clientIDs: clientIDs, tokenUses: tokenUses, keySource: keySource,
-            leewaySeconds: leeway, adminGroup: value("COGNITO_ADMIN_GROUP"), issuerForm: issuerForm)
+            leewaySeconds: leeway,
+            authorization: Authorization(
+                adminGroup: value("COGNITO_ADMIN_GROUP"), resourceServer: try Authorization.resourceServer(value("COGNITO_RESOURCE_SERVER"))),
+            issuerForm: issuerForm)
     }
 }

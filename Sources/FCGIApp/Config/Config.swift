@@ -45,6 +45,10 @@ struct Config: Sendable, Equatable {
     /// would end a longer lock wait first): `sessionStatementTimeoutSeconds`.
     var statementTimeoutSeconds = defaultStatementTimeoutSeconds
     var lockTimeoutSeconds = defaultLockTimeoutSeconds
+    /// `RATE_LIMIT_READS_PER_MINUTE` and `RATE_LIMIT_WRITES_PER_MINUTE`: per principal and
+    /// worker; 0, no limit.
+    var readsPerMinute = 0
+    var writesPerMinute = 0
     /// `FCGI_WEB_SERVER_ADDRS`, as libfcgi reads it: the IPv4 addresses (network byte order)
     /// TCP clients may connect from; empty, any.
     var allowedPeers: Set<UInt32> = []
@@ -52,6 +56,7 @@ struct Config: Sendable, Equatable {
     static let defaultThreads = 16
     static let threadRange = 1...512
     static let timeoutRange = 1...300
+    static let rateLimitRange = 0...1_000_000
     static let defaultRequestTimeoutSeconds = 5
     static let defaultStatementTimeoutSeconds = 5
     static let defaultLockTimeoutSeconds = 2
@@ -74,6 +79,14 @@ struct Config: Sendable, Equatable {
             guard let number = Int(text), timeoutRange.contains(number) else {
                 throw ConfigError(
                     "\(name) must be a whole number of seconds from \(timeoutRange.lowerBound) to \(timeoutRange.upperBound), got \"\(text)\"")
+            }
+            return number
+        }
+        func perMinute(_ name: String) throws(ConfigError) -> Int {
+            guard let text = value(name) else { return 0 }
+            guard let number = Int(text), rateLimitRange.contains(number) else {
+                throw ConfigError(
+                    "\(name) must be a whole number of requests from \(rateLimitRange.lowerBound) (no limit) to \(rateLimitRange.upperBound), got \"\(text)\"")
             }
             return number
         }
@@ -110,6 +123,8 @@ struct Config: Sendable, Equatable {
             requestTimeoutSeconds: try seconds("FCGI_REQUEST_TIMEOUT_SECONDS", default: defaultRequestTimeoutSeconds),
             statementTimeoutSeconds: try seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", default: defaultStatementTimeoutSeconds),
             lockTimeoutSeconds: try seconds("DATABASE_LOCK_TIMEOUT_SECONDS", default: defaultLockTimeoutSeconds),
+            readsPerMinute: try perMinute("RATE_LIMIT_READS_PER_MINUTE"),
+            writesPerMinute: try perMinute("RATE_LIMIT_WRITES_PER_MINUTE"),
             allowedPeers: try allowedPeers(value("FCGI_WEB_SERVER_ADDRS")))
     }
 
@@ -167,11 +182,14 @@ struct Config: Sendable, Equatable {
             keySourceSummary,
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
             ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
+            ("COGNITO_RESOURCE_SERVER", cognito.authorization.resourceServer ?? "(unset: access tokens' scopes are not checked)"),
             ("COGNITO_DOMAIN", signIn.domain ?? "(unset: the sign-in page says sign-in is not configured)"),
             ("COGNITO_SCOPES", signIn.scopes),
             ("CORS_ALLOWED_ORIGINS", cors.isEnabled ? cors.origins.sorted().joined(separator: ",") : "(unset: no cross-origin access)"),
             ("PROVISIONING_SECRET", provisioning?.description ?? "(unset: no provisioning endpoint)"),
             ("AUTO_PROVISION_USERS", String(autoProvisionUsers)),
+            ("RATE_LIMIT_READS_PER_MINUTE", readsPerMinute == 0 ? "0 (no limit)" : String(readsPerMinute)),
+            ("RATE_LIMIT_WRITES_PER_MINUTE", writesPerMinute == 0 ? "0 (no limit)" : String(writesPerMinute)),
             ("issuer", cognito.issuer),
         ]
     }

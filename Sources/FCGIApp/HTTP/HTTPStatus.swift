@@ -17,6 +17,7 @@ struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
     static let preconditionFailed = HTTPStatus(code: 412, reason: "Precondition Failed")
     static let contentTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
     static let unsupportedMediaType = HTTPStatus(code: 415, reason: "Unsupported Media Type")
+    static let tooManyRequests = HTTPStatus(code: 429, reason: "Too Many Requests")
     static let requestHeaderFieldsTooLarge = HTTPStatus(code: 431, reason: "Request Header Fields Too Large")
     static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
     static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")

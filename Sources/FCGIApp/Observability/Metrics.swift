@@ -19,6 +19,8 @@ final class Metrics: Sendable {
     let cacheBypasses: Counter
     let articleCreateStatements: Counter
     let articleCreatesQueued: Gauge
+    let throttledReads: Counter
+    let throttledWrites: Counter
 
     /// Request durations, in seconds: 0.25 ms to 2.5 s.
     static let buckets: [Duration] = [
@@ -59,6 +61,9 @@ final class Metrics: Sendable {
                 "Statements that checked a token's user and inserted for POST /articles/ (requests that arrive together share one)."))
         articleCreatesQueued = registry.makeGauge(
             descriptor: name("article_creates", "queued", "POST /articles/ requests waiting for the statement in flight to end."))
+        let throttled = name("throttled", "total", "Requests refused 429 by a per-principal rate limit, by kind (read or write).")
+        throttledReads = registry.makeCounter(descriptor: throttled, labels: [("kind", "read")])
+        throttledWrites = registry.makeCounter(descriptor: throttled, labels: [("kind", "write")])
     }
 
     fileprivate func requests(route: String, status: Int) -> Counter {

@@ -1,0 +1,110 @@
+import Foundation
+import PG
+import Testing
+
+@testable import FCGIApp
+
+/// Who may do what, through nginx: access tokens' scopes (`COGNITO_RESOURCE_SERVER`) and
+/// per-principal rate limits.
+@Suite(.lane()) struct AuthorizationTests {
+    private func send(_ stack: Stack, _ method: String, _ path: String, _ token: String, json: String? = nil) throws -> HTTPResponse {
+        try stack.request(
+            method, path, headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+            body: json.map { Data($0.utf8) })
+    }
+
+    /// A user bound to a new sub, and an access token of its with `scope`.
+    private func accessToken(_ stack: Stack, _ name: String, scope: Any?) throws -> String {
+        let sub = UUID().uuidString.lowercased()
+        try stack.database.connect().query(
+            "INSERT INTO users (username, email, cognito_sub) VALUES ($1, $1 || '@example.com', $2)", name, sub)
+        var claims = TestPool.accessClaims(sub: sub)
+        claims["scope"] = scope
+        return TestPool.token(claims: claims)
+    }
+
+    @Test func accessTokensMayDoWhatTheirScopesSay() throws {
+        let stack = try Stack(environment: [
+            "COGNITO_TOKEN_USE": "id,access", "COGNITO_RESOURCE_SERVER": "articles", "COGNITO_ADMIN_GROUP": "editors",
+        ])
+        let reader = try accessToken(stack, "reader", scope: "articles/read")
+        let writer = try accessToken(stack, "writer", scope: "openid articles/read articles/write")
+        let admin = try accessToken(stack, "admin", scope: "articles/admin")
+        let db = try stack.database.connect()
+        let readersOwn = try db.query("INSERT INTO articles (name, owner_id) SELECT 'readers', id FROM users WHERE username = 'reader' RETURNING id")
+            .first!.decode(Int64.self, at: 0)
+        func refusedForScope(_ response: HTTPResponse, _ scope: String) {
+            #expect(response.status == 403, "\(response.text)")
+            #expect(response.json == ["detail": "The token's scopes do not allow this: it needs \(scope)."])
+            #expect(response.header("WWW-Authenticate") == #"Bearer error="insufficient_scope", scope="\#(scope)""#)
+        }
+
+        // Read scope: reads, and nothing else.
+        #expect(try send(stack, "GET", "/articles/", reader).status == 200)
+        #expect(try send(stack, "GET", "/articles/\(readersOwn)/", reader).status == 200)
+        refusedForScope(try send(stack, "POST", "/articles/", reader, json: #"{"name": "no"}"#), "articles/write")
+        refusedForScope(try send(stack, "PATCH", "/articles/\(readersOwn)/", reader, json: #"{"name": "no"}"#), "articles/write")
+        refusedForScope(try send(stack, "DELETE", "/articles/\(readersOwn)/", reader), "articles/write")
+        // Write scope: creates and changes its own, not another's; without the read scope, no reads.
+        let created = try send(stack, "POST", "/articles/", writer, json: #"{"name": "written"}"#)
+        #expect(created.status == 201, "\(created.text)")
+        let writersOwn = try JSONDecoder().decode(Article.self, from: created.body).id
+        #expect(try send(stack, "PATCH", "/articles/\(writersOwn)/", writer, json: #"{"name": "rewritten"}"#).status == 200)
+        refusedForScope(try send(stack, "PATCH", "/articles/\(readersOwn)/", writer, json: #"{"name": "taken"}"#), "articles/admin")
+        refusedForScope(try send(stack, "DELETE", "/articles/\(readersOwn)/", writer), "articles/admin")
+        refusedForScope(try send(stack, "GET", "/articles/", admin), "articles/read")
+        // Admin scope: changes anyone's.
+        #expect(try send(stack, "PATCH", "/articles/\(readersOwn)/", admin, json: #"{"name": "moderated"}"#).status == 200)
+        #expect(try send(stack, "DELETE", "/articles/\(writersOwn)/", admin).status == 204)
+        #expect(try db.query("SELECT name FROM articles ORDER BY id").map { try $0.decode(String.self, at: 0) } == ["moderated"])
+
+        // ID tokens carry no scopes: their owner's role governs them, as without a resource server.
+        try db.query("INSERT INTO users (username, email) VALUES ('idtoken', 'idtoken@example.com')")
+        let idToken = TestPool.token(claims: TestPool.idClaims(email: "idtoken@example.com"))
+        #expect(try send(stack, "POST", "/articles/", idToken, json: #"{"name": "by id token"}"#).status == 201)
+        #expect(try send(stack, "PATCH", "/articles/\(readersOwn)/", idToken, json: #"{"name": "x"}"#).json
+            == ["detail": "You do not have permission to perform this action."])
+        // A scope claim of the wrong type is refused like any malformed claim.
+        let malformed = try accessToken(stack, "malformed", scope: ["articles/read"])
+        let refused = try send(stack, "GET", "/articles/", malformed)
+        #expect(refused.status == 401 && refused.json == ["detail": "Malformed token claims."])
+    }
+
+    @Test func aPrincipalOverItsWriteLimitIsThrottledAndOthersAreNot() throws {
+        let stack = try Stack(environment: ["RATE_LIMIT_WRITES_PER_MINUTE": "60", "FCGI_THREADS": "8"])
+        let db = try stack.database.connect()
+        try db.query("INSERT INTO users (username, email) VALUES ('busy', 'busy@example.com'), ('calm', 'calm@example.com')")
+        let busy = TestPool.token(claims: TestPool.idClaims(email: "busy@example.com"))
+        let calm = TestPool.token(claims: TestPool.idClaims(email: "calm@example.com"))
+        // 70 POSTs at once: a minute's 60, and those the bucket refilled meanwhile (one a second).
+        let began = Date()
+        let answers = Results()
+        let senders = (0..<7).map { sender in
+            Thread {
+                for n in 0..<10 {
+                    let response = try? send(stack, "POST", "/articles/", busy, json: #"{"name": "b\#(sender)-\#(n)"}"#)
+                    answers.add(response?.status ?? -1, "\(response?.header("Retry-After") ?? "-") \(response?.text ?? "")")
+                }
+            }
+        }
+        senders.forEach { $0.start() }
+        try waitFor("70 answers", within: 30) { answers.all.count == 70 }
+        let elapsed = Date().timeIntervalSince(began)
+        let created = answers.all.filter { $0.status == 201 }.count
+        #expect(created >= 60 && created <= 60 + Int(elapsed.rounded(.up)), "\(created) in \(elapsed) s")
+        let throttled = answers.all.filter { $0.status == 429 }
+        #expect(throttled.count == 70 - created)
+        for answer in throttled {
+            #expect(answer.body == #"1 {"detail":"Request was throttled. Expected available in 1 seconds."}"#, "\(answer.body)")
+        }
+        #expect(try db.query("SELECT count(*) FROM articles").first!.decode(Int.self, at: 0) == created)
+        let metrics = try stack.operations("GET", "/metrics").text
+        #expect(metrics.contains(#"articles_fcgi_throttled_total{kind="write"} \#(throttled.count)"#), "\(metrics.prefix(200))")
+        // Another principal, and the same one's reads, are not limited.
+        #expect(try send(stack, "POST", "/articles/", calm, json: #"{"name": "calm"}"#).status == 201)
+        #expect(try send(stack, "GET", "/articles/?limit=1", busy).status == 200)
+        // After the wait it names, the principal writes again.
+        Thread.sleep(forTimeInterval: 1)  // Retry-After: 1, the refill time: about time
+        #expect(try send(stack, "POST", "/articles/", busy, json: #"{"name": "again"}"#).status == 201)
+    }
+}
