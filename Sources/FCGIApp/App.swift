@@ -10,6 +10,8 @@ final class App: Responder {
     /// What every thread of the worker shares: its configuration, keys, feed and metrics.
     let services: Services
     private let caches: ThreadCaches
+    /// This thread's copy of the groups' roles.
+    private let groupRoles: GroupRoles.View
     private let metrics: ThreadMetrics
     /// The connection's session at the last request: a later one means it connected again.
     private var session = 0
@@ -28,6 +30,7 @@ final class App: Responder {
         authenticator = Authenticator(
             verifier: services.verifier, revoked: services.revoked, autoProvision: services.config.autoProvisionUsers)
         caches = ThreadCaches(changes: services.changes, metrics: services.metrics)
+        groupRoles = GroupRoles.View(services.groupRoles)
         metrics = ThreadMetrics(services.metrics)
     }
 
@@ -66,9 +69,10 @@ final class App: Responder {
                 return cors.preflight(request, methods: route.allowedMethods)
                     ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
-            func articles(cached: ThreadCaches? = nil) -> ArticlesAPI {
+            func articles(cached: ThreadCaches? = nil, roles: [String: Authorization.Role] = [:]) -> ArticlesAPI {
                 ArticlesAPI(
-                    db: database, creator: creator, cache: cached?.articles, mayKeep: caches.mayKeep, authorization: authorization)
+                    db: database, creator: creator, cache: cached?.articles, mayKeep: caches.mayKeep, authorization: authorization,
+                    roles: roles)
             }
             switch (route, request.method) {
             case (.health, _):
@@ -89,7 +93,7 @@ final class App: Responder {
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
-                let claims = try claims(for: .write, request)
+                let (claims, _) = try claims(for: .write, request)
                 let (response, ownerID) = try articles().create(request, claims: claims) {
                     try authenticate(claims, caches: nil, &context)
                 }
@@ -98,9 +102,11 @@ final class App: Responder {
             case (.articles, _):
                 return try articles(cached: read(request, &context)).list(request)
             case (.article(let id), "PUT"), (.article(let id), "PATCH"):
-                return try articles().update(id, request, by: authenticate(request, &context), partial: request.method == "PATCH")
+                let (caller, roles) = try change(request, &context)
+                return try articles(roles: roles).update(id, request, by: caller, partial: request.method == "PATCH")
             case (.article(let id), "DELETE"):
-                return try articles().delete(id, request, by: authenticate(request, &context))
+                let (caller, roles) = try change(request, &context)
+                return try articles(roles: roles).delete(id, request, by: caller)
             case (.article(let id), _):
                 return try articles(cached: read(request, &context)).read(id, request)
             }
@@ -138,18 +144,25 @@ final class App: Responder {
         return answer.response
     }
 
-    /// The caller of a change, through the authenticator, looked up in the database (writes
-    /// query it anyway rather than wait for the change feed), noted in the request's context.
-    private func authenticate(_ request: Request, _ context: inout RequestContext) throws -> Caller {
-        try authenticate(claims(for: .write, request), caches: nil, &context)
+    /// The caller of a change (PUT, PATCH, DELETE), through the authenticator, looked up in the
+    /// database (writes query it anyway rather than wait for the change feed), noted in the
+    /// request's context; and its groups' roles.
+    private func change(_ request: Request, _ context: inout RequestContext) throws -> (Caller, [String: Authorization.Role]) {
+        let (claims, roles) = try claims(for: .write, request)
+        return (try authenticate(claims, caches: nil, &context), roles)
     }
 
-    /// The request's verified claims, once the token's scopes allow `action` (403) and the
-    /// principal is within its rate limit for that kind (429): both decided from the claims
-    /// alone, so a refusal costs no database round trip.
-    private func claims(for action: Authorization.Action, _ request: Request) throws -> Claims {
+    /// The request's verified claims, once the principal's role and the token's scopes allow
+    /// `action` (403) and the principal is within its rate limit for that kind (429); and, for
+    /// a write, its groups' roles. Decided from the claims and the workers' copy of the roles,
+    /// so a refusal costs no database round trip (but while the change feed is down, when a
+    /// write reads its groups' roles from the table).
+    private func claims(for action: Authorization.Action, _ request: Request) throws -> (Claims, [String: Authorization.Role]) {
         let claims = try authenticator.claims(request)
-        try authorization.require(action, claims)
+        // Roles decide only writes.
+        let roles = action == .read || claims.groups.isEmpty
+            ? [:] : services.changes.isUp ? groupRoles.all : try GroupRoles.load(claims.groups, in: database)
+        try authorization.require(action, claims, roles: roles)
         let (limit, throttled) = action == .read
             ? (services.readLimit, metrics.shared.throttledReads) : (services.writeLimit, metrics.shared.throttledWrites)
         if let wait = limit?.take(claims.sub) {
@@ -158,7 +171,7 @@ final class App: Responder {
                 status: .tooManyRequests, detail: "Request was throttled. Expected available in \(wait) seconds.",
                 headers: [("Retry-After", String(wait))])
         }
-        return claims
+        return (claims, roles)
     }
 
     /// A read (GET or HEAD of the articles): its caller, and the caches it may use. The one
@@ -167,7 +180,7 @@ final class App: Responder {
     /// the end of the WAL read after the request arrived (`ThreadCaches.areCurrent`). Writes
     /// never use them.
     private func read(_ request: Request, _ context: inout RequestContext) throws -> ThreadCaches? {
-        let claims = try claims(for: .read, request)
+        let (claims, _) = try claims(for: .read, request)
         let cached = try caches.areCurrent(using: database) ? caches : nil
         _ = try authenticate(claims, caches: cached, &context)
         return cached

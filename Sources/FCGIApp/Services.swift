@@ -11,6 +11,7 @@ final class Services: Sendable {
     let verifier: TokenVerifier
     let changes: ChangeFeed
     let revoked = RevokedSessions()
+    let groupRoles = GroupRoles()
     let creator: ArticleCreator
     /// `RATE_LIMIT_READS_PER_MINUTE`, `RATE_LIMIT_WRITES_PER_MINUTE`: nil when off.
     let readLimit: RateLimit?
@@ -28,7 +29,10 @@ final class Services: Sendable {
         creator = ArticleCreator(metrics: metrics)
         readLimit = config.readsPerMinute > 0 ? RateLimit(perMinute: config.readsPerMinute) : nil
         writeLimit = config.writesPerMinute > 0 ? RateLimit(perMinute: config.writesPerMinute) : nil
-        changes = ChangeFeed(sessions: SessionHandlers(load: revoked.replace, apply: revoked.apply), metrics: metrics)
+        changes = ChangeFeed(
+            handlers: FeedHandlers(
+                loadSessions: revoked.replace, applySessions: revoked.apply, loadRoles: groupRoles.replace, applyRoles: groupRoles.apply),
+            metrics: metrics)
         try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
     }
 

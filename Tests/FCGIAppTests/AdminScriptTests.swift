@@ -99,6 +99,27 @@ import Testing
         #expect(try users().isEmpty)
     }
 
+    @Test func groupRolesAreGrantedChangedAndRevoked() throws {
+        func roles() throws -> [String] {
+            try db.query("SELECT group_name || ' ' || role FROM group_roles ORDER BY 1").map { try $0.decode(String.self, at: 0) }
+        }
+        let granted = try psql("grant_group_role.sql", ["group": "staff", "role": "reader"])
+        #expect(granted.status == 0 && granted.output == "group staff has the role reader\n", "\(granted.output)")
+        let changed = try psql("grant_group_role.sql", ["group": "staff", "role": "admin"])
+        #expect(changed.output == "group staff has the role admin\n")
+        #expect(try roles() == ["staff admin"])
+        let badRole = try psql("grant_group_role.sql", ["group": "x'; DROP TABLE group_roles; --", "role": "owner"])
+        #expect(badRole.status != 0 && badRole.output.split(separator: "\n").count == 1)
+        #expect(badRole.output.contains(#"ERROR:  a role is required: -v role=reader, writer or admin (got "owner")"#), "\(badRole.output)")
+        let noGroup = try psql("grant_group_role.sql", ["role": "reader"])
+        #expect(noGroup.status != 0 && noGroup.output.contains("ERROR:  a group is required"))
+        let revoked = try psql("revoke_group_role.sql", ["group": "staff"])
+        #expect(revoked.status == 0 && revoked.output == "group staff has no role now\n", "\(revoked.output)")
+        let again = try psql("revoke_group_role.sql", ["group": "staff"])
+        #expect(again.status != 0 && again.output.contains(#"ERROR:  group "staff" has no role; nothing was changed"#))
+        #expect(try roles().isEmpty)
+    }
+
     @Test func listsShowUsersAndArticles() throws {
         _ = try psql("create_user.sql", ["username": "erin", "email": "erin@example.com"])
         try db.query("INSERT INTO articles (name, owner_id) VALUES ('Hello', 1)")

@@ -70,6 +70,56 @@ import Testing
         #expect(refused.status == 401 && refused.json == ["detail": "Malformed token claims."])
     }
 
+    /// sql/admin/grant_group_role.sql and revoke_group_role.sql apply on every thread within a
+    /// second: a reader may not write, an admin changes anyone's.
+    @Test func rolesFromGroupsApplyWithinASecond() throws {
+        let stack = try Stack()
+        let db = try stack.database.connect()
+        try db.query("INSERT INTO users (username, email) VALUES ('member', 'member@example.com'), ('other', 'other@example.com')")
+        let ids = try db.query(
+            "INSERT INTO articles (name, owner_id) SELECT username, id FROM users ORDER BY id RETURNING id").map { try $0.decode(Int64.self, at: 0) }
+        var claims = TestPool.idClaims(email: "member@example.com")
+        claims["cognito:groups"] = ["staff", "everyone"]
+        let member = TestPool.token(claims: claims)
+        /// PATCHes of the member's own article and of the other's, on every thread.
+        func statuses() throws -> [Int] {
+            try (0..<8).flatMap { _ in
+                try [ids[0], ids[1]].map { try send(stack, "PATCH", "/articles/\($0)/", member, json: "{}").status }
+            }
+        }
+        func after(_ script: String, _ variables: [String: String], _ expected: [Int]) throws {
+            let result = try run("/usr/bin/psql", ["-X", try stack.database.adminURI()]
+                + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
+                + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+            try #require(result.status == 0, "\(result.output)")
+            try waitFor("\(script) \(variables) to apply", within: 1) { try statuses() == Array(repeating: expected, count: 8).flatMap { $0 } }
+        }
+        // No group has a role: the default, writer, changes its own only.
+        #expect(try statuses() == Array(repeating: [200, 403], count: 8).flatMap { $0 })
+        try after("grant_group_role.sql", ["group": "staff", "role": "reader"], [403, 403])
+        #expect(try send(stack, "GET", "/articles/", member).status == 200, "a reader reads")
+        #expect(try send(stack, "POST", "/articles/", member, json: #"{"name": "no"}"#).json
+            == ["detail": "You do not have permission to perform this action."])
+        // The highest of the groups' roles.
+        try after("grant_group_role.sql", ["group": "everyone", "role": "admin"], [200, 200])
+        try after("revoke_group_role.sql", ["group": "everyone"], [403, 403])
+        try after("revoke_group_role.sql", ["group": "staff"], [200, 403])
+        #expect(try db.query("SELECT count(*) FROM articles").first!.decode(Int.self, at: 0) == 2)
+    }
+
+    @Test func theDefaultRoleMayBeReader() throws {
+        let stack = try Stack(environment: ["COGNITO_DEFAULT_ROLE": "reader", "COGNITO_ADMIN_GROUP": "editors"])
+        try stack.database.connect().query(
+            "INSERT INTO users (username, email) VALUES ('plain', 'plain@example.com'), ('editor', 'editor@example.com')")
+        let plain = TestPool.token(claims: TestPool.idClaims(email: "plain@example.com"))
+        var editorClaims = TestPool.idClaims(email: "editor@example.com")
+        editorClaims["cognito:groups"] = ["editors"]
+        let editor = TestPool.token(claims: editorClaims)
+        #expect(try send(stack, "POST", "/articles/", plain, json: #"{"name": "no"}"#).status == 403)
+        #expect(try send(stack, "GET", "/articles/", plain).status == 200)
+        #expect(try send(stack, "POST", "/articles/", editor, json: #"{"name": "yes"}"#).status == 201, "the admin group")
+    }
+
     @Test func aPrincipalOverItsWriteLimitIsThrottledAndOthersAreNot() throws {
         let stack = try Stack(environment: ["RATE_LIMIT_WRITES_PER_MINUTE": "60", "FCGI_THREADS": "8"])
         let db = try stack.database.connect()

@@ -256,7 +256,7 @@ import Testing
     /// database's WAL until the run ends).
     @Test func aStoppedFeedLeavesNoSessionBehind() throws {
         let database = try TestDatabase.migrated()
-        let feed = ChangeFeed(sessions: SessionHandlers(load: { _ in }, apply: { _ in }))
+        let feed = ChangeFeed(handlers: FeedHandlers(loadSessions: { _ in }, applySessions: { _ in }))
         try feed.start(conninfo: database.conninfo(user: "articles_feed"), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let db = try database.connect()
         func slots() throws -> Int {

@@ -114,6 +114,7 @@ import Testing
         ("RATE_LIMIT_READS_PER_MINUTE", "1e3", "RATE_LIMIT_READS_PER_MINUTE must be a whole number of requests from 0 (no limit) to 1000000, got \"1e3\""),
         ("COGNITO_RESOURCE_SERVER", "https://api.example.com/",
          "COGNITO_RESOURCE_SERVER must be a resource server identifier (e.g. articles or https://api.example.com: printable, no spaces, quotes or trailing slash), got \"https://api.example.com/\""),
+        ("COGNITO_DEFAULT_ROLE", "admin", "COGNITO_DEFAULT_ROLE must be writer or reader, got \"admin\""),
         ("COGNITO_RESOURCE_SERVER", "my api",
          "COGNITO_RESOURCE_SERVER must be a resource server identifier (e.g. articles or https://api.example.com: printable, no spaces, quotes or trailing slash), got \"my api\""),
     ])
@@ -169,6 +170,7 @@ import Testing
             COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
             COGNITO_LEEWAY_SECONDS=60
             COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
+            COGNITO_DEFAULT_ROLE=writer
             COGNITO_RESOURCE_SERVER=(unset: access tokens' scopes are not checked)
             COGNITO_DOMAIN=(unset: the sign-in page says sign-in is not configured)
             COGNITO_SCOPES=openid email

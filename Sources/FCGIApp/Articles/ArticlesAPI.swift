@@ -12,8 +12,10 @@ struct ArticlesAPI {
     let cache: ArticleCache?
     /// Whether an answer loaded now, in this snapshot, may be kept in the cache.
     let mayKeep: (Snapshot?) -> Bool
-    /// Who may change another's article (`COGNITO_ADMIN_GROUP`, `COGNITO_RESOURCE_SERVER`).
+    /// Who may change another's article (`COGNITO_ADMIN_GROUP`, `COGNITO_RESOURCE_SERVER`),
+    /// and the caller's groups' roles, for a change.
     let authorization: Authorization
+    var roles: [String: Authorization.Role] = [:]
 
     /// `GET /articles/?limit=N&after=ID`: a page in id order, with a `Link` to the next one.
     func list(_ request: Request) throws -> Response {
@@ -131,7 +133,7 @@ struct ArticlesAPI {
     private func checkedForChange(_ id: Int64, _ request: Request, by caller: Caller) throws -> ArticleStore.Owned {
         guard let current = try ArticleStore.lock(id, in: db) else { throw HTTPError.notFound }
         let ownerID = current.ownerID
-        if ownerID != caller.user.id { try authorization.requireChangingAnothers(caller.claims) }
+        if ownerID != caller.user.id { try authorization.requireChangingAnothers(caller.claims, roles: roles) }
         if let ifMatch = request.header("if-match") {
             guard EntityTags(ifMatch).matches(Self.representation(current.article, ownerID: ownerID).etag, weak: false) else {
                 throw HTTPError(

@@ -7,8 +7,22 @@ struct Authorization: Sendable, Equatable {
         case read, write, admin
     }
 
-    /// `COGNITO_ADMIN_GROUP`: members (by `cognito:groups`) may change any article.
+    /// A principal's role: the highest of its groups' (`group_roles`), else `defaultRole`.
+    enum Role: String, Sendable, Comparable, CaseIterable {
+        /// Reads only.
+        case reader
+        /// Also creates, and changes its own.
+        case writer
+        /// Also changes anyone's.
+        case admin
+
+        static func < (a: Role, b: Role) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+    }
+
+    /// `COGNITO_ADMIN_GROUP`: members (by `cognito:groups`) have the admin role.
     var adminGroup: String? = nil
+    /// `COGNITO_DEFAULT_ROLE`: the role of a principal none of whose groups has one.
+    var defaultRole = Role.writer
     /// `COGNITO_RESOURCE_SERVER`: the resource server identifier (`articles`,
     /// `https://api.example.com`) whose `{id}/read`, `{id}/write` and `{id}/admin` scopes an
     /// access token needs; nil, scopes are not checked.
@@ -25,19 +39,32 @@ struct Authorization: Sendable, Equatable {
         return claims.scopes.contains(needed) || (action == .write && claims.scopes.contains(scope(.admin)!))
     }
 
-    /// Throws 403 `insufficient_scope` (RFC 6750 §3.1) naming the scope `action` needs.
-    func require(_ action: Action, _ claims: Claims) throws(HTTPError) {
+    /// The role of the principal `claims` name, `roles` being the groups' roles.
+    func role(_ claims: Claims, roles: [String: Role]) -> Role {
+        var role: Role?
+        for group in claims.groups {
+            if group == adminGroup { return .admin }
+            if let mapped = roles[group] { role = max(role ?? mapped, mapped) }
+        }
+        return role ?? defaultRole
+    }
+
+    /// Throws 403 unless the principal's role allows `action` (a reader may not write) and,
+    /// for an access token, its scopes do (`insufficient_scope`, RFC 6750 §3.1, naming the
+    /// scope it needs).
+    func require(_ action: Action, _ claims: Claims, roles: [String: Role]) throws(HTTPError) {
+        if action != .read, role(claims, roles: roles) == .reader { throw Self.forbidden }
         guard scopesAllow(action, claims) else { throw insufficientScope(action) }
     }
 
     /// Throws 403 unless `claims` may change an article they do not own: with a resource
-    /// server, an access token needs the admin scope; else a member of the admin group may.
-    func requireChangingAnothers(_ claims: Claims) throws(HTTPError) {
+    /// server, an access token needs the admin scope; else the admin role.
+    func requireChangingAnothers(_ claims: Claims, roles: [String: Role]) throws(HTTPError) {
         if claims.tokenUse == .access, resourceServer != nil {
-            try require(.admin, claims)
+            guard scopesAllow(.admin, claims) else { throw insufficientScope(.admin) }
             return
         }
-        guard let adminGroup, claims.groups.contains(adminGroup) else { throw Self.forbidden }
+        guard role(claims, roles: roles) == .admin else { throw Self.forbidden }
     }
 
     static let forbidden = HTTPError(status: .forbidden, detail: "You do not have permission to perform this action.")
@@ -47,6 +74,15 @@ struct Authorization: Sendable, Equatable {
         return HTTPError(
             status: .forbidden, detail: "The token's scopes do not allow this: it needs \(needed).",
             headers: [("WWW-Authenticate", #"Bearer error="insufficient_scope", scope="\#(needed)""#)])
+    }
+
+    /// `COGNITO_DEFAULT_ROLE`: `writer` (the default) or `reader`.
+    static func defaultRole(_ text: String?) throws(ConfigError) -> Role {
+        guard let text else { return .writer }
+        guard let role = Role(rawValue: text), role != .admin else {
+            throw ConfigError("COGNITO_DEFAULT_ROLE must be writer or reader, got \"\(text)\"")
+        }
+        return role
     }
 
     /// `COGNITO_RESOURCE_SERVER`: printable ASCII without spaces, quotes or backslashes (it is

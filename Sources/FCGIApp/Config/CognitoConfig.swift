@@ -121,7 +121,8 @@ struct CognitoConfig: Sendable, Equatable {
             poolID: poolID, region: region, clientIDs: clientIDs, tokenUses: tokenUses, keySource: keySource,
             leewaySeconds: leeway,
             authorization: Authorization(
-                adminGroup: value("COGNITO_ADMIN_GROUP"), resourceServer: try Authorization.resourceServer(value("COGNITO_RESOURCE_SERVER"))),
+                adminGroup: value("COGNITO_ADMIN_GROUP"), defaultRole: try Authorization.defaultRole(value("COGNITO_DEFAULT_ROLE")),
+                resourceServer: try Authorization.resourceServer(value("COGNITO_RESOURCE_SERVER"))),
             issuerForm: issuerForm)
     }
 }

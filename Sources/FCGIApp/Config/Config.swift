@@ -182,6 +182,7 @@ struct Config: Sendable, Equatable {
             keySourceSummary,
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
             ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
+            ("COGNITO_DEFAULT_ROLE", cognito.authorization.defaultRole.rawValue),
             ("COGNITO_RESOURCE_SERVER", cognito.authorization.resourceServer ?? "(unset: access tokens' scopes are not checked)"),
             ("COGNITO_DOMAIN", signIn.domain ?? "(unset: the sign-in page says sign-in is not configured)"),
             ("COGNITO_SCOPES", signIn.scopes),

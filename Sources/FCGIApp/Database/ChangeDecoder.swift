@@ -1,23 +1,25 @@
 import PG
 
-/// Turns `pgoutput` messages into each transaction's `Change`s and revocations.
+/// Turns `pgoutput` messages into each transaction's `Change`s, revocations and group roles.
 struct ChangeDecoder {
     struct Commit {
         var changes: [Change]
         var revocations: [SessionChange]
+        var roles: [RoleChange]
         var xid: UInt32
         var end: LSN
         var commitTime: Int64
-        /// A revocation whose session the decoder could not read: the set must be loaded again.
+        /// A revocation or role the decoder could not read: the feed must load them again.
         var unreadable: Bool
     }
 
-    private enum Table { case users, articles, revokedSessions }
+    private enum Table { case users, articles, revokedSessions, groupRoles }
     private enum Operation { case insert, update, delete }
-    /// Relations by id: which table, and where its key column is.
-    private var relations: [UInt32: (table: Table, key: Int)] = [:]
+    /// Relations by id: which table, where its key column is, and its role column (group roles).
+    private var relations: [UInt32: (table: Table, key: Int, role: Int)] = [:]
     private var changes: [Change] = []
     private var revocations: [SessionChange] = []
+    private var roles: [RoleChange] = []
     private var unreadable = false
     private var xid: UInt32 = 0
     private(set) var inTransaction = false
@@ -30,16 +32,23 @@ struct ChangeDecoder {
             inTransaction = true
             changes.removeAll(keepingCapacity: true)
             revocations.removeAll(keepingCapacity: true)
+            roles.removeAll(keepingCapacity: true)
             unreadable = false
         case .relation(let id, _, let name, let columns):
             let table: Table? = switch name {
             case "users": .users
             case "articles": .articles
             case "revoked_sessions": .revokedSessions
+            case "group_roles": .groupRoles
             default: nil
             }
-            let key = table.flatMap { columns.firstIndex(of: $0 == .revokedSessions ? "origin_jti" : "id") }
-            relations[id] = table.map { ($0, key ?? -1) }
+            let keyColumn = switch table {
+            case .revokedSessions: "origin_jti"
+            case .groupRoles: "group_name"
+            default: "id"
+            }
+            let key = columns.firstIndex(of: keyColumn) ?? -1
+            relations[id] = table.map { ($0, key, columns.firstIndex(of: "role") ?? -1) }
         case .insert(let relation, let new):
             row(.insert, relation, old: nil, new: new)
         case .update(let relation, let old, let new):
@@ -50,6 +59,7 @@ struct ChangeDecoder {
             for relation in truncated {
                 switch relations[relation]?.table {
                 case .revokedSessions: revocations.append(.clear)
+                case .groupRoles: roles.append(.clear)
                 case .users, .articles: changes.append(.everything)
                 case nil: break
                 }
@@ -60,7 +70,7 @@ struct ChangeDecoder {
             // flooding the log.
             let collapsed = changes.count > ChangeLog.capacity / 4 ? [.everything] : changes
             return Commit(
-                changes: collapsed, revocations: revocations, xid: xid, end: end, commitTime: commitTime,
+                changes: collapsed, revocations: revocations, roles: roles, xid: xid, end: end, commitTime: commitTime,
                 unreadable: unreadable)
         case .other:
             break
@@ -72,13 +82,25 @@ struct ChangeDecoder {
     private mutating func row(
         _ operation: Operation, _ relation: UInt32, old: [PGOutputMessage.Value]?, new: [PGOutputMessage.Value]?
     ) {
-        guard let (table, key) = relations[relation] else { return }
-        func text(_ values: [PGOutputMessage.Value]?) -> String? {
-            guard let values, key >= 0, key < values.count, case .text(let value) = values[key] else { return nil }
+        guard let (table, key, roleColumn) = relations[relation] else { return }
+        func text(_ values: [PGOutputMessage.Value]?, at column: Int = key) -> String? {
+            guard let values, column >= 0, column < values.count, case .text(let value) = values[column] else { return nil }
             return value
         }
         let after = text(new)
         let before = text(old) ?? (operation == .update ? after : nil)
+        if table == .groupRoles {
+            if let before, before != after || operation == .delete { roles.append(.revoke(before)) }
+            if let after {
+                guard let role = text(new, at: roleColumn) else {
+                    unreadable = true
+                    return
+                }
+                roles.append(.grant(after, role))
+            }
+            if before == nil && after == nil { unreadable = true }
+            return
+        }
         if table == .revokedSessions {
             if let before, before != after || operation == .delete { revocations.append(.unrevoke(before)) }
             if let after { revocations.append(.revoke(after)) }
@@ -107,7 +129,7 @@ struct ChangeDecoder {
         case (.articles, .update):
             changes.append(.articleDeleted(beforeID!))
             changes.append(.articleInserted(afterID!))
-        case (.revokedSessions, _):
+        case (.revokedSessions, _), (.groupRoles, _):
             break
         }
     }

@@ -23,11 +23,22 @@ enum SessionChange: Equatable, Sendable {
     case clear
 }
 
-/// Where the feed sends the revoked sessions: the whole set, loaded at each (re)connect, then
-/// each committed transaction's changes to it, in order. Registered at start-up.
-struct SessionHandlers: Sendable {
-    let load: @Sendable (Set<String>) -> Void
-    let apply: @Sendable ([SessionChange]) -> Void
+/// A committed change to `group_roles`, by group name and role.
+enum RoleChange: Equatable, Sendable {
+    case grant(String, String)
+    case revoke(String)
+    /// The table was emptied.
+    case clear
+}
+
+/// Where the feed sends what the workers keep whole besides their caches, the revoked sessions
+/// and the groups' roles: each table loaded at each (re)connect, then each committed
+/// transaction's changes to it, in order. Registered at start-up.
+struct FeedHandlers: Sendable {
+    let loadSessions: @Sendable (Set<String>) -> Void
+    let applySessions: @Sendable ([SessionChange]) -> Void
+    var loadRoles: @Sendable ([String: String]) -> Void = { _ in }
+    var applyRoles: @Sendable ([RoleChange]) -> Void = { _ in }
 }
 
 /// What the worker hears of committed changes to the tables its serving threads cache (users,
@@ -37,7 +48,7 @@ struct SessionHandlers: Sendable {
 /// commit, and a change made by psql, another worker or another host arrives the same way.
 ///
 /// Each committed transaction's changes go to the `ChangeLog` (the serving threads apply them
-/// to their own caches) and its revocations to the `SessionHandlers`; then `applied` moves to the
+/// to their own caches) and its revocations and roles to the `FeedHandlers`; then `applied` moves to the
 /// transaction's end. A serving thread uses its caches only when `applied` has reached the
 /// end of the server's WAL read after the request arrived (`WALPositionReader`,
 /// `isCurrent(for:waiting:)`), so an answer reflects every commit visible before the request
@@ -58,14 +69,14 @@ final class ChangeFeed: Sendable {
     let log = ChangeLog()
     let applied = AppliedPosition()
     let walEnd = WALPositionReader()
-    private let sessions: SessionHandlers
+    private let handlers: FeedHandlers
     private let up = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
     private let metrics: Metrics?
 
     /// A feed that is down until `start`.
-    init(sessions: SessionHandlers, metrics: Metrics? = nil) {
-        self.sessions = sessions
+    init(handlers: FeedHandlers, metrics: Metrics? = nil) {
+        self.handlers = handlers
         self.metrics = metrics
     }
 
@@ -121,18 +132,20 @@ final class ChangeFeed: Sendable {
         defer { stream.close() }
         var random = SystemRandomNumberGenerator()
         let slot = "articles_fcgi_\(getpid())_\(String(random.next() as UInt32, radix: 16))"
-        // The revoked sessions as of the slot's start, in its own snapshot: every commit is
-        // either in the set or in the stream, one whose commit other sessions cannot see yet
-        // (waiting for a synchronous standby) included.
+        // The revoked sessions and the groups' roles as of the slot's start, in its own
+        // snapshot: every commit is either loaded or in the stream, one whose commit other
+        // sessions cannot see yet (waiting for a synchronous standby) included.
         let (start, loaded) = try stream.createTemporarySlot(slot, plugin: "pgoutput") { stream throws(PGError) in
-            (try Self.revokedSessions(stream), try stream.execute("SELECT pg_current_snapshot()::text").first?.decode(Snapshot.self, at: 0))
+            (try Self.revokedSessions(stream), try Self.groupRoles(stream),
+             try stream.execute("SELECT pg_current_snapshot()::text").first?.decode(Snapshot.self, at: 0))
         }
-        sessions.load(loaded.0)
+        handlers.loadSessions(loaded.0)
+        handlers.loadRoles(loaded.1)
         try stream.start(slot: slot, options: "proto_version '1', publication_names '\(Self.publication)'")
         // Whatever the caches kept may be older than the slot: dropped before they are used
         // again, and an answer loaded in a snapshot that hides a commit before the slot's start
         // is not kept.
-        log.restart(from: loaded.1)
+        log.restart(from: loaded.2)
         applied.reset(to: start.value)
         up.store(true, ordering: .releasing)
         metrics?.feedUp.set(to: 1)
@@ -163,10 +176,11 @@ final class ChangeFeed: Sendable {
             case .data(_, let bytes):
                 guard let commit = try decoder.decode(PGOutputMessage(bytes)) else { continue }
                 if commit.unreadable {
-                    // Only a new session can load the set again (no statements while streaming).
-                    throw PGError(kind: .decoding, message: "a change to revoked_sessions had no origin_jti")
+                    // Only a new session can load them again (no statements while streaming).
+                    throw PGError(kind: .decoding, message: "a change to revoked_sessions or group_roles could not be read")
                 }
-                sessions.apply(commit.revocations)
+                handlers.applySessions(commit.revocations)
+                handlers.applyRoles(commit.roles)
                 publish(commit.changes, of: commit.xid, at: commit.end)
                 let lag = Double(ReplicationStream.postgresMicroseconds() - commit.commitTime) / 1_000_000
                 metrics?.feedLag.set(to: max(0, lag))
@@ -190,5 +204,13 @@ extension ChangeFeed {
             sessions.insert(try row.decode(String.self, at: 0))
         }
         return sessions
+    }
+
+    fileprivate static func groupRoles(_ stream: ReplicationStream) throws(PGError) -> [String: String] {
+        var roles: [String: String] = [:]
+        for row in try stream.execute("SELECT group_name, role FROM group_roles") {
+            roles[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1)
+        }
+        return roles
     }
 }
