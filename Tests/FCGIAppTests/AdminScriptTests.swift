@@ -120,6 +120,23 @@ import Testing
         #expect(try roles().isEmpty)
     }
 
+    @Test func machineClientsAreRegisteredOnceAndListed() throws {
+        _ = try psql("create_user.sql", ["username": "erin", "email": "erin@example.com"])
+        let created = try psql("create_client.sql", ["client_id": "1example23456789", "name": "reporting"])
+        #expect(created.status == 0 && created.output == "created client reporting (id 2, client id 1example23456789)\n", "\(created.output)")
+        let sameID = try psql("create_client.sql", ["client_id": "1example23456789", "name": "other"])
+        #expect(sameID.status != 0 && sameID.output.contains(#"ERROR:  client id "1example23456789" is registered already"#))
+        let sameName = try psql("create_client.sql", ["client_id": "2example", "name": "erin"])
+        #expect(sameName.status != 0 && sameName.output.contains(#"ERROR:  a user or client named "erin" already exists"#))
+        let missing = try psql("create_client.sql", ["name": "x"])
+        #expect(missing.status != 0 && missing.output.contains("ERROR:  a client id is required"))
+        let listed = try psql("list_users.sql")
+        #expect(listed.output.contains("| articles |  kind"), "\(listed.output)")
+        #expect(listed.output.contains("|        0 | client") && listed.output.contains("|        0 | user"), "\(listed.output)")
+        // Managed by name like a user.
+        #expect(try psql("deactivate_user.sql", ["username": "reporting"]).output == "deactivated user reporting (id 2)\n")
+    }
+
     @Test func listsShowUsersAndArticles() throws {
         _ = try psql("create_user.sql", ["username": "erin", "email": "erin@example.com"])
         try db.query("INSERT INTO articles (name, owner_id) VALUES ('Hello', 1)")

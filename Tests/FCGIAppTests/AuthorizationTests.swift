@@ -120,6 +120,39 @@ import Testing
         #expect(try send(stack, "POST", "/articles/", editor, json: #"{"name": "yes"}"#).status == 201, "the admin group")
     }
 
+    /// A machine client (client-credentials: an access token whose sub is its client id, with
+    /// no username) acts as the principal sql/admin/create_client.sql registered.
+    @Test func aRegisteredMachineClientWritesAsItsNameAndIsManagedLikeAUser() throws {
+        let stack = try Stack(environment: ["COGNITO_TOKEN_USE": "id,access", "COGNITO_RESOURCE_SERVER": "articles"])
+        func psql(_ script: String, _ variables: [String: String]) throws {
+            let result = try run("/usr/bin/psql", ["-X", try stack.database.adminURI()]
+                + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
+                + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+            try #require(result.status == 0, "\(result.output)")
+        }
+        var claims = TestPool.accessClaims(sub: TestPool.clientID)
+        claims["client_id"] = TestPool.clientID
+        claims["username"] = nil
+        claims["scope"] = "articles/read articles/write"
+        let machine = TestPool.token(claims: claims)
+        let unregistered = try send(stack, "POST", "/articles/", machine, json: #"{"name": "nobody's"}"#)
+        #expect(unregistered.status == 401)
+        #expect(unregistered.json == ["detail": "No machine client is registered for this token's client id."])
+        try psql("create_client.sql", ["client_id": TestPool.clientID, "name": "robot"])
+        let created = try send(stack, "POST", "/articles/", machine, json: #"{"name": "by a machine"}"#)
+        #expect(created.status == 201, "\(created.text)")
+        #expect(try JSONDecoder().decode(Article.self, from: created.body).owner == "robot")
+        #expect(try send(stack, "GET", "/articles/", machine).status == 200)
+        // Its scopes count as any access token's.
+        claims["scope"] = "articles/read"
+        #expect(try send(stack, "POST", "/articles/", TestPool.token(claims: claims), json: #"{"name": "x"}"#).status == 403)
+        try psql("deactivate_user.sql", ["username": "robot"])
+        try waitFor("the deactivation on every thread", within: 1) {
+            try (0..<8).allSatisfy { _ in try send(stack, "GET", "/articles/", machine).status == 401 }
+        }
+        #expect(try stack.database.connect().query("SELECT name FROM articles").map { try $0.decode(String.self, at: 0) } == ["by a machine"])
+    }
+
     @Test func aPrincipalOverItsWriteLimitIsThrottledAndOthersAreNot() throws {
         let stack = try Stack(environment: ["RATE_LIMIT_WRITES_PER_MINUTE": "60", "FCGI_THREADS": "8"])
         let db = try stack.database.connect()

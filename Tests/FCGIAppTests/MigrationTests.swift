@@ -11,11 +11,11 @@ import Testing
         let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
         let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
         #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
-        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"])
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013"])
         let schemaBefore = try schema(db)
         #expect(try migrator.apply(to: db).isEmpty)
         #expect(try schema(db) == schemaBefore)
-        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 12)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 13)
     }
 
     @Test func theMigrateCommandReportsWhatItApplied() throws {
@@ -40,12 +40,13 @@ import Testing
             applied 0010_verified_provisioning
             applied 0011_feed_role
             applied 0012_group_roles
-            migrated to 0012_group_roles
+            applied 0013_machine_clients
+            migrated to 0013_machine_clients
 
             """)
         let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
         #expect(second.status == 0)
-        #expect(second.output == "up to date at 0012_group_roles\n")
+        #expect(second.output == "up to date at 0013_machine_clients\n")
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {

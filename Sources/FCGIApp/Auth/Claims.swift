@@ -11,6 +11,8 @@ struct Claims: Sendable, Equatable {
     var groups: [String]
     /// An access token's `scope` (space-separated); empty for ID tokens.
     var scopes: Set<String> = []
+    /// The app client the token was issued for (`aud` or `client_id`).
+    var clientID: String? = nil
     /// `exp`, in seconds since 1970.
     var expiresAt: Double
     /// `iat`, in seconds since 1970.
@@ -24,4 +26,8 @@ struct Claims: Sendable, Equatable {
     var signedInSecond: Int64? { (authenticatedAt ?? issuedAt).map { Int64($0.rounded(.down)) } }
     /// `origin_jti`: the sign-in session the token comes from.
     var originJTI: String? = nil
+
+    /// A machine client's token (the client-credentials grant): an access token with no
+    /// `username` whose `sub` is its `client_id`.
+    var isMachineClient: Bool { tokenUse == .access && username == nil && clientID == sub }
 }

@@ -177,8 +177,8 @@ final class TokenVerifier: Sendable {
         return Claims(
             sub: sub, tokenUse: use, email: try string("email"), emailVerified: verified,
             username: try string(use == .id ? "cognito:username" : "username"), groups: groups,
-            scopes: use == .access ? scopes : [], expiresAt: expiresAt, issuedAt: issuedAt, authenticatedAt: authenticatedAt,
-            originJTI: try string("origin_jti"))
+            scopes: use == .access ? scopes : [], clientID: client, expiresAt: expiresAt, issuedAt: issuedAt,
+            authenticatedAt: authenticatedAt, originJTI: try string("origin_jti"))
     }
 
     private func checkTimes(expiresAt: Double, issuedAt: Double?, notBefore: Double?, now: Double) throws(AuthError) {

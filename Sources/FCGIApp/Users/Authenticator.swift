@@ -46,7 +46,12 @@ final class Authenticator {
         if sessionRevoked {
             throw AuthError.invalid("Token has been revoked.", "sign-in session revoked (sub \(claims.sub))")
         }
-        guard let user = found else {
+        // A machine client's token maps to its registered client only, a user's to a user only.
+        guard let user = found, user.isClient == claims.isMachineClient else {
+            if claims.isMachineClient {
+                throw AuthError.invalid(
+                    "No machine client is registered for this token's client id.", "no client registered for \(claims.sub)")
+            }
             throw AuthError.invalid("No user matches this token.", "no user for sub \(claims.sub)")
         }
         guard user.isActive else {

@@ -7,6 +7,8 @@ struct User: Sendable, Equatable {
     let isActive: Bool
     /// `tokens_valid_after` in whole seconds since 1970: tokens issued at or before it are refused.
     var tokensValidAfter: Int64? = nil
+    /// A machine client's row (sql/admin/create_client.sql), which only its tokens map to.
+    var isClient = false
 }
 
 /// Who is calling: the user a verified token maps to, and the token's claims.
@@ -29,7 +31,7 @@ enum UserStore {
     private static func columns(session: Int) -> String {
         """
         id, username, is_active, floor(extract(epoch FROM tokens_valid_after))::int8, \
-        EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $\(session))
+        EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $\(session)), is_client
         """
     }
     /// Also the statement's snapshot, for the user cache (`ChangeLog.mayHaveMissed`).
@@ -89,8 +91,9 @@ enum UserStore {
         guard let row = rows.first else { return nil }
         let user = User(
             id: try row.decode(Int64.self, at: 0), username: try row.decode(String.self, at: 1),
-            isActive: try row.decode(Bool.self, at: 2), tokensValidAfter: try row.decode(Int64?.self, at: 3))
-        let snapshot = rows.columnCount > 5 ? try row.decode(Snapshot?.self, at: 5) : nil
+            isActive: try row.decode(Bool.self, at: 2), tokensValidAfter: try row.decode(Int64?.self, at: 3),
+            isClient: try row.decode(Bool.self, at: 5))
+        let snapshot = rows.columnCount > 6 ? try row.decode(Snapshot?.self, at: 6) : nil
         return Match(user: user, sessionRevoked: try row.decode(Bool.self, at: 4), snapshot: snapshot)
     }
 }
