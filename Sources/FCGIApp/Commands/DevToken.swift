@@ -62,6 +62,9 @@ struct DevToken: ParsableCommand {
     @Option(help: "The pool's issuer the token names: original (cognito-idp.) or updated (issuer-cognito-idp.).")
     var issuer: CognitoConfig.IssuerForm = .original
 
+    @Option(help: "An access token's scopes, space-separated (e.g. \"articles/read articles/write\").")
+    var scope: String = "aws.cognito.signin.user.admin"
+
     func validate() throws {
         guard email.contains("@") else { throw ValidationError("--email must be an email address") }
         guard expiresIn > 0 else { throw ValidationError("--expires-in must be positive") }
@@ -75,7 +78,7 @@ struct DevToken: ParsableCommand {
         for _ in 0..<count {
             output += try Self.token(
                 key: key, kid: kid, email: email, sub: sub ?? Self.sub(forEmail: email), use: use,
-                issuedAt: now, expiresIn: expiresIn, issuer: issuer) + "\n"
+                issuedAt: now, expiresIn: expiresIn, issuer: issuer, scope: scope) + "\n"
         }
         print(output, terminator: "")
     }

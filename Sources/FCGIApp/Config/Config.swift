@@ -56,7 +56,7 @@ struct Config: Sendable, Equatable {
     static let defaultThreads = 16
     static let threadRange = 1...512
     static let timeoutRange = 1...300
-    static let rateLimitRange = 0...1_000_000
+    static let rateLimitRange = 0...100_000_000
     static let defaultRequestTimeoutSeconds = 5
     static let defaultStatementTimeoutSeconds = 5
     static let defaultLockTimeoutSeconds = 2
