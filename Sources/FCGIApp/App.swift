@@ -86,7 +86,7 @@ final class App: Responder {
                 return response
             case (.provisioning, _):
                 return try Provisioning(
-                    secret: provisioning!, poolID: authenticator.verifier.config.poolID, db: database, now: Date().timeIntervalSince1970
+                    secret: provisioning!, pools: services.pools, db: database, now: Date().timeIntervalSince1970
                 ).handle(request)
             case (.metrics, _):
                 return Response(
@@ -165,7 +165,7 @@ final class App: Responder {
         try authorization.require(action, claims, roles: roles)
         let (limit, throttled) = action == .read
             ? (services.readLimit, metrics.shared.throttledReads) : (services.writeLimit, metrics.shared.throttledWrites)
-        if let wait = limit?.take(claims.sub) {
+        if let wait = limit?.take(claims.principal) {
             throttled.increment()
             throw HTTPError(
                 status: .tooManyRequests, detail: "Request was throttled. Expected available in \(wait) seconds.",

@@ -12,6 +12,7 @@ final class Services: Sendable {
     let changes: ChangeFeed
     let revoked = RevokedSessions()
     let groupRoles = GroupRoles()
+    let pools: TrustedPools
     let creator: ArticleCreator
     /// `RATE_LIMIT_READS_PER_MINUTE`, `RATE_LIMIT_WRITES_PER_MINUTE`: nil when off.
     let readLimit: RateLimit?
@@ -25,13 +26,15 @@ final class Services: Sendable {
         self.logger = logger
         keys = KeyStore(source: config.cognito.keySource, logger: logger, metrics: metrics)
         keys.reload(force: true)
-        verifier = TokenVerifier(config: config.cognito, keys: keys, metrics: metrics)
+        pools = TrustedPools(own: config.cognito, logger: logger, metrics: metrics)
+        verifier = TokenVerifier(config: config.cognito, keys: keys, pools: pools, metrics: metrics)
         creator = ArticleCreator(metrics: metrics)
         readLimit = config.readsPerMinute > 0 ? RateLimit(perMinute: config.readsPerMinute) : nil
         writeLimit = config.writesPerMinute > 0 ? RateLimit(perMinute: config.writesPerMinute) : nil
         changes = ChangeFeed(
             handlers: FeedHandlers(
-                loadSessions: revoked.replace, applySessions: revoked.apply, loadRoles: groupRoles.replace, applyRoles: groupRoles.apply),
+                loadSessions: revoked.replace, applySessions: revoked.apply, loadRoles: groupRoles.replace, applyRoles: groupRoles.apply,
+                loadPools: pools.replace, applyPools: pools.apply),
             metrics: metrics)
         try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
     }

@@ -11,11 +11,11 @@ import Testing
         let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
         let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
         #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
-        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013"])
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013", "0014"])
         let schemaBefore = try schema(db)
         #expect(try migrator.apply(to: db).isEmpty)
         #expect(try schema(db) == schemaBefore)
-        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 13)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 14)
     }
 
     @Test func theMigrateCommandReportsWhatItApplied() throws {
@@ -41,12 +41,13 @@ import Testing
             applied 0011_feed_role
             applied 0012_group_roles
             applied 0013_machine_clients
-            migrated to 0013_machine_clients
+            applied 0014_trusted_pools
+            migrated to 0014_trusted_pools
 
             """)
         let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
         #expect(second.status == 0)
-        #expect(second.output == "up to date at 0013_machine_clients\n")
+        #expect(second.output == "up to date at 0014_trusted_pools\n")
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {

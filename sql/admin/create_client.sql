@@ -33,7 +33,7 @@ BEGIN
   IF EXISTS (SELECT FROM users WHERE username = new_name) THEN
     RAISE EXCEPTION 'a user or client named "%" already exists; nothing was changed', new_name;
   END IF;
-  IF EXISTS (SELECT FROM users WHERE cognito_sub = new_client) THEN
+  IF EXISTS (SELECT FROM users WHERE cognito_sub = new_client AND pool_id IS NULL) THEN
     RAISE EXCEPTION 'client id "%" is registered already; nothing was changed', new_client;
   END IF;
 END

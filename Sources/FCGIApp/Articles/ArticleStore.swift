@@ -35,7 +35,7 @@ enum ArticleStore {
     /// An article by the user a token maps to, in one statement, if that user is bound to the
     /// token's `sub` ($2), active, not signed out since the token's sign-in ($3, whole seconds),
     /// its sign-in session ($4) is not revoked, and it is a machine client exactly when the
-    /// token is one ($5); no row otherwise. The insert's foreign key
+    /// token is one ($5), of the token's pool ($6, empty for the worker's own); no row otherwise. The insert's foreign key
     /// takes a key-share lock on the user's row, waiting (within the lock bound) while another
     /// session holds it (a deletion, a rename, a psql `FOR UPDATE`).
     static let createAsUser = PreparedStatement(name: "articles_create_as_user", sql: createAsUserSQL(unlessLocked: false))
@@ -47,7 +47,7 @@ enum ArticleStore {
         """
         WITH u AS (
           SELECT id, username FROM users
-          WHERE cognito_sub = $2 AND is_active AND is_client = $5
+          WHERE coalesce(pool_id, '') = $6 AND cognito_sub = $2 AND is_active AND is_client = $5
             AND (tokens_valid_after IS NULL OR floor(extract(epoch FROM tokens_valid_after))::int8 < $3)
             AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $4)\(unlessLocked ? "\n  FOR KEY SHARE SKIP LOCKED" : "")
         ), a AS (INSERT INTO articles (name, owner_id) SELECT $1, id FROM u RETURNING *)
@@ -55,7 +55,7 @@ enum ArticleStore {
         """
     }
     /// `createAsUserUnlessLocked` for several tokens' articles at once ($1 names, $2 subs, $3
-    /// sign-ins, $4 sign-in sessions, $5 machine clients, as arrays): a row, numbered by its place in the arrays
+    /// sign-ins, $4 sign-in sessions, $5 machine clients, $6 pools, as arrays): a row, numbered by its place in the arrays
     /// (from 1), for each article whose user may write and whose row no other session holds.
     /// Rows of equal name and owner are matched in order (they differ only in id, so either
     /// match is right).
@@ -63,10 +63,11 @@ enum ArticleStore {
         name: "articles_create_many_as_users",
         sql: """
             WITH input AS (
-              SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::bool[])
-                WITH ORDINALITY AS i (name, sub, signed_in, origin_jti, client, n)
+              SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::bool[], $6::text[])
+                WITH ORDINALITY AS i (name, sub, signed_in, origin_jti, client, pool, n)
             ), u AS (
-              SELECT i.n, i.name, users.id, users.username FROM input i JOIN users ON users.cognito_sub = i.sub
+              SELECT i.n, i.name, users.id, users.username FROM input i
+              JOIN users ON coalesce(users.pool_id, '') = i.pool AND users.cognito_sub = i.sub
               WHERE users.is_active AND users.is_client = i.client
                 AND (users.tokens_valid_after IS NULL OR floor(extract(epoch FROM users.tokens_valid_after))::int8 < i.signed_in)
                 AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = i.origin_jti)
@@ -114,7 +115,7 @@ enum ArticleStore {
     static func create(name: String, asUserOf claims: Claims, unlessLocked: Bool = false, in db: Connection) throws(PGError) -> Owned? {
         try articles(db.query(
             unlessLocked ? createAsUserUnlessLocked : createAsUser, name, claims.sub, claims.signedInSecond, claims.originJTI,
-            claims.isMachineClient)).first
+            claims.isMachineClient, claims.poolKey)).first
     }
 
     /// `create(name:asUserOf:unlessLocked: true, in:)` for several, in one statement: for each,
@@ -122,7 +123,7 @@ enum ArticleStore {
     static func create(_ names: [String], asUsersOf claims: [Claims], in db: Connection) throws(PGError) -> [Owned?] {
         let rows = try db.query(
             createManyAsUsers, names, claims.map(\.sub), claims.map(\.signedInSecond),
-            claims.map(\.originJTI), claims.map(\.isMachineClient))
+            claims.map(\.originJTI), claims.map(\.isMachineClient), claims.map(\.poolKey))
         var created = [Owned?](repeating: nil, count: names.count)
         for (row, article) in zip(rows, try articles(rows, first: 1)) {
             let place = try row.decode(Int64.self, at: 0)

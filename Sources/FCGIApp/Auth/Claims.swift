@@ -13,6 +13,12 @@ struct Claims: Sendable, Equatable {
     var scopes: Set<String> = []
     /// The app client the token was issued for (`aud` or `client_id`).
     var clientID: String? = nil
+    /// The trusted pool that issued the token (`trusted_pools`); nil for the worker's own.
+    var poolID: String? = nil
+    /// The principal: a pool and a `sub` (the same `sub` in two pools is two principals).
+    var principal: String { poolID.map { "\($0) \(sub)" } ?? sub }
+    /// The pool as the `users` table keys it: empty for the worker's own.
+    var poolKey: String { poolID ?? "" }
     /// `exp`, in seconds since 1970.
     var expiresAt: Double
     /// `iat`, in seconds since 1970.

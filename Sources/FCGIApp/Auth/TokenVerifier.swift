@@ -1,9 +1,10 @@
 import FoundationEssentials
 
-/// Accepts exactly the tokens the configured Cognito user pool issued for the configured app
-/// clients: compact JWS, RS256 by a key of the pool's JWKS, the pool's issuer, an accepted
-/// `token_use`, one of the client ids, and `exp`/`iat`/`nbf` within the leeway. Every claim is
-/// checked at its JSON type, after a strict parse (no duplicate members, valid UTF-8).
+/// Accepts exactly the tokens the configured Cognito user pool, or a pool trusted beside it
+/// (`pools`), issued for its app clients: compact JWS, RS256 by a key of that pool's JWKS, one
+/// of the pool's issuers, an accepted `token_use`, one of the client ids, and `exp`/`iat`/`nbf`
+/// within the leeway. Every claim is checked at its JSON type, after a strict parse (no
+/// duplicate members, valid UTF-8).
 final class TokenVerifier: Sendable {
     /// Cognito tokens are a few KB; anything longer is refused before any decoding.
     static let maxTokenBytes = 16 * 1024
@@ -11,14 +12,17 @@ final class TokenVerifier: Sendable {
     let config: CognitoConfig
     let keys: KeyStore
     let cache: TokenCache
+    /// The pools trusted beside the configured one.
+    let pools: (any PoolDirectory)?
     private let clock: @Sendable () -> Double
 
     private let metrics: Metrics?
 
-    init(config: CognitoConfig, keys: KeyStore, cache: TokenCache = TokenCache(), metrics: Metrics? = nil,
-         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+    init(config: CognitoConfig, keys: KeyStore, pools: (any PoolDirectory)? = nil, cache: TokenCache = TokenCache(),
+         metrics: Metrics? = nil, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.config = config
         self.keys = keys
+        self.pools = pools
         self.cache = cache
         self.metrics = metrics
         self.clock = clock
@@ -62,15 +66,23 @@ final class TokenVerifier: Sendable {
             recent?[token] = .forged(error, keySetGeneration: generation)
             throw error
         }
-        let entry = TokenCache.Entry(claims: claims, kid: kid, key: key, keySetGeneration: generation)
+        let entry = TokenCache.Entry(
+            claims: claims, kid: kid, key: key, keySetGeneration: claims.poolID.flatMap { pools?.pool(id: $0)?.keys.generation } ?? generation)
         cache.insert(entry, for: token, now: now, leeway: Double(config.leewaySeconds))
         recent?[token] = .verified(entry)
         return claims
     }
 
-    /// The claims of a cached token whose key is still in the key set (nil when it is not),
-    /// once its expiry is checked again.
+    /// The claims of a cached token whose pool is still trusted and whose key is still in its
+    /// key set (nil when not), once its expiry is checked again.
     private func accept(_ cached: TokenCache.Entry, now: Double) throws(AuthError) -> Claims? {
+        let keys: KeyStore
+        if let poolID = cached.claims.poolID {
+            guard let pool = pools?.pool(id: poolID) else { return nil }
+            keys = pool.keys
+        } else {
+            keys = self.keys
+        }
         // An unchanged key set still holds the key (no lock taken on this path).
         guard cached.keySetGeneration == keys.generation || keys.current?[cached.kid] === cached.key else { return nil }
         try checkTimes(expiresAt: cached.claims.expiresAt, issuedAt: nil, notBefore: nil, now: now)
@@ -116,11 +128,20 @@ final class TokenVerifier: Sendable {
             throw .invalid("Invalid token signature.", "signature is not base64url")
         }
         let kid = KeyID(kidText)
-        let key = try keys.key(for: kid)
+        // The pool that issued it: the configured one, or one trusted beside it.
+        let issuer = payload["iss"]?.string ?? ""
+        var pool = TrustedPool(config: config, keys: keys)
+        var poolID: String?
+        if !config.acceptedIssuers.contains(issuer), let trusted = pools?.pool(issuer: issuer) {
+            (pool, poolID) = (trusted, trusted.config.poolID)
+        }
+        let key = try pool.keys.key(for: kid)
         let signed = bytes.count - segments[2].count - 1
         let verified = bytes.withUnsafeBytes { key.verifyRS256(signature: signature, message: UnsafeRawBufferPointer(rebasing: $0.prefix(signed))) }
         guard verified else { throw .badSignature(kid) }
-        return (try claims(payload, now: now), kid, key)
+        var claims = try claims(payload, now: now, config: pool.config)
+        claims.poolID = poolID
+        return (claims, kid, key)
     }
 
     private static func jsonObject(_ segment: ArraySlice<UInt8>) throws(AuthError) -> [String: JSONValue] {
@@ -135,7 +156,8 @@ final class TokenVerifier: Sendable {
         }
     }
 
-    private func claims(_ payload: [String: JSONValue], now: Double) throws(AuthError) -> Claims {
+    /// The claims, checked by the rules of the pool `config` describes.
+    private func claims(_ payload: [String: JSONValue], now: Double, config: CognitoConfig) throws(AuthError) -> Claims {
         func string(_ name: String) throws(AuthError) -> String? {
             guard let value = payload[name] else { return nil }
             guard let text = value.string else { throw .invalid("Malformed token claims.", "\(name) is not a string") }

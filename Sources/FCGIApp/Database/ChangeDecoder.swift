@@ -6,6 +6,7 @@ struct ChangeDecoder {
         var changes: [Change]
         var revocations: [SessionChange]
         var roles: [RoleChange]
+        var pools: [PoolChange]
         var xid: UInt32
         var end: LSN
         var commitTime: Int64
@@ -13,13 +14,14 @@ struct ChangeDecoder {
         var unreadable: Bool
     }
 
-    private enum Table { case users, articles, revokedSessions, groupRoles }
+    private enum Table { case users, articles, revokedSessions, groupRoles, trustedPools }
     private enum Operation { case insert, update, delete }
-    /// Relations by id: which table, where its key column is, and its role column (group roles).
-    private var relations: [UInt32: (table: Table, key: Int, role: Int)] = [:]
+    /// Relations by id: which table, where its key column is, and its columns' names.
+    private var relations: [UInt32: (table: Table, key: Int, columns: [String])] = [:]
     private var changes: [Change] = []
     private var revocations: [SessionChange] = []
     private var roles: [RoleChange] = []
+    private var pools: [PoolChange] = []
     private var unreadable = false
     private var xid: UInt32 = 0
     private(set) var inTransaction = false
@@ -33,6 +35,7 @@ struct ChangeDecoder {
             changes.removeAll(keepingCapacity: true)
             revocations.removeAll(keepingCapacity: true)
             roles.removeAll(keepingCapacity: true)
+            pools.removeAll(keepingCapacity: true)
             unreadable = false
         case .relation(let id, _, let name, let columns):
             let table: Table? = switch name {
@@ -40,15 +43,17 @@ struct ChangeDecoder {
             case "articles": .articles
             case "revoked_sessions": .revokedSessions
             case "group_roles": .groupRoles
+            case "trusted_pools": .trustedPools
             default: nil
             }
             let keyColumn = switch table {
             case .revokedSessions: "origin_jti"
             case .groupRoles: "group_name"
+            case .trustedPools: "pool_id"
             default: "id"
             }
             let key = columns.firstIndex(of: keyColumn) ?? -1
-            relations[id] = table.map { ($0, key, columns.firstIndex(of: "role") ?? -1) }
+            relations[id] = table.map { ($0, key, columns) }
         case .insert(let relation, let new):
             row(.insert, relation, old: nil, new: new)
         case .update(let relation, let old, let new):
@@ -60,6 +65,7 @@ struct ChangeDecoder {
                 switch relations[relation]?.table {
                 case .revokedSessions: revocations.append(.clear)
                 case .groupRoles: roles.append(.clear)
+                case .trustedPools: pools.append(.clear)
                 case .users, .articles: changes.append(.everything)
                 case nil: break
                 }
@@ -70,7 +76,7 @@ struct ChangeDecoder {
             // flooding the log.
             let collapsed = changes.count > ChangeLog.capacity / 4 ? [.everything] : changes
             return Commit(
-                changes: collapsed, revocations: revocations, roles: roles, xid: xid, end: end, commitTime: commitTime,
+                changes: collapsed, revocations: revocations, roles: roles, pools: pools, xid: xid, end: end, commitTime: commitTime,
                 unreadable: unreadable)
         case .other:
             break
@@ -82,17 +88,21 @@ struct ChangeDecoder {
     private mutating func row(
         _ operation: Operation, _ relation: UInt32, old: [PGOutputMessage.Value]?, new: [PGOutputMessage.Value]?
     ) {
-        guard let (table, key, roleColumn) = relations[relation] else { return }
+        guard let (table, key, columns) = relations[relation] else { return }
         func text(_ values: [PGOutputMessage.Value]?, at column: Int = key) -> String? {
             guard let values, column >= 0, column < values.count, case .text(let value) = values[column] else { return nil }
             return value
         }
+        func text(_ values: [PGOutputMessage.Value]?, _ name: String) -> String? {
+            columns.firstIndex(of: name).flatMap { text(values, at: $0) }
+        }
         let after = text(new)
         let before = text(old) ?? (operation == .update ? after : nil)
-        if table == .groupRoles {
+        switch table {
+        case .groupRoles:
             if let before, before != after || operation == .delete { roles.append(.revoke(before)) }
             if let after {
-                guard let role = text(new, at: roleColumn) else {
+                guard let role = text(new, "role") else {
                     unreadable = true
                     return
                 }
@@ -100,6 +110,19 @@ struct ChangeDecoder {
             }
             if before == nil && after == nil { unreadable = true }
             return
+        case .trustedPools:
+            if let before, before != after || operation == .delete { pools.append(.distrust(before)) }
+            if let after {
+                guard let clientIDs = text(new, "client_ids"), let tokenUse = text(new, "token_use") else {
+                    unreadable = true
+                    return
+                }
+                pools.append(.trust(after, PoolRow(clientIDs: clientIDs, tokenUse: tokenUse, jwksURL: text(new, "jwks_url"))))
+            }
+            if before == nil && after == nil { unreadable = true }
+            return
+        default:
+            break
         }
         if table == .revokedSessions {
             if let before, before != after || operation == .delete { revocations.append(.unrevoke(before)) }
@@ -129,7 +152,7 @@ struct ChangeDecoder {
         case (.articles, .update):
             changes.append(.articleDeleted(beforeID!))
             changes.append(.articleInserted(afterID!))
-        case (.revokedSessions, _), (.groupRoles, _):
+        case (.revokedSessions, _), (.groupRoles, _), (.trustedPools, _):
             break
         }
     }

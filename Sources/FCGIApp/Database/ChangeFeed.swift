@@ -31,14 +31,32 @@ enum RoleChange: Equatable, Sendable {
     case clear
 }
 
-/// Where the feed sends what the workers keep whole besides their caches, the revoked sessions
-/// and the groups' roles: each table loaded at each (re)connect, then each committed
-/// transaction's changes to it, in order. Registered at start-up.
+/// A row of `trusted_pools`, as its text: app client ids comma-separated, `id`, `access` or
+/// `id,access`, and the JWKS URL if one was given.
+struct PoolRow: Equatable, Sendable {
+    let clientIDs: String
+    let tokenUse: String
+    let jwksURL: String?
+}
+
+/// A committed change to `trusted_pools`, by pool id.
+enum PoolChange: Equatable, Sendable {
+    case trust(String, PoolRow)
+    case distrust(String)
+    /// The table was emptied.
+    case clear
+}
+
+/// Where the feed sends what the workers keep whole besides their caches, the revoked
+/// sessions, the groups' roles and the trusted pools: each table loaded at each (re)connect,
+/// then each committed transaction's changes to it, in order. Registered at start-up.
 struct FeedHandlers: Sendable {
     let loadSessions: @Sendable (Set<String>) -> Void
     let applySessions: @Sendable ([SessionChange]) -> Void
     var loadRoles: @Sendable ([String: String]) -> Void = { _ in }
     var applyRoles: @Sendable ([RoleChange]) -> Void = { _ in }
+    var loadPools: @Sendable ([String: PoolRow]) -> Void = { _ in }
+    var applyPools: @Sendable ([PoolChange]) -> Void = { _ in }
 }
 
 /// What the worker hears of committed changes to the tables its serving threads cache (users,
@@ -136,16 +154,17 @@ final class ChangeFeed: Sendable {
         // snapshot: every commit is either loaded or in the stream, one whose commit other
         // sessions cannot see yet (waiting for a synchronous standby) included.
         let (start, loaded) = try stream.createTemporarySlot(slot, plugin: "pgoutput") { stream throws(PGError) in
-            (try Self.revokedSessions(stream), try Self.groupRoles(stream),
+            (try Self.revokedSessions(stream), try Self.groupRoles(stream), try Self.trustedPools(stream),
              try stream.execute("SELECT pg_current_snapshot()::text").first?.decode(Snapshot.self, at: 0))
         }
         handlers.loadSessions(loaded.0)
         handlers.loadRoles(loaded.1)
+        handlers.loadPools(loaded.2)
         try stream.start(slot: slot, options: "proto_version '1', publication_names '\(Self.publication)'")
         // Whatever the caches kept may be older than the slot: dropped before they are used
         // again, and an answer loaded in a snapshot that hides a commit before the slot's start
         // is not kept.
-        log.restart(from: loaded.2)
+        log.restart(from: loaded.3)
         applied.reset(to: start.value)
         up.store(true, ordering: .releasing)
         metrics?.feedUp.set(to: 1)
@@ -177,10 +196,11 @@ final class ChangeFeed: Sendable {
                 guard let commit = try decoder.decode(PGOutputMessage(bytes)) else { continue }
                 if commit.unreadable {
                     // Only a new session can load them again (no statements while streaming).
-                    throw PGError(kind: .decoding, message: "a change to revoked_sessions or group_roles could not be read")
+                    throw PGError(kind: .decoding, message: "a change to revoked_sessions, group_roles or trusted_pools could not be read")
                 }
                 handlers.applySessions(commit.revocations)
                 handlers.applyRoles(commit.roles)
+                handlers.applyPools(commit.pools)
                 publish(commit.changes, of: commit.xid, at: commit.end)
                 let lag = Double(ReplicationStream.postgresMicroseconds() - commit.commitTime) / 1_000_000
                 metrics?.feedLag.set(to: max(0, lag))
@@ -204,6 +224,16 @@ extension ChangeFeed {
             sessions.insert(try row.decode(String.self, at: 0))
         }
         return sessions
+    }
+
+    fileprivate static func trustedPools(_ stream: ReplicationStream) throws(PGError) -> [String: PoolRow] {
+        var pools: [String: PoolRow] = [:]
+        for row in try stream.execute("SELECT pool_id, client_ids, token_use, jwks_url FROM trusted_pools") {
+            pools[try row.decode(String.self, at: 0)] = PoolRow(
+                clientIDs: try row.decode(String.self, at: 1), tokenUse: try row.decode(String.self, at: 2),
+                jwksURL: try row.decode(String?.self, at: 3))
+        }
+        return pools
     }
 
     fileprivate static func groupRoles(_ stream: ReplicationStream) throws(PGError) -> [String: String] {

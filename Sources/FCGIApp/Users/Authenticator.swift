@@ -31,7 +31,7 @@ final class Authenticator {
         var sessionRevoked: Bool
         if let caches {
             sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
-            found = sessionRevoked ? nil : try caches.users.user(for: claims.sub) {
+            found = sessionRevoked ? nil : try caches.users.user(for: claims.principal) {
                 // A user looked up now: what the database says of the session counts too, and a
                 // session it says is revoked keeps the user out of the cache, so the next request
                 // asks the database again.

@@ -16,7 +16,8 @@ struct Provisioning {
     static let maxSkewSeconds: Double = 300
 
     let secret: ProvisioningSecret
-    let poolID: String
+    /// The worker's own pool and those trusted beside it: events of any of them are taken.
+    let pools: TrustedPools
     let db: Connection
     let now: Double
 
@@ -44,7 +45,7 @@ struct Provisioning {
     func handle(_ request: Request) throws -> Response {
         let signed = try checkSignature(request)
         let event = try Event(request.body)
-        guard event.userPoolID == poolID else {
+        guard pools.accepts(poolID: event.userPoolID) else {
             throw HTTPError(status: .forbidden, detail: "The event is for another user pool.")
         }
         return .json(try provision(event, signed))
@@ -121,14 +122,16 @@ struct Provisioning {
     }
 
     static let bySub = PreparedStatement(
-        name: "provision_by_sub", sql: "SELECT id, username, email FROM users WHERE cognito_sub = $1 FOR UPDATE")
+        name: "provision_by_sub",
+        sql: "SELECT id, username, email FROM users WHERE coalesce(pool_id, '') = $2 AND cognito_sub = $1 FOR UPDATE")
     static let byEmail = PreparedStatement(
         name: "provision_by_email",
         sql: "SELECT id, username, email, cognito_sub FROM users WHERE lower(email) = lower($1) FOR UPDATE")
     static let rename = PreparedStatement(
         name: "provision_rename", sql: "UPDATE users SET username = $2, email = $3 WHERE id = $1 RETURNING id, username, email")
     static let bind = PreparedStatement(
-        name: "provision_bind", sql: "UPDATE users SET cognito_sub = $2 WHERE id = $1 RETURNING id, username, email")
+        name: "provision_bind",
+        sql: "UPDATE users SET cognito_sub = $2, pool_id = nullif($3, '') WHERE id = $1 RETURNING id, username, email")
     /// Remembers a signature; no row when it was accepted before. Signatures too old to be
     /// accepted again, by this host's clock less the skew of another host's, are forgotten.
     static let accept = PreparedStatement(
@@ -149,13 +152,15 @@ struct Provisioning {
         func conflict(_ detail: String) -> HTTPError { HTTPError(status: .conflict, detail: detail) }
         // An address Cognito has not verified is neither stored nor used to bind.
         let email = event.emailVerified ? event.email : nil
+        // The pool as the users table keys it: empty for the worker's own.
+        let pool = event.userPoolID == pools.ownPoolID ? "" : event.userPoolID
         do {
             return try db.transaction { db in
                 let signature = Hex.encode(signed.signature)
                 guard try db.query(Self.accept, signature, signed.timestamp, 2 * Self.maxSkewSeconds).count == 1 else {
                     throw HTTPError(status: .unauthorized, detail: "This signed request was accepted before; sign it again to resend it.")
                 }
-                if let row = try db.query(Self.bySub, event.sub).first {
+                if let row = try db.query(Self.bySub, event.sub, pool).first {
                     let current = try Self.provisioned(row)
                     let newEmail = email ?? current.email
                     if current.username == event.userName && current.email == newEmail { return current }
@@ -170,13 +175,13 @@ struct Provisioning {
                     else {
                         throw conflict("A user with a similar email exists; an administrator must bind it.")
                     }
-                    return try Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub)[0])
+                    return try Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub, pool)[0])
                 }
-                if let row = try db.query(UserStore.create, event.userName, email, event.sub).first {
+                if let row = try db.query(UserStore.create, event.userName, email, event.sub, pool).first {
                     return try Self.provisioned(row)
                 }
                 // The same event, provisioned by another request a moment ago.
-                guard let row = try db.query(Self.bySub, event.sub).first else { throw conflict("The user changed meanwhile; try again.") }
+                guard let row = try db.query(Self.bySub, event.sub, pool).first else { throw conflict("The user changed meanwhile; try again.") }
                 return try Self.provisioned(row)
             }
         } catch let error as PGError where error.sqlState == .uniqueViolation {

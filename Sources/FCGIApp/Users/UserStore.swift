@@ -34,13 +34,15 @@ enum UserStore {
         EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $\(session)), is_client
         """
     }
-    /// Also the statement's snapshot, for the user cache (`ChangeLog.mayHaveMissed`).
+    /// A user of pool `$3` (empty for the worker's own, whose rows have none) and sub `$1`;
+    /// also the statement's snapshot, for the user cache (`ChangeLog.mayHaveMissed`).
     static let bySub = PreparedStatement(
-        name: "user_by_sub", sql: "SELECT \(columns(session: 2)), pg_current_snapshot()::text FROM users WHERE cognito_sub = $1")
+        name: "user_by_sub",
+        sql: "SELECT \(columns(session: 2)), pg_current_snapshot()::text FROM users WHERE coalesce(pool_id, '') = $3 AND cognito_sub = $1")
     static let bindByEmail = PreparedStatement(
         name: "user_bind_by_email",
         sql: """
-            UPDATE users SET cognito_sub = $1
+            UPDATE users SET cognito_sub = $1, pool_id = nullif($4, '')
             WHERE lower(email) = $2 AND \(EmailAddress.asciiFoldedSQL("email")) = $2 AND cognito_sub IS NULL
             RETURNING \(columns(session: 3))
             """)
@@ -52,8 +54,8 @@ enum UserStore {
     static let create = PreparedStatement(
         name: "user_create",
         sql: """
-            INSERT INTO users (username, email, cognito_sub) VALUES ($1, $2, $3)
-            ON CONFLICT (cognito_sub) DO NOTHING RETURNING id, username, email
+            INSERT INTO users (username, email, cognito_sub, pool_id) VALUES ($1, $2, $3, nullif($4, ''))
+            ON CONFLICT ((coalesce(pool_id, '')), cognito_sub) DO NOTHING RETURNING id, username, email
             """)
 
     /// The user a token maps to, and whether its sign-in session is revoked in the table.
@@ -70,21 +72,23 @@ enum UserStore {
     /// first committed), and it finds the first's row.
     static func user(for claims: Claims, in db: Connection, autoProvision: Bool = false) throws(PGError) -> Match? {
         let session = claims.originJTI
-        if let match = try first(db.query(bySub, claims.sub, session)) { return match }
+        if let match = try first(db.query(bySub, claims.sub, session, claims.poolKey)) { return match }
         guard claims.tokenUse == .id, claims.emailVerified, let email = claims.email else { return nil }
-        if let folded = EmailAddress.asciiFolded(email), let match = try first(db.query(bindByEmail, claims.sub, folded, session)) {
+        if let folded = EmailAddress.asciiFolded(email),
+            let match = try first(db.query(bindByEmail, claims.sub, folded, session, claims.poolKey))
+        {
             return match
         }
         if autoProvision, let username = claims.username {
             do {
-                try db.query(create, username, email, claims.sub)
+                try db.query(create, username, email, claims.sub, claims.poolKey)
             } catch let error where error.sqlState == .uniqueViolation {
                 // A row holds this username or email: for another sub (then there is none), or
                 // for this one, made by another request a moment ago.
             }
         }
         // The row made just now, or bound or made by another request a moment ago.
-        return try first(db.query(bySub, claims.sub, session))
+        return try first(db.query(bySub, claims.sub, session, claims.poolKey))
     }
 
     private static func first(_ rows: QueryResult) throws(PGError) -> Match? {

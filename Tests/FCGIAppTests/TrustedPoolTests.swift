@@ -1,0 +1,100 @@
+import Foundation
+import PG
+import Testing
+
+@testable import FCGIApp
+
+/// A second user pool trusted with sql/admin/trust_pool.sql, its keys from a JWKS server of the
+/// test's own, through nginx.
+@Suite(.lane()) struct TrustedPoolTests {
+    static let poolID = "us-test-2_Second"
+    static let clientID = "second-client"
+    static let issuer = "https://cognito-idp.us-test-2.amazonaws.com/\(poolID)"
+    static let key = try! RSAPrivateKey(generatingBits: 2048)
+
+    private func psql(_ database: TestDatabase, _ script: String, _ variables: [String: String]) throws -> String {
+        let result = try run("/usr/bin/psql", ["-X", try database.adminURI()]
+            + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
+            + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+        try #require(result.status == 0, "\(result.output)")
+        return result.output
+    }
+
+    @Test func aTrustedPoolsTokensAreAcceptedWithinASecondAndRefusedOnceDistrusted() throws {
+        let keys = try JWKSServer()
+        try keys.serve([TestPool.jwk(Self.key, kid: "second-kid")])
+        let stack = try Stack()
+        let db = try stack.database.connect()
+        // The same sub in both pools: two principals.
+        let sub = UUID().uuidString.lowercased()
+        try db.query("""
+            INSERT INTO users (username, email, cognito_sub, pool_id) VALUES
+              ('first', 'first@example.com', $1, NULL), ('second', 'second@example.com', $1, $2)
+            """, sub, Self.poolID)
+        let first = TestPool.token(claims: TestPool.idClaims(sub: sub, email: "first@example.com"))
+        var claims = TestPool.idClaims(sub: sub, email: "second@example.com")
+        claims["iss"] = Self.issuer
+        claims["aud"] = Self.clientID
+        let second = TestPool.token(header: ["alg": "RS256", "kid": "second-kid"], claims: claims, key: Self.key)
+        func post(_ token: String, _ name: String) throws -> HTTPResponse {
+            try stack.request(
+                "POST", "/articles/", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+                body: Data(#"{"name": "\#(name)"}"#.utf8))
+        }
+        /// The second pool's token on every thread.
+        func statuses() throws -> Set<Int> {
+            Set(try (0..<8).map { _ in try stack.get("/articles/?limit=1", headers: [("Authorization", second)]).status })
+        }
+        let untrusted = try stack.get("/articles/", headers: [("Authorization", second)])
+        #expect(untrusted.status == 401 && untrusted.json == ["detail": "Token signed by an unknown key."], "\(untrusted.text)")
+
+        let trusted = try psql(stack.database, "trust_pool.sql", [
+            "pool_id": Self.poolID, "client_ids": "other-client,\(Self.clientID)", "jwks_url": keys.url("/file/jwks.json"),
+        ])
+        #expect(trusted == "trusted pool \(Self.poolID) for other-client,\(Self.clientID) (id tokens, keys from \(keys.url("/file/jwks.json")))\n")
+        try waitFor("the pool to be trusted on every thread", within: 1) { try statuses() == [200] }
+        #expect(try keys.hits("/file/jwks.json") == 1, "fetched at the first token")
+        let byFirst = try post(first, "by first")
+        let bySecond = try post(second, "by second")
+        #expect(byFirst.status == 201 && bySecond.status == 201, "\(bySecond.text)")
+        #expect(try JSONDecoder().decode(Article.self, from: byFirst.body).owner == "first")
+        #expect(try JSONDecoder().decode(Article.self, from: bySecond.body).owner == "second")
+        // Its rules are the same: another app client's token is refused.
+        claims["aud"] = "unlisted-client"
+        let unlisted = TestPool.token(header: ["alg": "RS256", "kid": "second-kid"], claims: claims, key: Self.key)
+        #expect(try stack.get("/articles/", headers: [("Authorization", unlisted)]).json == ["detail": "Token was not issued for this client."])
+
+        #expect(try psql(stack.database, "distrust_pool.sql", ["pool_id": Self.poolID]) == "pool \(Self.poolID) is not trusted now\n")
+        try waitFor("the pool's tokens refused on every thread", within: 1) { try statuses() == [401] }
+        #expect(try post(second, "refused").status == 401)
+        #expect(try db.query("SELECT name FROM articles ORDER BY id").map { try $0.decode(String.self, at: 0) } == ["by first", "by second"])
+    }
+
+    @Test func provisioningTakesEventsOfATrustedPool() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": ProvisioningTests.secret])
+        let body = try JSONSerialization.data(withJSONObject: [
+            "userPoolId": Self.poolID, "userName": "from-second",
+            "request": ["userAttributes": ["sub": "sub-second", "email": "from-second@example.com", "email_verified": "true"]],
+        ] as [String: Any])
+        var attempts = 0
+        func post() throws -> HTTPResponse {
+            // Each attempt signed with a second of its own: a signature is accepted once.
+            attempts += 1
+            let timestamp = Int(Date().timeIntervalSince1970) - attempts
+            let mac = hmacSHA256(key: Array(ProvisioningTests.secret.utf8), data: Array("\(timestamp).".utf8) + [UInt8](body))
+            return try stack.operations(
+                "POST", "/internal/cognito/post-confirmation",
+                headers: [("Content-Type", "application/json"), ("X-Signature-Timestamp", String(timestamp)),
+                          ("X-Signature", "sha256=" + Hex.encode(mac))],
+                body: body)
+        }
+        let refused = try post()
+        #expect(refused.status == 403 && refused.json == ["detail": "The event is for another user pool."])
+        _ = try psql(stack.database, "trust_pool.sql", ["pool_id": Self.poolID, "client_ids": Self.clientID])
+        try waitFor("the pool to be trusted", within: 1) { try post().status == 200 }
+        let row = try stack.database.connect().query("SELECT username, pool_id, cognito_sub FROM users").map {
+            "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(String.self, at: 2))"
+        }
+        #expect(row == ["from-second \(Self.poolID) sub-second"])
+    }
+}
