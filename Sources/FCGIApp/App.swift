@@ -11,7 +11,7 @@ final class App: Responder {
     let services: Services
     private let caches: ThreadCaches
     /// This thread's copy of the groups' roles.
-    private let groupRoles: GroupRoles.View
+    private let groupRoles: FeedState<[String: Authorization.Role]>.View
     private let metrics: ThreadMetrics
     /// The connection's session at the last request: a later one means it connected again.
     private var session = 0
@@ -30,7 +30,7 @@ final class App: Responder {
         authenticator = Authenticator(
             verifier: services.verifier, revoked: services.revoked, autoProvision: services.config.autoProvisionUsers)
         caches = ThreadCaches(changes: services.changes, metrics: services.metrics)
-        groupRoles = GroupRoles.View(services.groupRoles)
+        groupRoles = .init(services.groupRoles)
         metrics = ThreadMetrics(services.metrics)
     }
 
@@ -161,7 +161,7 @@ final class App: Responder {
         let claims = try authenticator.claims(request)
         // Roles decide only writes.
         let roles = action == .read || claims.groups.isEmpty
-            ? [:] : services.changes.isUp ? groupRoles.all : try GroupRoles.load(claims.groups, in: database)
+            ? [:] : services.changes.isUp ? groupRoles.value : try GroupRoles.load(claims.groups, in: database)
         try authorization.require(action, claims, roles: roles)
         let (limit, throttled) = action == .read
             ? (services.readLimit, metrics.shared.throttledReads) : (services.writeLimit, metrics.shared.throttledWrites)

@@ -12,10 +12,7 @@ import Testing
     }
 
     private func psql(_ script: String, _ variables: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let arguments = ["-X", try database.adminURI()]
-            + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
-            + ["-f", TestEnvironment.path("sql/admin/\(script)")]
-        return try run("/usr/bin/psql", arguments)
+        try database.admin(script, variables)
     }
 
     private func users() throws -> [String] {

@@ -88,9 +88,7 @@ import Testing
             }
         }
         func after(_ script: String, _ variables: [String: String], _ expected: [Int]) throws {
-            let result = try run("/usr/bin/psql", ["-X", try stack.database.adminURI()]
-                + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
-                + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+            let result = try stack.database.admin(script, variables)
             try #require(result.status == 0, "\(result.output)")
             try waitFor("\(script) \(variables) to apply", within: 1) { try statuses() == Array(repeating: expected, count: 8).flatMap { $0 } }
         }
@@ -125,9 +123,7 @@ import Testing
     @Test func aRegisteredMachineClientWritesAsItsNameAndIsManagedLikeAUser() throws {
         let stack = try Stack(environment: ["COGNITO_TOKEN_USE": "id,access", "COGNITO_RESOURCE_SERVER": "articles"])
         func psql(_ script: String, _ variables: [String: String]) throws {
-            let result = try run("/usr/bin/psql", ["-X", try stack.database.adminURI()]
-                + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
-                + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+            let result = try stack.database.admin(script, variables)
             try #require(result.status == 0, "\(result.output)")
         }
         var claims = TestPool.accessClaims(sub: TestPool.clientID)

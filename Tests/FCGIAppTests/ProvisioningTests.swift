@@ -147,9 +147,7 @@ import Testing
         let body = event(sub: "sub-frank", userName: "frank", email: "frank@example.com")
         let signedAt = Int(Date().timeIntervalSince1970)
         #expect(try post(stack, body, timestamp: signedAt).status == 200)
-        let delete = try run("/usr/bin/psql", [
-            try stack.database.adminURI(), "-v", "username=frank", "-f", TestEnvironment.path("sql/admin/delete_user.sql"),
-        ])
+        let delete = try stack.database.admin("delete_user.sql", ["username": "frank"])
         #expect(delete.status == 0, "\(delete.output)")
         for target in [stack, second] {
             let replay = try post(target, body, timestamp: signedAt)

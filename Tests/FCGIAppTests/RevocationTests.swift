@@ -7,8 +7,7 @@ import Testing
 /// serving thread, and after a restart.
 @Suite(.lane()) struct RevocationTests {
     private func psql(_ database: TestDatabase, _ script: String, _ variables: [String: String]) throws {
-        let result = try run("/usr/bin/psql", ["-X", try database.adminURI()]
-            + variables.flatMap { ["-v", "\($0.key)=\($0.value)"] } + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+        let result = try database.admin(script, variables)
         try #require(result.status == 0, "\(result.output)")
     }
 

@@ -13,9 +13,7 @@ import Testing
     static let key = try! RSAPrivateKey(generatingBits: 2048)
 
     private func psql(_ database: TestDatabase, _ script: String, _ variables: [String: String]) throws -> String {
-        let result = try run("/usr/bin/psql", ["-X", try database.adminURI()]
-            + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
-            + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+        let result = try database.admin(script, variables)
         try #require(result.status == 0, "\(result.output)")
         return result.output
     }

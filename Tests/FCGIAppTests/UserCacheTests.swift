@@ -15,8 +15,7 @@ import Testing
             try (0..<12).map { _ in try stack.get("/articles/", headers: [("Authorization", token)]).status }
         }
         func psql(_ script: String, _ variables: [String: String]) throws {
-            let result = try run("/usr/bin/psql", ["-X", try stack.database.adminURI()]
-                + variables.flatMap { ["-v", "\($0.key)=\($0.value)"] } + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+            let result = try stack.database.admin(script, variables)
             try #require(result.status == 0, "\(result.output)")
         }
         /// The statuses of requests made half a second after the change (well within a second).

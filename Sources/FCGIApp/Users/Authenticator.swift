@@ -10,12 +10,12 @@ final class Authenticator {
     /// `AUTO_PROVISION_USERS`.
     let autoProvision: Bool
     private let recentTokens = TokenCache.Recent()
-    private let revoked: RevokedSessions.View
+    private let revoked: FeedState<Set<String>>.View
 
     init(verifier: TokenVerifier, revoked: RevokedSessions, autoProvision: Bool) {
         self.verifier = verifier
         self.autoProvision = autoProvision
-        self.revoked = RevokedSessions.View(revoked)
+        self.revoked = .init(revoked)
     }
 
     /// The request's verified claims.
@@ -30,7 +30,7 @@ final class Authenticator {
         let found: User?
         var sessionRevoked: Bool
         if let caches {
-            sessionRevoked = claims.originJTI.map(revoked.contains) ?? false
+            sessionRevoked = claims.originJTI.map(revoked.value.contains) ?? false
             found = sessionRevoked ? nil : try caches.users.user(for: claims.principal) {
                 // A user looked up now: what the database says of the session counts too, and a
                 // session it says is revoked keeps the user out of the cache, so the next request

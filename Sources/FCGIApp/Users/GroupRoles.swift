@@ -1,18 +1,10 @@
 import PG
-import Synchronization
 
 /// The roles of Cognito groups (`group_roles`, sql/admin/grant_group_role.sql): the whole table
 /// loaded by the change feed each time it connects, then kept current from the changes it
-/// streams, as the revoked sessions are. Each serving thread reads a copy of its own, taken
-/// again only after a change.
-final class GroupRoles: Sendable {
-    private let current = Mutex<[String: Authorization.Role]>([:])
-    private let changes = Atomic<Int>(0)
-
-    func replace(with roles: [String: Authorization.Role]) {
-        current.withLock { $0 = roles }
-        changes.add(1, ordering: .releasing)
-    }
+/// streams, as the revoked sessions are.
+final class GroupRoles: FeedState<[String: Authorization.Role]> {
+    init() { super.init([:]) }
 
     /// The table as the feed loaded it (a role the worker does not know counts as none).
     func replace(with rows: [String: String]) {
@@ -22,7 +14,7 @@ final class GroupRoles: Sendable {
     /// Applies a transaction's changes, in order.
     func apply(_ updates: [RoleChange]) {
         guard !updates.isEmpty else { return }
-        current.withLock { roles in
+        update { roles in
             for update in updates {
                 switch update {
                 case .grant(let group, let role): roles[group] = Authorization.Role(rawValue: role)
@@ -31,7 +23,6 @@ final class GroupRoles: Sendable {
                 }
             }
         }
-        changes.add(1, ordering: .releasing)
     }
 
     /// The roles of `groups`, from the table itself: while the change feed is down, the copy
@@ -46,23 +37,5 @@ final class GroupRoles: Sendable {
             roles[try row.decode(String.self, at: 0)] = Authorization.Role(rawValue: try row.decode(String.self, at: 1))
         }
         return roles
-    }
-
-    /// One serving thread's copy.
-    final class View {
-        private let shared: GroupRoles
-        private var roles: [String: Authorization.Role] = [:]
-        private var seen = -1
-
-        init(_ shared: GroupRoles) { self.shared = shared }
-
-        var all: [String: Authorization.Role] {
-            let changes = shared.changes.load(ordering: .acquiring)
-            if changes != seen {
-                roles = shared.current.withLock { $0 }
-                seen = changes
-            }
-            return roles
-        }
     }
 }

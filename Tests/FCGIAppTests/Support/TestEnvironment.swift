@@ -127,6 +127,14 @@ struct TestDatabase {
         throw HTTPClient.Failure(description: "no session waited for a lock within 10 s")
     }
 
+    /// Runs sql/admin/`script` with psql as the administrator runs it, with `-v` `variables`:
+    /// its exit status and output.
+    func admin(_ script: String, _ variables: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        try run("/usr/bin/psql", ["-X", try adminURI()]
+            + variables.sorted { $0.key < $1.key }.flatMap { ["-v", "\($0.key)=\($0.value)"] }
+            + ["-f", TestEnvironment.path("sql/admin/\(script)")])
+    }
+
     /// The URI psql takes, as the administrator.
     func adminURI() throws -> String {
         let host = try TestEnvironment.value("ARTICLES_TEST_PGHOST")
