@@ -65,6 +65,9 @@ struct DevToken: ParsableCommand {
     @Option(help: "An access token's scopes, space-separated (e.g. \"articles/read articles/write\").")
     var scope: String = "aws.cognito.signin.user.admin"
 
+    @Option(name: .customLong("group"), help: "A Cognito group the user is in (cognito:groups); repeat for several.")
+    var groups: [String] = []
+
     func validate() throws {
         guard email.contains("@") else { throw ValidationError("--email must be an email address") }
         guard expiresIn > 0 else { throw ValidationError("--expires-in must be positive") }
@@ -78,7 +81,7 @@ struct DevToken: ParsableCommand {
         for _ in 0..<count {
             output += try Self.token(
                 key: key, kid: kid, email: email, sub: sub ?? Self.sub(forEmail: email), use: use,
-                issuedAt: now, expiresIn: expiresIn, issuer: issuer, scope: scope) + "\n"
+                issuedAt: now, expiresIn: expiresIn, issuer: issuer, scope: scope, groups: groups) + "\n"
         }
         print(output, terminator: "")
     }
@@ -102,7 +105,8 @@ struct DevToken: ParsableCommand {
     /// `nonce` if there was one, an access token with the granted `scope`.
     static func token(
         key: RSAPrivateKey, kid: String, email: String, sub: String, use: Use, issuedAt: Int, expiresIn: Int,
-        issuer form: CognitoConfig.IssuerForm = .original, nonce: String? = nil, scope: String = "aws.cognito.signin.user.admin"
+        issuer form: CognitoConfig.IssuerForm = .original, nonce: String? = nil, scope: String = "aws.cognito.signin.user.admin",
+        groups: [String] = []
     ) throws -> String {
         let issuer = form.issuer(region: LocalDevelopment.region, poolID: LocalDevelopment.poolID)
         let username = username(forEmail: email)
@@ -111,6 +115,7 @@ struct DevToken: ParsableCommand {
             "auth_time": .int(issuedAt), "iat": .int(issuedAt), "exp": .int(issuedAt + expiresIn),
             "jti": .string(UUID().uuidString.lowercased()), "origin_jti": .string(UUID().uuidString.lowercased()),
         ]
+        if !groups.isEmpty { claims["cognito:groups"] = .strings(groups) }
         switch use {
         case .id:
             claims["aud"] = .string(LocalDevelopment.clientID)
@@ -132,7 +137,7 @@ struct DevToken: ParsableCommand {
     }
 
     enum ClaimValue: Encodable {
-        case string(String), int(Int), bool(Bool)
+        case string(String), int(Int), bool(Bool), strings([String])
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.singleValueContainer()
@@ -140,6 +145,7 @@ struct DevToken: ParsableCommand {
             case .string(let value): try container.encode(value)
             case .int(let value): try container.encode(value)
             case .bool(let value): try container.encode(value)
+            case .strings(let value): try container.encode(value)
             }
         }
     }
