@@ -81,8 +81,11 @@ import Testing
                 answers.add(response?.status ?? -1, "\(method) \(Date().timeIntervalSince(locked)) \(response?.text ?? "")")
             }.start()
         }
+        // Client sessions only: a change feed connecting meanwhile waits for the psql session too.
         try waitFor("both writes to wait for the lock", within: 5) {
-            try admin.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = $1", stack.database.name)
+            try admin.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type = 'client backend' AND datname = $1",
+                stack.database.name)
                 .first!.decode(Int64.self, at: 0) == 2
         }
         Thread.sleep(until: locked.addingTimeInterval(7))  // the lock is held for 7 s: about time

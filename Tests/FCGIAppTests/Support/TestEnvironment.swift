@@ -120,7 +120,9 @@ struct TestDatabase {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             let waiting = try admin.query(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = $1", name)
+                // A client's session: a change feed that connects meanwhile waits for a lock too.
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type = 'client backend' AND datname = $1",
+                name)
             if try waiting.first!.decode(Int64.self, at: 0) > 0 { return }
             Thread.sleep(forTimeInterval: 0.01)
         }
