@@ -57,8 +57,9 @@ import Testing
 
     /// Serving is bounded by the database's timeouts, not by the request timeout (5 s, which
     /// bounds receiving a request and sending its answer): writes that wait 7 s for a lock are
-    /// answered with what they did.
-    @Test(.lane(.waiting)) func writesThatWaitLongerThanTheRequestTimeoutAreAnsweredWithTheirResult() throws {
+    /// answered with what they did. Alone: while the psql session holds its transaction, no
+    /// change feed on the cluster can connect (a new slot waits for the transactions running).
+    @Test(.lane(.alone)) func writesThatWaitLongerThanTheRequestTimeoutAreAnsweredWithTheirResult() throws {
         let stack = try Stack(environment: ["DATABASE_LOCK_TIMEOUT_SECONDS": "10"])
         let admin = try stack.database.connect()
         try admin.query("INSERT INTO users (username, email) VALUES ('patient', 'patient@example.com')")

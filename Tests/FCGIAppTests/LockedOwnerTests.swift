@@ -4,8 +4,9 @@ import Testing
 
 /// One user's row held by another session (sql/admin/delete_user.sql, provisioning, a psql
 /// `FOR UPDATE`) costs only that user's POSTs: the shared create statement skips it, and the
-/// user's requests wait alone, within the lock bound.
-@Suite(.lane(.waiting)) struct LockedOwnerTests {
+/// user's requests wait alone, within the lock bound. Alone: while the psql session holds its
+/// transaction, no change feed on the cluster can connect (a new slot waits for it).
+@Suite(.lane(.alone)) struct LockedOwnerTests {
     @Test func aLockedUserDelaysOnlyThatUsersPosts() throws {
         // As many threads as the worker's default, so each POST has one.
         let stack = try Stack(environment: ["FCGI_THREADS": "16"])
