@@ -1,6 +1,7 @@
-/// Who may do what with a verified token (docs/api.md, "Who may do what"): with
-/// `COGNITO_RESOURCE_SERVER`, an access token's scopes; for any token, `COGNITO_ADMIN_GROUP`.
-/// Decided from the claims alone, before the database is asked anything.
+/// Who may do what with a verified token (docs/api.md, "Who may do what"): for any token, its
+/// principal's role (from its `cognito:groups`: the groups' roles, `COGNITO_ADMIN_GROUP`, else
+/// `COGNITO_DEFAULT_ROLE`); with `COGNITO_RESOURCE_SERVER`, an access token's scopes too.
+/// Decided from the claims and the groups' roles, before the database is asked about the caller.
 struct Authorization: Sendable, Equatable {
     /// What a request does with the articles.
     enum Action: String, Sendable {
