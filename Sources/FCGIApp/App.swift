@@ -2,62 +2,63 @@ import FoundationEssentials
 import Logging
 import PG
 
-/// Answers requests on one serving thread: routes each to its handler and turns what goes wrong
-/// into a JSON answer, with the thread's database connection, authenticator and caches.
+/// Answers the requests of one serving loop: routes each to its handler and turns what goes
+/// wrong into a JSON answer, with the loop's database connections, authenticator, caches and
+/// shared create statement. The loop's requests interleave where one waits (`await`).
 final class App: Responder {
-    let database: Connection
+    let database: LoopDatabase
     let authenticator: Authenticator
-    /// What every thread of the worker shares: its configuration, keys, feed and metrics.
+    /// What every loop of the worker shares: its configuration, keys, feed and metrics.
     let services: Services
-    private let caches: ThreadCaches
-    /// This thread's copy of the groups' roles.
+    private let caches: LoopCaches
+    private let creator: ArticleCreator
+    /// This loop's copy of the groups' roles.
     private let groupRoles: FeedState<[String: Authorization.Role]>.View
     private let metrics: ThreadMetrics
-    /// The connection's session at the last request: a later one means it connected again.
-    private var session = 0
+    /// The reconnects of the loop's connections counted so far.
+    private var reconnects = 0
 
-    private var creator: ArticleCreator { services.creator }
     private var authorization: Authorization { services.config.cognito.authorization }
     private var cors: CORSPolicy { services.config.cors }
     /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
     private var provisioning: ProvisioningSecret? { services.config.provisioning }
     private var logger: Logger { services.logger }
 
-    /// A responder on `database` (this thread's own connection).
-    init(database: Connection, services: Services) {
-        self.database = database
+    /// A responder on `loop`, with its own connections made by `connect`.
+    init(loop: EventLoop, services: Services, connect: @escaping (EventLoop) -> Connection) {
+        database = LoopDatabase(loop: loop, make: connect)
         self.services = services
         authenticator = Authenticator(
             verifier: services.verifier, revoked: services.revoked, autoProvision: services.config.autoProvisionUsers)
-        caches = ThreadCaches(changes: services.changes, metrics: services.metrics)
+        caches = LoopCaches(changes: services.changes, metrics: services.metrics, loop: loop)
+        creator = ArticleCreator(metrics: services.metrics)
         groupRoles = .init(services.groupRoles)
         metrics = ThreadMetrics(services.metrics)
     }
 
-    func respond(to request: Request) -> Answer {
+    func respond(to request: Request) async -> Answer {
         let started = ContinuousClock.now
         noteReconnects()
         metrics.shared.inFlight.increment()
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
         var context = RequestContext(route: route?.name)
-        let response = cors.decorate(self.route(route, request, &context), for: request)
+        let response = cors.decorate(await self.route(route, request, &context), for: request)
         metrics.answered(route: context.route ?? "other", status: response.status.code, after: ContinuousClock.now - started)
         return Answer(response: response, context: context)
     }
 
-    /// Counts and logs the times this thread's connection was made again since the last request.
+    /// Counts and logs the times this loop's connections were made again since the last request
+    /// (a connection's first session is not a reconnect).
     private func noteReconnects() {
-        guard database.session > session else { return }
-        // The first connection is not a reconnect.
-        if session > 0 {
-            metrics.shared.databaseReconnects.increment(by: Int64(database.session - session))
-            logger.info("connected to the database again", metadata: ["session": "\(database.session)"])
-        }
-        session = database.session
+        let total = database.made.reduce(0) { $0 + max(0, $1.session - 1) }
+        defer { reconnects = total }
+        guard total > reconnects else { return }
+        metrics.shared.databaseReconnects.increment(by: Int64(total - reconnects))
+        logger.info("connected to the database again", metadata: ["reconnects": "\(total)"])
     }
 
-    private func route(_ route: Route?, _ request: Request, _ context: inout RequestContext) -> Response {
+    private func route(_ route: Route?, _ request: Request, _ context: inout RequestContext) async -> Response {
         do {
             guard let route, route != .provisioning || provisioning != nil else { throw HTTPError.notFound }
             guard route.allowedMethods.contains(request.method) else {
@@ -69,14 +70,14 @@ final class App: Responder {
                 return cors.preflight(request, methods: route.allowedMethods)
                     ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
-            func articles(cached: ThreadCaches? = nil, roles: [String: Authorization.Role] = [:]) -> ArticlesAPI {
+            func articles(cached: LoopCaches? = nil, roles: [String: Authorization.Role] = [:]) -> ArticlesAPI {
                 ArticlesAPI(
                     db: database, creator: creator, cache: cached?.articles, mayKeep: caches.mayKeep, authorization: authorization,
                     roles: roles)
             }
             switch (route, request.method) {
             case (.health, _):
-                return health()
+                return await health()
             case (.live, _):
                 return .json(Health(status: "ok"))
             case (.appConfig, _):
@@ -85,7 +86,7 @@ final class App: Responder {
                 response.headers.append(("Cache-Control", "no-cache"))
                 return response
             case (.provisioning, _):
-                return try Provisioning(
+                return try await Provisioning(
                     secret: provisioning!, pools: services.pools, db: database, now: Date().timeIntervalSince1970
                 ).handle(request)
             case (.metrics, _):
@@ -93,22 +94,22 @@ final class App: Responder {
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     body: metrics.shared.exposition())
             case (.articles, "POST"):
-                let (claims, _) = try claims(for: .write, request)
-                let (response, ownerID) = try articles().create(request, claims: claims) {
-                    try authenticate(claims, caches: nil, &context)
+                let (claims, _) = try await claims(for: .write, request)
+                let (response, ownerID) = try await articles().create(request, claims: claims) {
+                    try await authenticate(claims, caches: nil, &context)
                 }
                 context.user = ownerID
                 return response
             case (.articles, _):
-                return try articles(cached: read(request, &context)).list(request)
+                return try await articles(cached: read(request, &context)).list(request)
             case (.article(let id), "PUT"), (.article(let id), "PATCH"):
-                let (caller, roles) = try change(request, &context)
-                return try articles(roles: roles).update(id, request, by: caller, partial: request.method == "PATCH")
+                let (caller, roles) = try await change(request, &context)
+                return try await articles(roles: roles).update(id, request, by: caller, partial: request.method == "PATCH")
             case (.article(let id), "DELETE"):
-                let (caller, roles) = try change(request, &context)
-                return try articles(roles: roles).delete(id, request, by: caller)
+                let (caller, roles) = try await change(request, &context)
+                return try await articles(roles: roles).delete(id, request, by: caller)
             case (.article(let id), _):
-                return try articles(cached: read(request, &context)).read(id, request)
+                return try await articles(cached: read(request, &context)).read(id, request)
             }
         } catch {
             return response(for: error, &context)
@@ -128,7 +129,7 @@ final class App: Responder {
             context.refusal = error.reason
             answer = error.httpError
         case let error as PGError where error.sqlState == .queryCanceled || error.sqlState == .lockNotAvailable:
-            // statement_timeout or lock_timeout: the statement was stopped, the thread goes on.
+            // statement_timeout or lock_timeout: the statement was stopped, the loop goes on.
             metrics.shared.databaseErrors.increment()
             logger.warning("database statement timed out", metadata: ["error": "\(error)"])
             answer = HTTPError(status: .serviceUnavailable, detail: "The database did not answer in time; try again later.")
@@ -147,9 +148,9 @@ final class App: Responder {
     /// The caller of a change (PUT, PATCH, DELETE), through the authenticator, looked up in the
     /// database (writes query it anyway rather than wait for the change feed), noted in the
     /// request's context; and its groups' roles.
-    private func change(_ request: Request, _ context: inout RequestContext) throws -> (Caller, [String: Authorization.Role]) {
-        let (claims, roles) = try claims(for: .write, request)
-        return (try authenticate(claims, caches: nil, &context), roles)
+    private func change(_ request: Request, _ context: inout RequestContext) async throws -> (Caller, [String: Authorization.Role]) {
+        let (claims, roles) = try await claims(for: .write, request)
+        return (try await authenticate(claims, caches: nil, &context), roles)
     }
 
     /// The request's verified claims, once the principal's role and the token's scopes allow
@@ -157,11 +158,11 @@ final class App: Responder {
     /// a write, its groups' roles. Decided from the claims and the workers' copy of the roles,
     /// so a refusal costs no database round trip (but while the change feed is down, when a
     /// write reads its groups' roles from the table).
-    private func claims(for action: Authorization.Action, _ request: Request) throws -> (Claims, [String: Authorization.Role]) {
-        let claims = try authenticator.claims(request)
+    private func claims(for action: Authorization.Action, _ request: Request) async throws -> (Claims, [String: Authorization.Role]) {
+        let claims = try await authenticator.claims(request)
         // Roles decide only writes.
         let roles = action == .read || claims.groups.isEmpty
-            ? [:] : services.changes.isUp ? groupRoles.value : try GroupRoles.load(claims.groups, in: database)
+            ? [:] : services.changes.isUp ? groupRoles.value : try await GroupRoles.load(claims.groups, in: database)
         try authorization.require(action, claims, roles: roles)
         let (limit, throttled) = action == .read
             ? (services.readLimit, metrics.shared.throttledReads) : (services.writeLimit, metrics.shared.throttledWrites)
@@ -177,17 +178,17 @@ final class App: Responder {
     /// A read (GET or HEAD of the articles): its caller, and the caches it may use. The one
     /// place where a request's use of the caches is decided: once its token is verified (a
     /// refused token costs no round trip), when the change feed has applied everything up to
-    /// the end of the WAL read after the request arrived (`ThreadCaches.areCurrent`). Writes
+    /// the end of the WAL read after the request arrived (`LoopCaches.areCurrent`). Writes
     /// never use them.
-    private func read(_ request: Request, _ context: inout RequestContext) throws -> ThreadCaches? {
-        let (claims, _) = try claims(for: .read, request)
-        let cached = try caches.areCurrent(using: database) ? caches : nil
-        _ = try authenticate(claims, caches: cached, &context)
+    private func read(_ request: Request, _ context: inout RequestContext) async throws -> LoopCaches? {
+        let (claims, _) = try await claims(for: .read, request)
+        let cached = try await caches.areCurrent(using: database) ? caches : nil
+        _ = try await authenticate(claims, caches: cached, &context)
         return cached
     }
 
-    private func authenticate(_ claims: Claims, caches: ThreadCaches?, _ context: inout RequestContext) throws -> Caller {
-        let caller = try authenticator.caller(claims, db: database, caches: caches)
+    private func authenticate(_ claims: Claims, caches: LoopCaches?, _ context: inout RequestContext) async throws -> Caller {
+        let caller = try await authenticator.caller(claims, db: database, caches: caches)
         context.user = caller.user.id
         return caller
     }
@@ -204,14 +205,14 @@ final class App: Responder {
         }
     }
 
-    /// 200 when signing keys are loaded and this thread's database connection answers
-    /// (reconnecting if it was dropped), 503 with the reason otherwise.
-    func health() -> Response {
+    /// 200 when signing keys are loaded and a connection of this loop answers (reconnecting if
+    /// it was dropped), 503 with the reason otherwise.
+    func health() async -> Response {
         if let summary = authenticator.verifier.keys.unavailableSummary {
             return .json(Health(status: "unavailable", detail: summary), status: .serviceUnavailable)
         }
         do {
-            try database.query("SELECT 1")
+            try await database.query("SELECT 1")
             return .json(Health(status: "ok"))
         } catch {
             logger.warning("health check: database unavailable", metadata: ["error": "\(error)"])

@@ -1,8 +1,8 @@
 import Logging
 import PG
 
-/// What the serving threads of one worker share, made from its configuration: the signing keys,
-/// the token verifier, the revoked sessions, the change feed and the metrics. Each thread asks
+/// What the serving loops of one worker share, made from its configuration: the signing keys,
+/// the token verifier, the revoked sessions, the change feed and the metrics. Each loop asks
 /// it for an `App` of its own.
 final class Services: Sendable {
     let config: Config
@@ -13,7 +13,6 @@ final class Services: Sendable {
     let revoked = RevokedSessions()
     let groupRoles = GroupRoles()
     let pools: TrustedPools
-    let creator: ArticleCreator
     /// `RATE_LIMIT_READS_PER_MINUTE`, `RATE_LIMIT_WRITES_PER_MINUTE`: nil when off.
     let readLimit: RateLimit?
     let writeLimit: RateLimit?
@@ -28,7 +27,6 @@ final class Services: Sendable {
         keys.reload(force: true)
         pools = TrustedPools(own: config.cognito, logger: logger, metrics: metrics)
         verifier = TokenVerifier(config: config.cognito, keys: keys, pools: pools, metrics: metrics)
-        creator = ArticleCreator(metrics: metrics)
         readLimit = config.readsPerMinute > 0 ? RateLimit(perMinute: config.readsPerMinute) : nil
         writeLimit = config.writesPerMinute > 0 ? RateLimit(perMinute: config.writesPerMinute) : nil
         changes = ChangeFeed(
@@ -39,9 +37,13 @@ final class Services: Sendable {
         try changes.start(conninfo: config.feedDatabaseURL, logger: logger)
     }
 
-    /// A responder for one thread, with a database connection of its own (made at its first
-    /// request).
-    func app() -> App {
-        App(database: Connection(lazy: config.databaseURL, settings: config.sessionSettings), services: self)
+    /// A responder for `loop`, with database connections of its own (made as its requests
+    /// need them).
+    func app(on loop: EventLoop) -> App {
+        App(loop: loop, services: self) { [config] loop in
+            Connection(
+                lazy: config.databaseURL, applicationName: "articles-fcgi loop \(loop.index)", settings: config.sessionSettings,
+                waiter: loop)
+        }
     }
 }

@@ -37,8 +37,11 @@ public final class Connection {
     private var conn: OpaquePointer?
     private var isClosed = false
     /// Statements prepared on the current server session, by name.
-    private var prepared: [String: String] = [:]
-    private var inTransaction = false
+    var prepared: [String: String] = [:]
+    var inTransaction = false
+    /// What the `async` statements wait on for the server (a serving loop's epoll set); nil:
+    /// they wait in `poll`, holding the thread.
+    public let waiter: (any SocketWaiter)?
     /// Set when the server sends a FATAL report outside a statement (the backend is ending).
     private let fatalWhileIdle = Flag()
 
@@ -67,8 +70,9 @@ public final class Connection {
     /// A connection that connects on first use, so it can be made while the server is down.
     public init(
         lazy conninfo: String?, connectTimeout: Int = 5, applicationName: String = "articles-fcgi",
-        settings: [(name: String, value: String)] = []
+        settings: [(name: String, value: String)] = [], waiter: (any SocketWaiter)? = nil
     ) {
+        self.waiter = waiter
         self.conninfo = conninfo
         self.connectTimeout = connectTimeout
         self.applicationName = applicationName
@@ -197,7 +201,7 @@ public final class Connection {
 
     /// The live connection, after noticing a drop that happened while idle and connecting again
     /// if the previous one is gone (never inside a transaction).
-    private func open() throws(PGError) -> OpaquePointer {
+    func open() throws(PGError) -> OpaquePointer {
         if isClosed {
             throw PGError(kind: .connection, sqlState: .connectionDoesNotExist, message: "the connection was closed")
         }
@@ -257,17 +261,16 @@ public final class Connection {
             PQfinish(fresh)
             throw error
         }
+        // Statements sent with `PQsend…` never block on a full socket buffer (`PQflush` says
+        // when to wait); PQexec still blocks, as it always does.
+        PQsetnonblocking(fresh, 1)
         conn = fresh
         session += 1
     }
 
-    private func prepareIfNeeded(_ statement: PreparedStatement, _ conn: OpaquePointer) throws(PGError) {
+    func prepareIfNeeded(_ statement: PreparedStatement, _ conn: OpaquePointer) throws(PGError) {
         if let sql = prepared[statement.name] {
-            guard sql == statement.sql else {
-                throw PGError(
-                    kind: .client,
-                    message: "prepared statement \"\(statement.name)\" is already prepared with other SQL")
-            }
+            guard sql == statement.sql else { throw PGError.preparedWithOtherSQL(statement) }
             return
         }
         _ = try check(PQprepare(conn, statement.name, statement.sql, 0, nil), conn)
@@ -285,6 +288,12 @@ public final class Connection {
 
     private func check(_ result: OpaquePointer?, _ conn: OpaquePointer) throws(PGError) -> QueryResult {
         try checked(result, conn)
+    }
+}
+
+extension PGError {
+    static func preparedWithOtherSQL(_ statement: PreparedStatement) -> PGError {
+        PGError(kind: .client, message: "prepared statement \"\(statement.name)\" is already prepared with other SQL")
     }
 }
 

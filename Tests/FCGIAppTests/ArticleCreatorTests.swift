@@ -11,12 +11,15 @@ import Testing
         let database: TestDatabase
         let metrics = Metrics()
         let creator: ArticleCreator
+        /// The serving loop the creates run on, as one loop's requests do.
+        let loop: TestLoop
         /// Holds a lock every create statement waits for, until `release()`.
         let blocker: Connection
 
         init() throws {
             database = try TestDatabase.migrated()
             creator = ArticleCreator(metrics: metrics)
+            loop = try TestLoop()
             let admin = try database.connect()
             try admin.query(
                 """
@@ -42,22 +45,22 @@ import Testing
                 expiresAt: Date().timeIntervalSince1970 + 600, issuedAt: Date().timeIntervalSince1970)
         }
 
-        /// Starts one create per request on threads of their own, each with its own
-        /// connection (with `settings`): the first alone, the next once it waits in the
-        /// database, and each of the rest once the one before it queued behind it.
+        /// Starts one create per request on the loop, with its connections (with `settings`):
+        /// the first alone, the next once it waits in the database, and each of the rest once
+        /// the one before it queued behind it.
         func start(_ requests: [(name: String, sub: String)], settings: [(name: String, value: String)] = []) throws -> Outcomes {
             let outcomes = Outcomes(count: requests.count)
             let conninfo = try database.conninfo(user: "articles_app")
+            let db = LoopDatabase(loop: loop.loop) { Connection(lazy: conninfo, settings: settings, waiter: $0) }
             for (index, request) in requests.enumerated() {
                 let claims = claims(request.sub)
-                Thread { [creator] in
+                loop.start { [creator] in
                     do throws(PGError) {
-                        let connection = Connection(lazy: conninfo, settings: settings)
-                        outcomes.set(index, .success(try creator.create(name: request.name, asUserOf: claims, using: connection)))
+                        outcomes.set(index, .success(try await creator.create(name: request.name, asUserOf: claims, using: db)))
                     } catch {
                         outcomes.set(index, .failure(error))
                     }
-                }.start()
+                }
                 if index == 0 {
                     try database.waitForALockWait()
                 } else {

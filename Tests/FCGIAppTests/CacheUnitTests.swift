@@ -12,94 +12,94 @@ import Testing
     }
 
     /// Which of the pages (after, last, peek) and articles a change drops.
-    private func dropped(by change: Change) -> [String] {
+    private func dropped(by change: Change) async -> [String] {
         let cache = ArticleCache()
         let pages: [(after: Int64, last: Int64?, peek: Int64?, owners: Set<Int64>)] = [
             (0, 10, 11, [1]), (10, 20, 21, [1, 2]), (20, 25, nil, [3]), (30, nil, nil, []),
         ]
-        for entry in pages { _ = cache.page(after: entry.after, limit: 10) { page("p\(entry.after)", last: entry.last, peek: entry.peek, owners: entry.owners) } }
+        for entry in pages { _ = await cache.page(after: entry.after, limit: 10) { page("p\(entry.after)", last: entry.last, peek: entry.peek, owners: entry.owners) } }
         for (id, owner) in [(5, 1), (15, 2), (22, 3)] as [(Int64, Int64)] {
-            _ = cache.article(id) { (ArticleCache.Single(body: [1], etag: "e", ownerID: owner), true) }
+            _ = await cache.article(id) { (ArticleCache.Single(body: [1], etag: "e", ownerID: owner), true) }
         }
         cache.apply(change)
         var gone: [String] = []
         for entry in pages {
             var loaded = false
-            _ = cache.page(after: entry.after, limit: 10) { loaded = true; return page("") }
+            _ = await cache.page(after: entry.after, limit: 10) { loaded = true; return page("") }
             if loaded { gone.append("p\(entry.after)") }
         }
         for id in [5, 15, 22] as [Int64] {
             var loaded = false
-            _ = cache.article(id) { loaded = true; return nil }
+            _ = await cache.article(id) { loaded = true; return nil }
             if loaded { gone.append("a\(id)") }
         }
         return gone
     }
 
-    @Test func dropsOnlyWhatAChangeTouches() {
+    @Test func dropsOnlyWhatAChangeTouches() async {
         // A new article joins the last page (or one whose range it falls in), gives a page without
         // a next page a next, and leaves full pages before it alone.
-        #expect(dropped(by: .articleInserted(26)) == ["p20"])
-        #expect(dropped(by: .articleInserted(31)) == ["p20", "p30"])
-        #expect(dropped(by: .articleInserted(7)) == ["p0"])
+        #expect(await dropped(by: .articleInserted(26)) == ["p20"])
+        #expect(await dropped(by: .articleInserted(31)) == ["p20", "p30"])
+        #expect(await dropped(by: .articleInserted(7)) == ["p0"])
         // An update drops the article and the page that shows it.
-        #expect(dropped(by: .articleUpdated(15)) == ["p10", "a15"])
-        #expect(dropped(by: .articleUpdated(28)) == [])
+        #expect(await dropped(by: .articleUpdated(15)) == ["p10", "a15"])
+        #expect(await dropped(by: .articleUpdated(28)) == [])
         // A delete also drops the page whose next page began with it.
-        #expect(dropped(by: .articleDeleted(11)) == ["p0", "p10"])
-        #expect(dropped(by: .articleDeleted(5)) == ["p0", "a5"])
+        #expect(await dropped(by: .articleDeleted(11)) == ["p0", "p10"])
+        #expect(await dropped(by: .articleDeleted(5)) == ["p0", "a5"])
         // A user's change drops what shows the user's name.
-        #expect(dropped(by: .userChanged(2)) == ["p10", "a15"])
-        #expect(dropped(by: .userChanged(3)) == ["p20", "a22"])
-        #expect(dropped(by: .userChanged(9)) == [])
-        #expect(dropped(by: .everything) == ["p0", "p10", "p20", "p30", "a5", "a15", "a22"])
+        #expect(await dropped(by: .userChanged(2)) == ["p10", "a15"])
+        #expect(await dropped(by: .userChanged(3)) == ["p20", "a22"])
+        #expect(await dropped(by: .userChanged(9)) == [])
+        #expect(await dropped(by: .everything) == ["p0", "p10", "p20", "p30", "a5", "a15", "a22"])
     }
 
-    @Test func staysWithinItsBytes() {
+    @Test func staysWithinItsBytes() async {
         let cache = ArticleCache(capacityBytes: 10)
         var loads = 0
         func load() -> (ArticleCache.Page, keep: Bool) {
             loads += 1
             return page("12345")
         }
-        _ = cache.page(after: 1, limit: 1, load: load)
-        _ = cache.page(after: 2, limit: 1, load: load)
-        _ = cache.page(after: 1, limit: 1, load: load)
+        _ = await cache.page(after: 1, limit: 1, load: load)
+        _ = await cache.page(after: 2, limit: 1, load: load)
+        _ = await cache.page(after: 1, limit: 1, load: load)
         #expect(loads == 2, "two pages fit")
-        _ = cache.page(after: 3, limit: 1, load: load)
-        _ = cache.page(after: 1, limit: 1, load: load)
+        _ = await cache.page(after: 3, limit: 1, load: load)
+        _ = await cache.page(after: 1, limit: 1, load: load)
         #expect(loads == 4, "a third emptied the cache")
         // Larger than the whole cache: answered, never kept.
-        _ = cache.page(after: 9, limit: 1) { page("0123456789ab") }
-        _ = cache.page(after: 3, limit: 1, load: load)
+        _ = await cache.page(after: 9, limit: 1) { page("0123456789ab") }
+        _ = await cache.page(after: 3, limit: 1, load: load)
         #expect(loads == 4)
         // What a change drops frees its bytes.
         cache.apply(.articleInserted(5))
-        _ = cache.page(after: 4, limit: 1, load: load)
-        _ = cache.page(after: 1, limit: 1, load: load)
+        _ = await cache.page(after: 4, limit: 1, load: load)
+        _ = await cache.page(after: 1, limit: 1, load: load)
         #expect(loads == 6, "page 3 was dropped by the insert, so two fit again")
-        _ = cache.page(after: 4, limit: 1, load: load)
+        _ = await cache.page(after: 4, limit: 1, load: load)
         #expect(loads == 6)
     }
 
-    @Test func userCacheDropsTheChangedUserOnly() {
+    @Test func userCacheDropsTheChangedUserOnly() async {
         let cache = UserCache()
         var loads = 0
         func user(_ id: Int64, keep: Bool = true) -> () -> (User, keep: Bool)? {
             { loads += 1; return (User(id: id, username: "u\(id)", isActive: true), keep) }
         }
-        _ = cache.user(for: "a", load: user(1))
-        _ = cache.user(for: "b", load: user(2))
+        _ = await cache.user(for: "a", load: user(1))
+        _ = await cache.user(for: "b", load: user(2))
         cache.apply(.userChanged(1))
         cache.apply(.articleDeleted(2))
-        _ = cache.user(for: "a", load: user(1))
-        _ = cache.user(for: "b", load: user(2))
+        _ = await cache.user(for: "a", load: user(1))
+        _ = await cache.user(for: "b", load: user(2))
         #expect(loads == 3)
-        #expect(cache.user(for: "missing") { nil } == nil)
+        #expect(await cache.user(for: "missing") { nil } == nil)
         // An answer that may predate a change already applied is not kept.
-        _ = cache.user(for: "c", load: user(3, keep: false))
-        _ = cache.user(for: "c", load: user(3))
-        _ = cache.user(for: "c", load: user(3))
+        _ = await cache.user(for: "c", load: user(3, keep: false))
+        _ = await cache.user(for: "c", load: user(3))
+        _ = await cache.user(for: "c", load: user(3))
         #expect(loads == 5)
     }
 }
@@ -197,17 +197,18 @@ import Testing
 
     @Test func waitsForThePositionOrGivesUp() throws {
         let position = AppliedPosition()
+        let loop = try TestLoop()
         position.advance(to: 10)
-        #expect(position.wait(for: 10, timeout: .zero))
+        #expect(try loop.run { await position.wait(for: 10, timeout: .zero, on: loop.loop) })
         let started = Date()
-        #expect(!position.wait(for: 11, timeout: .milliseconds(50)))
+        #expect(try !loop.run { await position.wait(for: 11, timeout: .milliseconds(50), on: loop.loop) })
         #expect(Date().timeIntervalSince(started) >= 0.045)
         let thread = try PosixThread {
             Thread.sleep(forTimeInterval: 0.05)  // so the wait below waits: the test is about time
             position.advance(to: 12)
         }
         let waiting = Date()
-        #expect(position.wait(for: 12, timeout: .seconds(5)))
+        #expect(try loop.run { await position.wait(for: 12, timeout: .seconds(5), on: loop.loop) })
         #expect(Date().timeIntervalSince(waiting) < 1)
         thread.join()
         position.reset(to: 3)

@@ -13,7 +13,9 @@ import Testing
 
     @Test func defaults() throws {
         let config = try Config.fromEnvironment(Self.pool)
-        #expect(config == Config(databaseURL: nil, listen: nil, threads: 16, logLevel: .info, cognito: Self.defaultCognito))
+        // One serving loop per core.
+        #expect(config == Config(
+            databaseURL: nil, listen: nil, threads: ProcessInfo.processInfo.activeProcessorCount, logLevel: .info, cognito: Self.defaultCognito))
         #expect(config.cognito.issuer == "https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123")
     }
 
@@ -180,6 +182,7 @@ import Testing
             RATE_LIMIT_READS_PER_MINUTE=0 (no limit)
             RATE_LIMIT_WRITES_PER_MINUTE=0 (no limit)
             issuer=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123
+            serving: 3 loops (FCGI_THREADS), each with 2 database sessions, and up to 8 while statements are stuck: with the change feed's, 7 sessions to PostgreSQL (or the pooler), at most 25
             configuration OK
 
             """)

@@ -202,4 +202,36 @@ import Testing
         }
         #expect(try server.hits(path) == 2, "one refetch for all of them")
     }
+
+    /// On a serving loop a miss is parked, not waited for: the loop verifies other tokens
+    /// meanwhile, and the miss is answered once the refetch has run for a second.
+    @Test func aMissOnALoopIsParkedWhileTheLoopGoesOn() throws {
+        FileManager.default.createFile(atPath: "\(server.dir)/jwks.json.hang", contents: Data())
+        clock.advance(by: .seconds(10))
+        let loop = try TestLoop()
+        let authenticator = Authenticator(verifier: verifier, revoked: RevokedSessions(), autoProvision: false)
+        func request(_ token: String) -> Request { Request(method: "GET", path: "/articles/", headers: ["authorization": token]) }
+        let miss = Mutex<(String, Double)?>(nil)
+        let began = Date()
+        let unknown = request(token(kid: UUID().uuidString))
+        loop.start {
+            let detail: String
+            do throws(AuthError) {
+                detail = try await authenticator.claims(unknown).email ?? "verified"
+            } catch {
+                detail = error.detail
+            }
+            miss.withLock { $0 = (detail, Date().timeIntervalSince(began)) }
+        }
+        try waitFor("the refetch", within: 5) { try server.hits(path) == 2 }
+        let known = request(token())
+        let answered = try loop.run { try await authenticator.claims(known).email }
+        #expect(answered == "k@example.com")
+        #expect(Date().timeIntervalSince(began) < 0.5)
+        #expect(miss.withLock { $0 } == nil, "the miss is still parked")
+        clock.advance(by: .seconds(KeyStore.missWait))  // the store's own time, as the loop's passes
+        try waitFor("the miss's answer", within: 5) { miss.withLock { $0 } != nil }
+        let (detail, took) = try #require(miss.withLock { $0 })
+        #expect(detail == "Token signed by an unknown key." && took >= KeyStore.missWait - 0.05 && took < KeyStore.missWait + 0.5)
+    }
 }

@@ -93,35 +93,35 @@ enum ArticleStore {
     }
 
     /// Up to `limit` articles with ids above `after`, in id order, and the snapshot they were read in.
-    static func page(after: Int64, limit: Int, in db: Connection) throws(PGError) -> (articles: [Owned], snapshot: Snapshot?) {
-        let rows = try db.query(page, after, limit)
+    static func page(after: Int64, limit: Int, in db: any Database) async throws(PGError) -> (articles: [Owned], snapshot: Snapshot?) {
+        let rows = try await db.query(page, after, limit)
         return (try articles(rows, first: 1), try rows.first?.decode(Snapshot.self, at: 0))
     }
 
     /// The article, and the snapshot it was read in.
-    static func find(_ id: Int64, in db: Connection) throws(PGError) -> (article: Owned, snapshot: Snapshot)? {
-        let rows = try db.query(one, id)
+    static func find(_ id: Int64, in db: any Database) async throws(PGError) -> (article: Owned, snapshot: Snapshot)? {
+        let rows = try await db.query(one, id)
         guard let article = try articles(rows, first: 1).first else { return nil }
         return (article, try rows[0].decode(Snapshot.self, at: 0))
     }
 
-    static func create(name: String, owner: User, in db: Connection) throws(PGError) -> Article {
-        try articles(db.query(create, name, owner.id))[0].article
+    static func create(name: String, owner: User, in db: any Database) async throws(PGError) -> Article {
+        try await articles(db.query(create, name, owner.id))[0].article
     }
 
     /// The new article, if the token's user may write (see `createAsUser`); nil when the caller
     /// must be looked up (to bind, or to learn why not), or with `unlessLocked` also when
     /// another session holds the user's row.
-    static func create(name: String, asUserOf claims: Claims, unlessLocked: Bool = false, in db: Connection) throws(PGError) -> Owned? {
-        try articles(db.query(
+    static func create(name: String, asUserOf claims: Claims, unlessLocked: Bool = false, in db: any Database) async throws(PGError) -> Owned? {
+        try await articles(db.query(
             unlessLocked ? createAsUserUnlessLocked : createAsUser, name, claims.sub, claims.signedInSecond, claims.originJTI,
             claims.isMachineClient, claims.poolKey)).first
     }
 
     /// `create(name:asUserOf:unlessLocked: true, in:)` for several, in one statement: for each,
     /// in order, the new article or nil.
-    static func create(_ names: [String], asUsersOf claims: [Claims], in db: Connection) throws(PGError) -> [Owned?] {
-        let rows = try db.query(
+    static func create(_ names: [String], asUsersOf claims: [Claims], in db: any Database) async throws(PGError) -> [Owned?] {
+        let rows = try await db.query(
             createManyAsUsers, names, claims.map(\.sub), claims.map(\.signedInSecond),
             claims.map(\.originJTI), claims.map(\.isMachineClient), claims.map(\.poolKey))
         var created = [Owned?](repeating: nil, count: names.count)
@@ -136,16 +136,16 @@ enum ArticleStore {
     }
 
     /// The article, locked until the transaction ends.
-    static func lock(_ id: Int64, in db: Connection) throws(PGError) -> Owned? {
-        try articles(db.query(lockOne, id)).first
+    static func lock(_ id: Int64, in db: any Database) async throws(PGError) -> Owned? {
+        try await articles(db.query(lockOne, id)).first
     }
 
-    static func rename(_ id: Int64, to name: String, in db: Connection) throws(PGError) -> Article {
-        try articles(db.query(rename, id, name))[0].article
+    static func rename(_ id: Int64, to name: String, in db: any Database) async throws(PGError) -> Article {
+        try await articles(db.query(rename, id, name))[0].article
     }
 
-    static func delete(_ id: Int64, in db: Connection) throws(PGError) {
-        try db.query(delete, id)
+    static func delete(_ id: Int64, in db: any Database) async throws(PGError) {
+        try await db.query(delete, id)
     }
 
     /// Reads the `columns` above by position, from `first` on; a row whose id is NULL is none.

@@ -8,6 +8,10 @@ struct AuthError: Error, Sendable, Equatable {
     /// The signature was checked against the key the token names, and is wrong: the same token
     /// is refused again for as long as that key set lasts.
     private(set) var isBadSignature = false
+    /// Set when a request on a serving loop met a reload of the keys in flight for the key its
+    /// token names: instead of holding the loop, the request parks with this (until the reload
+    /// ends, or `KeyStore.missWait` after it began) and is verified again.
+    private(set) var parkUntilKeysReload: (@Sendable () async -> Void)?
 
     static let realm = "articles"
 
@@ -23,6 +27,18 @@ struct AuthError: Error, Sendable, Equatable {
         AuthError(
             status: .serviceUnavailable, detail: "Signing keys are not available; try again later.", reason: reason,
             credentialsPresent: true)
+    }
+
+    /// A reload of the keys is in flight; `park` waits for it on the caller's loop.
+    static func keysReloading(_ park: @escaping @Sendable () async -> Void) -> AuthError {
+        var error = keysUnavailable("signing keys reloading")
+        error.parkUntilKeysReload = park
+        return error
+    }
+
+    static func == (one: AuthError, other: AuthError) -> Bool {
+        (one.status, one.detail, one.reason, one.credentialsPresent, one.isBadSignature)
+            == (other.status, other.detail, other.reason, other.credentialsPresent, other.isBadSignature)
     }
 
     /// The token's signature does not verify with the key its `kid` names.

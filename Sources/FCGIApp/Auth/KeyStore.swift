@@ -6,7 +6,8 @@ import Synchronization
 ///
 /// A `kid` not in the set starts a reload on a thread of its own, at most one per
 /// `refetchInterval`; requests that miss wait for it until `missWait` after it began, then
-/// are answered with what is loaded, so a slow key server never holds the serving threads. A
+/// are answered with what is loaded, so a slow key server never holds a request long. One on
+/// a serving loop is parked there meanwhile (`AuthError.keysReloading`), so it holds no loop. A
 /// failed reload keeps the last good keys. Until keys have loaded once, verification answers 503.
 /// The fetch and the clock the rate limit reads are the caller's to choose (tests pass their
 /// own, so the 10 s pass without waiting).
@@ -15,6 +16,9 @@ final class KeyStore: @unchecked Sendable {
     typealias Now = @Sendable () -> ContinuousClock.Instant
 
     static let refetchInterval: Duration = .seconds(10)
+    /// Whether a miss on a serving loop parks (`AuthError.keysReloading`) rather than waits:
+    /// off for the second look of a request that parked once.
+    @TaskLocal static var mayPark = true
     /// How long requests with an unknown kid wait for the reload, from its start.
     static let missWait: TimeInterval = 1
 
@@ -28,6 +32,8 @@ final class KeyStore: @unchecked Sendable {
     private var lastAttempt: ContinuousClock.Instant?
     private var lastError: String?
     private var fetching = false
+    /// Requests parked in their loops until the reload in flight ends.
+    private var parked: [LoopWait] = []
     private let loads = Atomic<Int>(0)
 
     private let metrics: Metrics?
@@ -78,13 +84,31 @@ final class KeyStore: @unchecked Sendable {
         }
         // Every miss waits for the same deadline: once a reload has run for `missWait`, later
         // misses are answered at once with what is loaded.
-        let deadline = Date().addingTimeInterval(Self.missWait - (now() - lastAttempt!).seconds)
+        let left = Self.missWait - (now() - lastAttempt!).seconds
+        if fetching, left > 0, Self.mayPark, let loop = EventLoop.current {
+            throw .keysReloading { [self] in await reloaded(within: left, on: loop) }
+        }
+        let deadline = Date().addingTimeInterval(left)
         while fetching, condition.wait(until: deadline) {}
         guard let keySet else { throw .keysUnavailable(lastError ?? "signing keys not loaded") }
         guard let key = keySet[kid] else {
             throw .invalid("Token signed by an unknown key.", "unknown kid \(kid)")
         }
         return key
+    }
+
+    /// Parks the calling task in `loop` until the reload in flight ends, `seconds` at most.
+    private func reloaded(within seconds: Double, on loop: EventLoop) async {
+        let wait = LoopWait(loop: loop)
+        await wait.park(until: monotonicNanoseconds() + Int64(seconds * 1e9)) {
+            condition.lock()
+            defer { condition.unlock() }
+            if fetching { parked.append(wait) } else { wait.resume() }
+        } unlist: { [self] in
+            condition.lock()
+            defer { condition.unlock() }
+            parked.removeAll { $0 === wait }
+        }
     }
 
     /// Loads the key set now, on this thread (`force`, as at start and on SIGHUP), or if the
@@ -133,8 +157,11 @@ final class KeyStore: @unchecked Sendable {
             ])
         }
         fetching = false
+        let waking = parked
+        parked.removeAll()
         condition.broadcast()
         condition.unlock()
+        for wait in waking { wait.end() }
     }
 }
 

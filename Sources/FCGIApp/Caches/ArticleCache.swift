@@ -41,19 +41,19 @@ final class ArticleCache {
     }
 
     /// The page, from the cache or from `load`, which also says whether it may be kept.
-    func page(after: Int64, limit: Int, load: () throws -> (Page, keep: Bool)) rethrows -> Page {
+    func page(after: Int64, limit: Int, load: () async throws -> (Page, keep: Bool)) async rethrows -> Page {
         let key = PageKey(after: after, limit: limit)
         if let page = pages[key] { return page }
-        let (page, keep) = try load()
+        let (page, keep) = try await load()
         if keep && makeRoom(page.body.count) { pages[key] = page }
         return page
     }
 
     /// The article, from the cache or from `load` (nil, not kept, when there is none), which
     /// also says whether it may be kept.
-    func article(_ id: Int64, load: () throws -> (Single, keep: Bool)?) rethrows -> Single? {
+    func article(_ id: Int64, load: () async throws -> (Single, keep: Bool)?) async rethrows -> Single? {
         if let single = singles[id] { return single }
-        guard let (single, keep) = try load() else { return nil }
+        guard let (single, keep) = try await load() else { return nil }
         if keep && makeRoom(single.body.count) { singles[id] = single }
         return single
     }

@@ -14,9 +14,9 @@ final class UserCache {
 
     /// The user for `sub`, from the cache or from `load` (nil, not kept, when there is none),
     /// which also says whether it may be kept.
-    func user(for sub: String, load: () throws -> (User, keep: Bool)?) rethrows -> User? {
+    func user(for sub: String, load: () async throws -> (User, keep: Bool)?) async rethrows -> User? {
         if let user = users[sub] { return user }
-        guard let (user, keep) = try load() else { return nil }
+        guard let (user, keep) = try await load() else { return nil }
         guard keep else { return user }
         if users.count >= capacity { removeAll() }
         if let previous = subs.updateValue(sub, forKey: user.id), previous != sub { users[previous] = nil }

@@ -21,6 +21,7 @@ struct CheckConfig: ParsableCommand {
     func run() throws {
         let config = try Config.fromEnvironment(ProcessInfo.processInfo.environment)
         for (name, value) in config.summary { print("\(name)=\(value)") }
+        print(Self.serving(config.threads))
         if let warning = config.readTimeoutWarning { print("warning: \(warning)") }
         if database {
             do {
@@ -30,6 +31,14 @@ struct CheckConfig: ParsableCommand {
             }
         }
         print("configuration OK")
+    }
+
+    /// The serving loops `FCGI_THREADS` asks for, and the database sessions they hold.
+    static func serving(_ loops: Int) -> String {
+        let (usual, most) = (loops * LoopDatabase.usual + 1, loops * LoopDatabase.most + 1)
+        return "serving: \(loops) loop\(loops == 1 ? "" : "s") (FCGI_THREADS), each with \(LoopDatabase.usual) database "
+            + "sessions, and up to \(LoopDatabase.most) while statements are stuck: with the change feed's, \(usual) sessions "
+            + "to PostgreSQL (or the pooler), at most \(most)"
     }
 
     /// What the worker needs from PostgreSQL, one line each; throws the first thing missing.

@@ -61,7 +61,7 @@ struct Serve: ParsableCommand {
                 systemd?.send("READY=1")
             },
             stopping: { systemd?.send("STOPPING=1") }
-        ) { services.app() }
+        ) { services.app(on: $0) }
     }
 
     /// Through a connection pooler (PgBouncer), which cannot carry the change feed's
@@ -79,8 +79,8 @@ struct Serve: ParsableCommand {
 
     /// Tells systemd `READY=1` once the signing keys are loaded (the database answered at
     /// start and the socket is listening), retrying the keys every second until then; then
-    /// sends `WATCHDOG=1` at half the interval systemd asked for, as long as the worker is idle
-    /// or answered a request since the last one: when every thread is stuck, the pings stop and
+    /// sends `WATCHDOG=1` at half the interval systemd asked for, as long as no serving loop has
+    /// been busy that long without waiting for events: when one is stuck, the pings stop and
     /// systemd restarts the worker.
     private static func notifyWhenReady(
         _ systemd: SystemdNotifier, keys: KeyStore, server: FastCGIServer, threads: Int, logger: Logger
@@ -94,12 +94,14 @@ struct Serve: ParsableCommand {
             logger.info("told systemd the worker is ready")
             guard let interval = systemd.watchdogInterval else { return }
             let pause = interval / 2
-            var progress = 0
             while true {
-                if server.isHealthy(since: &progress) {
+                let stuck = server.stuckLoops(after: pause)
+                if stuck == 0 {
                     systemd.send("WATCHDOG=1")
                 } else {
-                    logger.warning("requests in flight and none answered for half the watchdog interval")
+                    logger.warning("serving loops stuck: busy for half the watchdog interval without waiting for events", metadata: [
+                        "loops": "\(stuck)"
+                    ])
                 }
                 let (seconds, attoseconds) = pause.components
                 var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))

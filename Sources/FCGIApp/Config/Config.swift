@@ -17,7 +17,8 @@ struct Config: Sendable, Equatable {
     var feedURL: String?
     /// `FCGI_LISTEN`; `nil` to use the socket inherited from systemd or on fd 0.
     var listen: ListenAddress?
-    /// `FCGI_THREADS`: threads serving requests, each with its own database connection.
+    /// `FCGI_THREADS`: serving threads, each running one serving loop (`EventLoop`) with its
+    /// own database connections (`LoopDatabase`).
     var threads: Int
     /// `LOG_LEVEL`.
     var logLevel: Logger.Level
@@ -53,7 +54,8 @@ struct Config: Sendable, Equatable {
     /// TCP clients may connect from; empty, any.
     var allowedPeers: Set<UInt32> = []
 
-    static let defaultThreads = 16
+    /// One serving loop per core the worker may run on.
+    static var defaultThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
     static let threadRange = 1...512
     static let timeoutRange = 1...300
     static let rateLimitRange = 0...100_000_000

@@ -59,15 +59,15 @@ struct FeedHandlers: Sendable {
     var applyPools: @Sendable ([PoolChange]) -> Void = { _ in }
 }
 
-/// What the worker hears of committed changes to the tables its serving threads cache (users,
+/// What the worker hears of committed changes to the tables its serving loops cache (users,
 /// articles) and to the revoked sessions, through PostgreSQL's logical decoding: a temporary
 /// replication slot streamed with the built-in `pgoutput` plugin for the `articles_fcgi`
 /// publication (migration 0009), on a connection and thread of its own. Writers pay nothing at
 /// commit, and a change made by psql, another worker or another host arrives the same way.
 ///
-/// Each committed transaction's changes go to the `ChangeLog` (the serving threads apply them
+/// Each committed transaction's changes go to the `ChangeLog` (the serving loops apply them
 /// to their own caches) and its revocations and roles to the `FeedHandlers`; then `applied` moves to the
-/// transaction's end. A serving thread uses its caches only when `applied` has reached the
+/// transaction's end. A serving loop uses its caches only when `applied` has reached the
 /// end of the server's WAL read after the request arrived (`WALPositionReader`,
 /// `isCurrent(for:waiting:)`), so an answer reflects every commit visible before the request
 /// began, by any worker or psql.
@@ -86,7 +86,6 @@ final class ChangeFeed: Sendable {
 
     let log = ChangeLog()
     let applied = AppliedPosition()
-    let walEnd = WALPositionReader()
     private let handlers: FeedHandlers
     private let up = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
@@ -101,10 +100,10 @@ final class ChangeFeed: Sendable {
     var isUp: Bool { up.load(ordering: .acquiring) }
 
     /// Whether everything committed up to `position` has been applied, waiting up to `timeout`
-    /// for it; false while the feed is down.
-    func isCurrent(for position: LSN, waiting timeout: Duration) -> Bool {
+    /// for it, parked in `loop`; false while the feed is down.
+    func isCurrent(for position: LSN, waiting timeout: Duration, on loop: EventLoop) async -> Bool {
         guard isUp else { return false }
-        return applied.wait(for: position.value, timeout: timeout) && isUp
+        return await applied.wait(for: position.value, timeout: timeout, on: loop) && isUp
     }
 
     /// Adds the changes of transaction `xid`, committed at `position`.

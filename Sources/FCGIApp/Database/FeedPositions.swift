@@ -1,13 +1,12 @@
 import PG
 import Synchronization
 
-/// The WAL position up to which the change feed has applied every commit, which serving
-/// threads may wait for: a normal (not priority-inheriting) mutex and condition variable,
-/// touched only while someone waits.
-final class AppliedPosition: @unchecked Sendable {
+/// The WAL position up to which the change feed has applied every commit, which requests may
+/// wait for: a waiting request is parked in its loop, and the feed's thread hands each loop the
+/// waits it satisfied.
+final class AppliedPosition: Sendable {
     private let position = Atomic<UInt64>(0)
-    private let waiters = Atomic<Int>(0)
-    private let lock = ConditionLock()
+    private let waits = Mutex<[(target: UInt64, wait: LoopWait)]>([])
 
     var value: UInt64 { position.load(ordering: .sequentiallyConsistent) }
 
@@ -24,35 +23,44 @@ final class AppliedPosition: @unchecked Sendable {
         wake()
     }
 
-    /// Whether the position reached `target`, waiting up to `timeout` for it.
-    func wait(for target: UInt64, timeout: Duration) -> Bool {
+    /// Whether the position reached `target`, waiting up to `timeout` for it, parked in `loop`
+    /// (the caller's).
+    func wait(for target: UInt64, timeout: Duration, on loop: EventLoop) async -> Bool {
         if value >= target { return true }
         guard timeout > .zero else { return false }
-        let deadline = monotonicNanoseconds() + timeout.nanoseconds
-        waiters.add(1, ordering: .sequentiallyConsistent)
-        lock.lock()
-        while value < target, lock.wait(until: deadline) {}
-        lock.unlock()
-        waiters.subtract(1, ordering: .sequentiallyConsistent)
+        let wait = LoopWait(loop: loop)
+        await wait.park(until: monotonicNanoseconds() + timeout.nanoseconds) {
+            waits.withLock { $0.append((target, wait)) }
+            // The position may have moved before the wait was listed.
+            if value >= target { wait.resume() }
+        } unlist: { [self] in
+            waits.withLock { $0.removeAll { $0.wait === wait } }
+        }
         return value >= target
     }
 
+    /// Hands the waits the position satisfies to their loops, one call per loop.
     private func wake() {
-        guard waiters.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        lock.lock()
-        lock.broadcast()
-        lock.unlock()
+        let now = value
+        let due = waits.withLock { waits -> [LoopWait] in
+            guard !waits.isEmpty else { return [] }
+            defer { waits.removeAll { $0.target <= now } }
+            return waits.filter { $0.target <= now }.map(\.wait)
+        }
+        var byLoop: [ObjectIdentifier: [LoopWait]] = [:]
+        for wait in due { byLoop[ObjectIdentifier(wait.loop), default: []].append(wait) }
+        for waits in byLoop.values {
+            waits[0].loop.execute { for wait in waits { wait.resume() } }
+        }
     }
 }
 
-/// The end of the database's WAL as the serving threads read it, once at a time for all the
-/// requests that want it: a request needs a reading that began after it arrived (then every
-/// commit visible before it is at or before the position), so it waits for the reading in
-/// flight to end and the next one to be made, by itself or by another thread. Under load one
-/// round trip serves many requests. The requests a reading satisfies wait on one condition and
-/// those that need the next on the other, so each request is woken once, and the end of a
-/// reading wakes one of the next ones to make it.
-final class WALPositionReader: @unchecked Sendable {
+/// The end of the database's WAL as one loop's requests read it, once at a time for all of them:
+/// a request needs a reading that began after it arrived (then every commit visible before it
+/// is at or before the position), so it waits for the reading in flight to end and the next one
+/// to be made, by itself or by another request of the loop. Under load one round trip serves
+/// many requests. Touched on its loop only.
+final class WALPositionReader {
     /// `pg_current_wal_insert_lsn()`: every commit other sessions can see, whatever its
     /// `synchronous_commit` (an asynchronous commit is visible before it is flushed, so the
     /// flush position may be behind it), is at or before it. The insert position of a record
@@ -69,47 +77,36 @@ final class WALPositionReader: @unchecked Sendable {
             FROM pg_current_wal_insert_lsn() AS p
             """)
 
-    /// Condition `n % 2`: the requests that reading `n` satisfies.
-    private let lock = ConditionLock(conditions: 2)
     private var started: UInt64 = 0
     private var finished: UInt64 = 0
     private var reading = false
     private var latest: LSN?
+    /// The requests parked until the reading in flight ends.
+    private var parked: [UnsafeContinuation<Void, Never>] = []
 
-    /// A position read after this call began, on `db` when this thread makes the reading.
-    func position(using db: Connection) throws -> LSN? {
-        lock.lock()
+    /// A position read after this call began, on `db` when this request makes the reading.
+    func position(using db: any Database) async throws -> LSN? {
         let needed = started + 1
         while finished < needed {
             guard !reading else {
-                // The reading in flight, if it began after this call, else the next one.
-                lock.wait(Int(max(needed, started) % 2))
+                await withUnsafeContinuation { parked.append($0) }
                 continue
             }
             reading = true
             started += 1
             let mine = started
-            lock.unlock()
-            let position: LSN?
-            do {
-                position = try db.query(Self.statement).first?.decode(LSN?.self, at: 0)
-            } catch {
-                lock.lock()
+            defer {
                 reading = false
-                lock.broadcast(0)
-                lock.broadcast(1)
-                lock.unlock()
-                throw error
+                // Each looks again: the ones this reading satisfies return, the first of the
+                // others makes the next.
+                let waking = parked
+                parked.removeAll()
+                for each in waking { each.resume() }
             }
-            lock.lock()
-            reading = false
+            let position = try await db.query(Self.statement).first?.decode(LSN?.self, at: 0)
             finished = mine
             latest = position
-            lock.broadcast(Int(mine % 2))
-            lock.signal(Int((mine + 1) % 2))
         }
-        let position = latest
-        lock.unlock()
-        return position
+        return latest
     }
 }

@@ -3,25 +3,16 @@ import Glibc
 import Logging
 import Synchronization
 
-/// The epoll set every serving thread waits on, and the connections in it: the listening
-/// socket, a wake-up pipe, and each open connection, registered one-shot and re-armed when a
-/// thread puts it back (`park`).
+/// The open connections of a worker and the serving loops they are spread over: each loop
+/// watches the listening socket (`EPOLLEXCLUSIVE`, so a new connection wakes one), accepts what
+/// is waiting, and gives each new connection to the loop with the fewest, which serves it until
+/// it closes.
 ///
-/// A connection is only ever touched by the one thread its one-shot event woke, which is also
-/// the only one that closes it, so no event can name a closed connection and the request path
-/// takes no lock. The table of open connections (under a lock taken at accept and close) is
-/// for the deadline sweep, which never closes a descriptor itself: it shuts the socket down,
-/// which wakes the connection's event, and its thread closes it.
+/// A connection is only ever touched by its loop, which is also the only one that closes it.
+/// The table of open connections (under a lock taken at accept and close) is for the deadline
+/// sweep, which never closes a descriptor itself: it shuts the socket down, which wakes the
+/// connection's task, and its loop closes it.
 final class ConnectionSet: Sendable {
-    enum Event {
-        /// Readable: this thread owns it until it parks or ends it.
-        case connection(FastCGIConnection)
-        /// The listener had nothing for this thread, or the client left.
-        case nothing
-        /// Return: the worker stops.
-        case release
-    }
-
     let listener: Listener
     /// How long a client has to send a whole request (and to take its response), in nanoseconds.
     let timeout: Int64
@@ -32,98 +23,75 @@ final class ConnectionSet: Sendable {
     /// Connections accepted and not yet closed, by descriptor; the table holds their reference.
     private let table = Mutex<[Int32: FastCGIConnection]>([:])
     private let open = Atomic<Int>(0)
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
-    private let events: Int32
-    /// Serving threads: the FastCGI values a connection is told, and the bytes written to release them all.
-    let threads = Atomic<Int>(0)
+    /// The serving loops, what each serves with, and how many connections each has.
+    private let loops: [Place]
 
-    /// The epoll data of the listener and of the wake-up pipe; a connection's is its address.
-    private static let listenerEvent: UInt64 = 1
-    private static let wakeEvent: UInt64 = 2
+    private final class Place: Sendable {
+        let loop: EventLoop
+        let serving: FastCGIConnection.Serving
+        let open = Atomic<Int>(0)
+        init(_ loop: EventLoop, _ serving: FastCGIConnection.Serving) {
+            self.loop = loop
+            self.serving = serving
+        }
+    }
 
-    init(listener: Listener, timeout: Duration, allowedPeers: Set<UInt32>, logger: Logger) throws(SystemError) {
+    init(
+        listener: Listener, timeout: Duration, allowedPeers: Set<UInt32>, loops: [(EventLoop, FastCGIConnection.Serving)],
+        logger: Logger
+    ) throws(SystemError) {
         self.listener = listener
         self.timeout = timeout.nanoseconds
         self.allowedPeers = allowedPeers
         self.logger = logger
-        var fds: [Int32] = [0, 0]
-        try systemCall("cannot create the wake-up pipe") { pipe(&fds) }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
-        events = try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
-        for (fd, data) in [(listener.fd, Self.listenerEvent), (wakeRead, Self.wakeEvent)] {
-            var event = epoll_event()
-            event.events = EPOLLIN.rawValue
-            event.data.u64 = data
-            try systemCall("epoll_ctl") { epoll_ctl(events, EPOLL_CTL_ADD, fd, &event) }
-        }
+        self.loops = loops.map { Place($0.0, $0.1) }
         let flags = try systemCall("cannot make the listening socket non-blocking") { fcntl(listener.fd, F_GETFL) }
         try systemCall("cannot make the listening socket non-blocking") { fcntl(listener.fd, F_SETFL, flags | O_NONBLOCK) }
-    }
-
-    deinit {
-        for fd in [wakeRead, wakeWrite, events] { close(fd) }
     }
 
     /// Connections open now.
     var count: Int { open.load(ordering: .relaxed) }
 
-    /// Waits for the next event; nil when waiting failed (logged).
-    func next() -> Event? {
-        var event = epoll_event()
-        while true {
-            do {
-                guard try systemCall("epoll_wait", { epoll_wait(events, &event, 1, -1) }) > 0 else { continue }
-            } catch {
-                logger.error("epoll_wait failed", metadata: ["error": "\(error)"])
-                return nil
-            }
-            switch event.data.u64 {
-            case Self.wakeEvent: return .release
-            case Self.listenerEvent: return accept().map { .connection($0) } ?? .nothing
-            default:
-                // A connection's event names it: the table keeps it alive until this thread,
-                // the only one its one-shot event woke, closes it.
-                return .connection(
-                    Unmanaged<FastCGIConnection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(event.data.u64))!)
-                        .takeUnretainedValue())
-            }
+    /// Starts accepting on every loop; call before the loops run.
+    func listen() throws(SystemError) {
+        for place in loops {
+            let loop = place.loop
+            try loop.watch(listener.fd, exclusive: true) { [self] in acceptWaiting(on: loop) }
         }
     }
 
-    /// Stops taking new connections; the threads are released once the open ones are closed.
+    /// Stops taking new connections; the loops stop once the open ones are closed.
     func stopListening() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        do {
-            try systemCall("cannot stop waiting for new connections") { epoll_ctl(events, EPOLL_CTL_DEL, listener.fd, nil) }
-            // A socket the worker made has nobody to hand it on to: new connections fail at once
-            // rather than wait in a backlog nobody will serve.
-            if let path = listener.createdPath { try systemCall("cannot remove \(path)") { unlink(path) } }
-        } catch {
-            logger.warning("stopping", metadata: ["error": "\(error)"])
+        for place in loops {
+            let loop = place.loop
+            loop.execute { [self] in loop.forget(listener.fd) }
+        }
+        // A socket the worker made has nobody to hand it on to: new connections fail at once
+        // rather than wait in a backlog nobody will serve.
+        if let path = listener.createdPath {
+            do {
+                try systemCall("cannot remove \(path)") { unlink(path) }
+            } catch {
+                logger.warning("stopping", metadata: ["error": "\(error)"])
+            }
         }
         if open.load(ordering: .acquiring) == 0 { release() }
     }
 
-    /// Wakes every thread to return: the pipe stays readable, one byte per thread.
+    /// Stops every loop.
     func release() {
-        var byte: UInt8 = 1
-        do {
-            for _ in 0..<max(1, threads.load(ordering: .relaxed)) { try systemCall("cannot wake the serving threads") { write(wakeWrite, &byte, 1) } }
-        } catch {
-            logger.error("stopping", metadata: ["error": "\(error)"])
-        }
+        for place in loops { place.loop.stop() }
     }
 
     /// Shuts down the connections whose request did not arrive whole in time: each becomes
-    /// readable at its end, and the thread that takes it closes it.
+    /// readable at its end, and its loop closes it.
     func closeLate() {
         let late = table.withLock { table in
             var late = 0
             for connection in table.values where connection.isLate {
                 connection.deadline.store(0, ordering: .relaxed)
-                // Fails only when the client already left: its thread closes it all the same.
+                // Fails only when the client already left: its loop closes it all the same.
                 _ = try? systemCall("shutdown") { shutdown(connection.fd, Int32(SHUT_RDWR)) }
                 late += 1
             }
@@ -135,63 +103,70 @@ final class ConnectionSet: Sendable {
         ])
     }
 
-    /// Closes a connection this thread owns; the last one of a stopping worker releases the threads.
-    func end(_ connection: FastCGIConnection) {
+    /// Closes a connection of `loop` (on it); the last one of a stopping worker stops the loops.
+    func end(_ connection: FastCGIConnection, on loop: EventLoop) {
+        loop.forget(connection.fd)
         table.withLock { table in
             table[connection.fd] = nil
             close(connection.fd)
         }
+        loops.first { $0.loop === loop }?.open.subtract(1, ordering: .relaxed)
         let left = open.subtract(1, ordering: .acquiringAndReleasing).newValue
         if left == 0, stopping.load(ordering: .acquiring) { release() }
     }
 
-    /// Hands a connection this thread owns back to the epoll set until it is readable again.
-    /// From the moment it is armed another thread may own it: nothing here touches it after.
-    func park(_ connection: FastCGIConnection) {
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue
-        event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(connection).toOpaque()))
-        let operation = connection.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD
-        connection.registered = true
-        do {
-            try systemCall("epoll_ctl") { epoll_ctl(events, operation, connection.fd, &event) }
-        } catch {
-            logger.warning("cannot wait for a connection; closing it", metadata: ["error": "\(error)"])
-            return end(connection)
+    /// Accepts the connections waiting (on `loop`, which the listener woke) and starts each on
+    /// the loop with the fewest. When accepting fails (out of descriptors), `loop` stops
+    /// watching the listener for a moment, rather than go round on it.
+    private func acceptWaiting(on loop: EventLoop) {
+        for _ in 0..<16 {
+            let connection: FastCGIConnection?
+            do {
+                connection = try accept()
+            } catch {
+                logger.error("accept failed", metadata: ["error": "\(error)"])
+                loop.forget(listener.fd)
+                loop.at(monotonicNanoseconds() + 10_000_000) { [self] in
+                    guard !stopping.load(ordering: .acquiring) else { return }
+                    try? loop.watch(listener.fd, exclusive: true) { [self] in acceptWaiting(on: loop) }
+                }
+                return
+            }
+            guard let connection else { return }
+            let target = loops.min { $0.open.load(ordering: .relaxed) < $1.open.load(ordering: .relaxed) }!
+            target.open.add(1, ordering: .relaxed)
+            let (loop, serving) = (target.loop, target.serving)
+            // Nothing here touches the connection after: it is its loop's.
+            loop.spawn { [self] in await connection.serve(in: self, on: loop, serving) }
         }
     }
 
-    /// A new connection from the listening socket, owned by this thread; nil when another
-    /// thread took it first.
-    private func accept() -> FastCGIConnection? {
+    /// A new connection from the listening socket; nil when there is none (another loop took
+    /// it first, or the client left).
+    private func accept() throws(SystemError) -> FastCGIConnection? {
         if stopping.load(ordering: .acquiring) { return nil }
         let fd: Int32
         do {
             fd = try systemCall("accept") { Glibc.accept(listener.fd, nil, nil) }
         } catch {
-            // Another thread took the connection, or the client left; else (out of descriptors)
-            // a moment's pause, rather than a busy loop on the still-readable listener.
             guard !error.wouldBlock, error.code != ECONNABORTED else { return nil }
-            logger.error("accept failed", metadata: ["error": "\(error)"])
-            usleep(10_000)
-            return nil
+            throw error
         }
         do {
             try systemCall("cannot make a connection non-blocking") { fcntl(fd, F_SETFL, O_NONBLOCK) }
             try systemCall("cannot make a connection non-blocking") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
         } catch {
-            logger.error("accept failed", metadata: ["error": "\(error)"])
             Glibc.close(fd)
-            return nil
+            throw error
         }
         if !allowedPeers.isEmpty, !isAllowedPeer(fd) {
             Glibc.close(fd)
             return nil
         }
         open.add(1, ordering: .relaxed)
-        let threads = String(threads.load(ordering: .relaxed))
+        let loops = String(loops.count)
         let connection = FastCGIConnection(
-            fd: fd, reader: RecordReader(values: ["FCGI_MAX_CONNS": threads, "FCGI_MAX_REQS": threads, "FCGI_MPXS_CONNS": "0"]))
+            fd: fd, reader: RecordReader(values: ["FCGI_MAX_CONNS": loops, "FCGI_MAX_REQS": loops, "FCGI_MPXS_CONNS": "0"]))
         connection.expect(within: timeout)
         table.withLock { $0[fd] = connection }
         return connection

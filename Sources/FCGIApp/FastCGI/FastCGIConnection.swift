@@ -3,12 +3,11 @@ import Logging
 import Synchronization
 
 /// One accepted connection from nginx and the requests it carries, one at a time. Its fields
-/// are touched only by the thread its event woke; `deadline` is also read by the sweep.
+/// are touched only by its loop; `deadline` is also read by the sweep.
 final class FastCGIConnection: @unchecked Sendable {
     let fd: Int32
     var input: [UInt8] = []
     var reader: RecordReader
-    var registered = false
     /// When the request being received must be complete, in `monotonicNanoseconds()`; 0
     /// while idle between requests and while a whole request is served.
     let deadline = Atomic<Int64>(0)
@@ -28,18 +27,25 @@ final class FastCGIConnection: @unchecked Sendable {
         deadline.store(monotonicNanoseconds() + timeout, ordering: .relaxed)
     }
 
-    /// What serving a connection's requests needs from its thread: the thread's responder and
-    /// request log, and what to count once a request is answered.
-    struct Serving {
+    /// What serving a connection's requests needs from its loop: the loop's responder, request
+    /// log and read buffer.
+    struct Serving: @unchecked Sendable {
         let responder: any Responder
         let log: LogSink.Gathered?
         let logger: Logger
-        let answered: () -> Void
+        /// Where the loop's reads land before they are added to a connection's input.
+        let scratch = ScratchBuffer()
     }
 
-    /// Reads what the connection has sent, serves each request it completes, and parks or
-    /// closes the connection once it has nothing more to read.
-    func handle(in set: ConnectionSet, _ serving: Serving, scratch: inout [UInt8]) {
+    /// A loop's read buffer: a read copies out of it before anything else runs on the loop.
+    final class ScratchBuffer {
+        var bytes = [UInt8](repeating: 0, count: 64 * 1024)
+    }
+
+    /// Reads what the connection sends and serves each request it completes, until the client
+    /// closes it, breaks the protocol, or is late; waiting for input or for room to write
+    /// parks this task on `loop`, which serves its other connections meanwhile.
+    func serve(in set: ConnectionSet, on loop: EventLoop, _ serving: Serving) async {
         while true {
             var pending = input[...]
             while let event = reader.next(&pending) {
@@ -50,59 +56,63 @@ final class FastCGIConnection: @unchecked Sendable {
                     // (the database's timeouts bound that) and its answer written (which has a
                     // bound of its own), so a write that committed is always answered.
                     deadline.store(0, ordering: .relaxed)
-                    let kept = serve(request, serving, timeout: set.timeout)
-                    guard kept, request.keepConnection else { return set.end(self) }
+                    let kept = await serve(request, serving, on: loop, timeout: set.timeout)
+                    guard kept, request.keepConnection else { return set.end(self, on: loop) }
                     pending = input[...]
-                    // Between requests: nothing to read yet, most likely, and the re-armed
-                    // event fires at once if something is.
-                    guard !reader.isIdle(pending) else { return set.park(self) }
-                    expect(within: set.timeout)
+                    if reader.isIdle(pending) {
+                        // Between requests: most likely nothing to read yet, so no read is tried
+                        // before the socket says there is.
+                        _ = await loop.ready(fd)
+                    } else {
+                        expect(within: set.timeout)
+                    }
                 case .reply(let records, let thenClose):
-                    guard write(records, timeout: set.timeout), !thenClose else { return set.end(self) }
+                    guard await write(records, on: loop, timeout: set.timeout), !thenClose else { return set.end(self, on: loop) }
                 case .violation(let reason):
                     serving.logger.warning("closed a FastCGI connection that broke the protocol", metadata: ["reason": "\(reason)"])
-                    return set.end(self)
+                    return set.end(self, on: loop)
                 }
             }
             input = Array(pending)
-            if isLate { return set.end(self) }
+            if isLate { return set.end(self, on: loop) }
             let count: Int
             do {
-                count = try systemCall("recv") { scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+                count = try systemCall("recv") {
+                    serving.scratch.bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                }
             } catch {
                 // Nothing more to read for now; else the connection failed.
-                return error.wouldBlock ? set.park(self) : set.end(self)
+                guard error.wouldBlock else { return set.end(self, on: loop) }
+                _ = await loop.ready(fd)
+                continue
             }
-            guard count > 0 else { return set.end(self) }  // the client closed the connection
-            input += scratch[0..<count]
+            guard count > 0 else { return set.end(self, on: loop) }  // the client closed the connection
+            input += serving.scratch.bytes[0..<count]
             if deadline.load(ordering: .relaxed) == 0 { expect(within: set.timeout) }
         }
     }
 
     /// Writes `bytes`, waiting for room at most `timeout` nanoseconds; false when the client
     /// went away or would not take them in time.
-    private func write(_ bytes: [UInt8], timeout: Int64) -> Bool {
+    private func write(_ bytes: [UInt8], on loop: EventLoop, timeout: Int64) async -> Bool {
         let deadline = monotonicNanoseconds() + timeout
-        return bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                do throws(SystemError) {
-                    offset += try systemCall("send") { send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL)) }
-                    continue
-                } catch {
-                    guard error.wouldBlock else { return false }  // the client went away
+        var offset = 0
+        while offset < bytes.count {
+            do throws(SystemError) {
+                offset += try systemCall("send") {
+                    bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
                 }
-                let left = deadline - monotonicNanoseconds()
-                guard left > 0 else { return false }
-                var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                guard (try? systemCall("poll") { poll(&ready, 1, Int32(left / 1_000_000) + 1) }) != nil else { return false }
+                continue
+            } catch {
+                guard error.wouldBlock else { return false }  // the client went away
             }
-            return true
+            guard await loop.ready(fd, writable: true, until: deadline) else { return false }
         }
+        return true
     }
 
     /// Answers one complete request; false when the response could not be written.
-    private func serve(_ fastCGI: FastCGIRequest, _ serving: Serving, timeout: Int64) -> Bool {
+    private func serve(_ fastCGI: FastCGIRequest, _ serving: Serving, on loop: EventLoop, timeout: Int64) async -> Bool {
         let started = ContinuousClock.now
         let parsed = fastCGI.parametersTooLarge ? nil : fastCGI.parameters.withUnsafeBytes { Request(fastCGIParameters: $0) }
         var incoming = parsed ?? Request(method: "", path: "")
@@ -117,16 +127,17 @@ final class FastCGIConnection: @unchecked Sendable {
             switch Self.body(of: fastCGI, contentLength: incoming.header("content-length")) {
             case .success(let body):
                 incoming.body = body
-                answer = serving.responder.respond(to: incoming)
+                answer = await serving.responder.respond(to: incoming)
             case .failure(let error):
                 answer = Answer(response: error.response)
             }
         }
         let payload = answer.response.cgiBytes(includeBody: incoming.method != "HEAD")
-        let written = write(RecordReader.response(id: fastCGI.id, payload: payload), timeout: timeout)
+        let written = await write(RecordReader.response(id: fastCGI.id, payload: payload), on: loop, timeout: timeout)
         if !written { serving.logger.debug("client went away before the response was written") }
-        serving.answered()
-        if let log = serving.log { log.add(LogfmtHandler.requestLine(incoming, answer, duration: ContinuousClock.now - started)) }
+        if let log = serving.log {
+            log.add(LogfmtHandler.requestLine(incoming, answer, duration: ContinuousClock.now - started, loop: loop.index))
+        }
         return written
     }
 

@@ -3,28 +3,29 @@ import Glibc
 import Logging
 import Synchronization
 
-/// Serves FastCGI requests from nginx on a pool of threads until `SIGTERM` or `SIGINT`.
+/// Serves FastCGI requests from nginx on a few serving loops until `SIGTERM` or `SIGINT`.
 ///
-/// Threads wait on one shared epoll set holding the listening socket (non-blocking, so a
-/// thread that loses the race to `accept` goes back to waiting), every open connection
-/// (non-blocking, registered one-shot) and a wake-up pipe; each event wakes one thread, which
-/// reads what the connection has sent, and serves the request once its last record is in.
-/// A connection that has sent part of a request holds no thread while it waits for the rest,
-/// nor does a kept connection idling between requests (nginx's `fastcgi_keep_conn`).
+/// Each loop (`EventLoop`) is a thread with its own epoll set. Every loop watches the listening
+/// socket; a new connection goes to the loop with the fewest, where a task of its own reads
+/// the connection's records and serves each request once its last record is in. A request
+/// that waits (for the database, the change feed, a shared statement) is parked in its loop,
+/// which serves its other connections meanwhile: no thread is held by a request, a connection
+/// that has sent part of a request, or a kept connection idling between requests (nginx's
+/// `fastcgi_keep_conn`).
 ///
 /// Every request must arrive whole within `requestTimeout` of its first byte (or of the
 /// connection's accept): the main thread shuts down connections past that deadline, so
-/// clients that stall mid-record cost a descriptor for a few seconds and never a thread.
+/// clients that stall mid-record cost a descriptor for a few seconds and never a loop.
 ///
-/// The epoll set and the connections in it are `ConnectionSet`'s; a connection's requests are
-/// read, answered and written by `FastCGIConnection`.
+/// The connections and their loops are `ConnectionSet`'s; a connection's requests are read,
+/// answered and written by `FastCGIConnection`.
 ///
-/// Stopping takes the listening socket out of the set, so new connections wait in its backlog
-/// for the next worker (systemd's socket unit, or whoever holds it, keeps it open), and goes on
-/// serving the connections nginx keeps until nginx closes them (its upstream `keepalive_timeout`
-/// and `keepalive_requests`): closing a kept connection from this side could cross a request
-/// nginx is sending on it, which nginx would fail rather than retry when it is a POST. Once no
-/// connection is left, or after `drainTimeout`, every thread returns.
+/// Stopping takes the listening socket out of every loop, so new connections wait in its
+/// backlog for the next worker (systemd's socket unit, or whoever holds it, keeps it open), and
+/// goes on serving the connections nginx keeps until nginx closes them (its upstream
+/// `keepalive_timeout` and `keepalive_requests`): closing a kept connection from this side
+/// could cross a request nginx is sending on it, which nginx would fail rather than retry when
+/// it is a POST. Once no connection is left, or after `drainTimeout`, every loop returns.
 final class FastCGIServer: Sendable {
     /// How long a stopping worker waits for nginx to close its kept connections.
     static let drainTimeout: Duration = .seconds(10)
@@ -32,15 +33,12 @@ final class FastCGIServer: Sendable {
     let listener: Listener
     /// How long a client has to send a whole request, and to take its response.
     let requestTimeout: Duration
-    private let connections: ConnectionSet
+    private let allowedPeers: Set<UInt32>
     private let logger: Logger
-    private let runningThreads = Atomic<Int>(0)
     /// `LOG_REQUESTS`: a line per request at `info`.
     private let logRequests: Bool
-    /// Events being handled, and requests answered since start: together they tell a worker
-    /// that is idle or making progress from one whose threads are all stuck.
-    private let busy = Atomic<Int>(0)
-    private let answered = Atomic<Int>(0)
+    /// The serving loops, once running.
+    private let loops = Mutex<[EventLoop]>([])
 
     /// libfcgi's global initialisation: the worker uses libfcgi to open its listening socket
     /// (`FCGX_OpenSocket`) and for the protocol's constants, and reads and writes records itself.
@@ -49,25 +47,26 @@ final class FastCGIServer: Sendable {
         guard FCGX_Init() == 0 else { throw ConfigError("libfcgi failed to initialise (FCGX_Init)") }
     }
 
-    /// With `logRequests`, a line per request at `info` (gathered per thread).
+    /// With `logRequests`, a line per request at `info` (gathered per loop).
     init(
         listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logRequests: Bool = true,
         logger: Logger
-    ) throws(SystemError) {
+    ) {
         self.listener = listener
         self.requestTimeout = requestTimeout
+        self.allowedPeers = allowedPeers
         self.logRequests = logRequests
         self.logger = logger
-        connections = try ConnectionSet(listener: listener, timeout: requestTimeout, allowedPeers: allowedPeers, logger: logger)
     }
 
-    /// Serves on `threads` threads until SIGTERM or SIGINT, then waits for in-flight requests,
+    /// Serves on `threads` loops until SIGTERM or SIGINT, then waits for in-flight requests,
     /// and removes the socket file if the worker created it. SIGHUP calls `reload` (on this
-    /// thread, while the serving threads go on); `stopping` is called once a stop begins. This
-    /// thread also closes the connections whose request is late.
+    /// thread, while the loops go on); `stopping` is called once a stop begins. This thread
+    /// also closes the connections whose request is late. `makeResponder` makes each loop's
+    /// responder.
     func run(
         threads: Int, reload: () -> Void = {}, stopping: () -> Void = {},
-        makeResponder: @escaping @Sendable () -> any Responder
+        makeResponder: (EventLoop) -> any Responder
     ) throws(SystemError) {
         // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches
         // sigtimedwait, so take them back to their defaults before blocking them.
@@ -83,15 +82,19 @@ final class FastCGIServer: Sendable {
         // takes them.
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        var workers: [PosixThread] = []
-        connections.threads.store(threads, ordering: .relaxed)
-        for _ in 0..<threads {
-            runningThreads.add(1, ordering: .relaxed)
-            workers.append(try PosixThread { [self] in
-                serveLoop(responder: makeResponder())
-                runningThreads.subtract(1, ordering: .releasing)
-            })
+        var serving: [(EventLoop, FastCGIConnection.Serving)] = []
+        for index in 0..<threads {
+            let loop = try EventLoop(index: index)
+            serving.append((loop, FastCGIConnection.Serving(
+                responder: makeResponder(loop),
+                log: logRequests && logger.logLevel <= .info ? LogSink.standardError.gathering() : nil, logger: logger)))
         }
+        let connections = try ConnectionSet(
+            listener: listener, timeout: requestTimeout, allowedPeers: allowedPeers, loops: serving, logger: logger)
+        try connections.listen()
+        loops.withLock { $0 = serving.map(\.0) }
+        var workers: [PosixThread] = []
+        for (loop, _) in serving { workers.append(try PosixThread { loop.run() }) }
         logger.info("serving", metadata: [
             "listen": "\(listener.description)", "threads": "\(threads)", "request_timeout": "\(requestTimeout)",
         ])
@@ -116,13 +119,13 @@ final class FastCGIServer: Sendable {
             "connections": "\(connections.count)",
         ])
         stopping()
-        stop()
+        connections.stopListening()
         let deadline = ContinuousClock.now + Self.drainTimeout
-        while runningThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
+        while connections.count > 0, ContinuousClock.now < deadline {
             usleep(20_000)
             connections.closeLate()
         }
-        if runningThreads.load(ordering: .acquiring) > 0 {
+        if connections.count > 0 {
             logger.warning("closing the connections still open after the drain timeout", metadata: [
                 "connections": "\(connections.count)", "timeout": "\(Self.drainTimeout)",
             ])
@@ -133,32 +136,10 @@ final class FastCGIServer: Sendable {
         logger.info("stopped")
     }
 
-    /// Stops taking new connections; the threads return once the open ones are closed.
-    func stop() { connections.stopListening() }
-
-    private func serveLoop(responder: any Responder) {
-        let serving = FastCGIConnection.Serving(
-            responder: responder, log: logRequests && logger.logLevel <= .info ? LogSink.standardError.gathering() : nil,
-            logger: logger,
-            answered: { [self] in answered.add(1, ordering: .releasing) })
-        var scratch = [UInt8](repeating: 0, count: 64 * 1024)
-        while let event = connections.next() {
-            busy.add(1, ordering: .relaxed)
-            defer { busy.subtract(1, ordering: .relaxed) }
-            switch event {
-            case .release: return
-            case .nothing: continue
-            case .connection(let connection): connection.handle(in: connections, serving, scratch: &scratch)
-            }
-        }
-    }
-
-    /// Whether the worker answered a request since `progress` was taken, or has a thread free:
-    /// what the systemd watchdog is told. One slow request (a lock wait) is not a stuck worker;
-    /// every thread busy and nothing answered is. Updates the progress mark.
-    func isHealthy(since progress: inout Int) -> Bool {
-        let now = answered.load(ordering: .acquiring)
-        defer { progress = now }
-        return now != progress || busy.load(ordering: .acquiring) < connections.threads.load(ordering: .relaxed)
+    /// The loops that have been running for `bound` without waiting for events: what the
+    /// systemd watchdog is told (none, or no ping). A request waiting for a lock or the
+    /// database is parked and keeps no loop busy; a loop busy for long is stuck.
+    func stuckLoops(after bound: Duration) -> Int {
+        loops.withLock { $0.count { $0.busyFor > bound } }
     }
 }

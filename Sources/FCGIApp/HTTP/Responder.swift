@@ -15,8 +15,9 @@ struct Answer: Sendable {
     var context = RequestContext()
 }
 
-/// Answers requests on one thread. Each serving thread makes its own, so a responder may hold
-/// state that is not thread-safe, such as a database connection.
+/// Answers requests on one serving loop. Each loop makes its own, so a responder may hold
+/// state that is not thread-safe, such as database connections; the requests of its loop
+/// interleave wherever one waits (`await`).
 protocol Responder {
-    func respond(to request: Request) -> Answer
+    func respond(to request: Request) async -> Answer
 }

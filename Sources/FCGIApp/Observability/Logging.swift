@@ -219,8 +219,8 @@ struct LogfmtHandler: LogHandler {
 
 extension LogfmtHandler {
     /// The request's log line: method, path (without the query, and no header: either may
-    /// carry a token), status, duration, the user, and why it was refused.
-    static func requestLine(_ request: Request, _ answer: Answer, duration: Duration) -> [UInt8] {
+    /// carry a token), status, duration, the user, why it was refused, and the serving loop.
+    static func requestLine(_ request: Request, _ answer: Answer, duration: Duration, loop: Int) -> [UInt8] {
         var line = LogfmtHandler.start(level: .info, message: "request")
         LogfmtHandler.append(field: "method", request.method, to: &line)
         LogfmtHandler.append(field: "path", request.path, to: &line)
@@ -237,6 +237,8 @@ extension LogfmtHandler {
             LogfmtHandler.appendDigits(Int(user), 1, to: &line)
         }
         if let refusal = answer.context.refusal { LogfmtHandler.append(field: "reason", refusal, to: &line) }
+        line += " loop=".utf8
+        LogfmtHandler.appendDigits(loop, 1, to: &line)
         line.append(UInt8(ascii: "\n"))
         return line
     }

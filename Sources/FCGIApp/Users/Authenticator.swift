@@ -1,9 +1,9 @@
 import PG
 
-/// Who a request comes from, on one serving thread: the token verified (through the thread's
-/// own cache of recent tokens in front of the shared one), then mapped to an active user whose
+/// Who a request comes from, on one serving loop: the token verified (through the loop's own
+/// cache of recent tokens in front of the shared one), then mapped to an active user whose
 /// tokens of that sign-in are not revoked. The database is touched only for a token that passed
-/// every check. Reads may take the user from the thread's cache, when the caches are current;
+/// every check. Reads may take the user from the loop's cache, when the caches are current;
 /// writes, which query the database anyway, read the user too rather than wait for the feed.
 final class Authenticator {
     let verifier: TokenVerifier
@@ -18,29 +18,39 @@ final class Authenticator {
         self.revoked = .init(revoked)
     }
 
-    /// The request's verified claims.
-    func claims(_ request: Request) throws(AuthError) -> Claims {
-        try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
+    /// The request's verified claims. A request that meets a reload of the keys in flight is
+    /// parked in its loop until the reload ends (a second at most), then verified again.
+    func claims(_ request: Request) async throws(AuthError) -> Claims {
+        do {
+            return try verifier.verify(authorization: request.header("authorization"), recent: recentTokens)
+        } catch {
+            guard let park = error.parkUntilKeysReload else { throw error }
+            await park()
+            // The reload ended or its time is up: what is loaded answers, without a second park.
+            return try KeyStore.$mayPark.withValue(false) {
+                Result { () throws(AuthError) in try verifier.verify(authorization: request.header("authorization"), recent: recentTokens) }
+            }.get()
+        }
     }
 
     /// The active user verified `claims` map to, on `db`, or from `caches` when the request may
     /// use them (decided by the caller).
-    func caller(_ claims: Claims, db: Connection, caches: ThreadCaches?) throws -> Caller {
-        func load() throws -> UserStore.Match? { try UserStore.user(for: claims, in: db, autoProvision: autoProvision) }
+    func caller(_ claims: Claims, db: any Database, caches: LoopCaches?) async throws -> Caller {
+        func load() async throws -> UserStore.Match? { try await UserStore.user(for: claims, in: db, autoProvision: autoProvision) }
         let found: User?
         var sessionRevoked: Bool
         if let caches {
             sessionRevoked = claims.originJTI.map(revoked.value.contains) ?? false
-            found = sessionRevoked ? nil : try caches.users.user(for: claims.principal) {
+            found = sessionRevoked ? nil : try await caches.users.user(for: claims.principal) {
                 // A user looked up now: what the database says of the session counts too, and a
                 // session it says is revoked keeps the user out of the cache, so the next request
                 // asks the database again.
-                guard let match = try load() else { return nil }
+                guard let match = try await load() else { return nil }
                 sessionRevoked = match.sessionRevoked
                 return (match.user, !match.sessionRevoked && caches.mayKeep(match.snapshot))
             }
         } else {
-            let match = try load()
+            let match = try await load()
             (found, sessionRevoked) = (match?.user, match?.sessionRevoked ?? false)
         }
         if sessionRevoked {

@@ -30,10 +30,10 @@ final class GroupRoles: FeedState<[String: Authorization.Role]> {
     static let ofGroups = PreparedStatement(
         name: "group_roles_of", sql: "SELECT group_name, role FROM group_roles WHERE group_name = ANY($1::text[])")
 
-    static func load(_ groups: [String], in db: Connection) throws(PGError) -> [String: Authorization.Role] {
+    static func load(_ groups: [String], in db: any Database) async throws(PGError) -> [String: Authorization.Role] {
         var roles: [String: Authorization.Role] = [:]
         guard !groups.isEmpty else { return roles }
-        for row in try db.query(ofGroups, groups) {
+        for row in try await db.query(ofGroups, groups) {
             roles[try row.decode(String.self, at: 0)] = Authorization.Role(rawValue: try row.decode(String.self, at: 1))
         }
         return roles

@@ -18,7 +18,7 @@ struct Provisioning {
     let secret: ProvisioningSecret
     /// The worker's own pool and those trusted beside it: events of any of them are taken.
     let pools: TrustedPools
-    let db: Connection
+    let db: any Database
     let now: Double
 
     /// The event's user, as it comes out of the `users` table.
@@ -42,13 +42,13 @@ struct Provisioning {
         let timestamp: Double
     }
 
-    func handle(_ request: Request) throws -> Response {
+    func handle(_ request: Request) async throws -> Response {
         let signed = try checkSignature(request)
         let event = try Event(request.body)
         guard pools.accepts(poolID: event.userPoolID) else {
             throw HTTPError(status: .forbidden, detail: "The event is for another user pool.")
         }
-        return .json(try provision(event, signed))
+        return .json(try await provision(event, signed))
     }
 
     private func checkSignature(_ request: Request) throws(HTTPError) -> Signed {
@@ -148,25 +148,25 @@ struct Provisioning {
     /// signature: by `sub`; else an unbound row with the (verified) email; else a new row. 409
     /// when the email belongs to another `sub` or the username to another user; 401 for a
     /// signature accepted before.
-    private func provision(_ event: Event, _ signed: Signed) throws -> Provisioned {
+    private func provision(_ event: Event, _ signed: Signed) async throws -> Provisioned {
         func conflict(_ detail: String) -> HTTPError { HTTPError(status: .conflict, detail: detail) }
         // An address Cognito has not verified is neither stored nor used to bind.
         let email = event.emailVerified ? event.email : nil
         // The pool as the users table keys it: empty for the worker's own.
         let pool = event.userPoolID == pools.ownPoolID ? "" : event.userPoolID
         do {
-            return try db.transaction { db in
+            return try await db.transaction { db in
                 let signature = Hex.encode(signed.signature)
-                guard try db.query(Self.accept, signature, signed.timestamp, 2 * Self.maxSkewSeconds).count == 1 else {
+                guard try await db.query(Self.accept, signature, signed.timestamp, 2 * Self.maxSkewSeconds).count == 1 else {
                     throw HTTPError(status: .unauthorized, detail: "This signed request was accepted before; sign it again to resend it.")
                 }
-                if let row = try db.query(Self.bySub, event.sub, pool).first {
+                if let row = try await db.query(Self.bySub, event.sub, pool).first {
                     let current = try Self.provisioned(row)
                     let newEmail = email ?? current.email
                     if current.username == event.userName && current.email == newEmail { return current }
-                    return try Self.provisioned(db.query(Self.rename, current.id, event.userName, newEmail)[0])
+                    return try await Self.provisioned(db.query(Self.rename, current.id, event.userName, newEmail)[0])
                 }
-                if let email, let row = try db.query(Self.byEmail, email).first {
+                if let email, let row = try await db.query(Self.byEmail, email).first {
                     guard row.isNull(3) else { throw conflict("A user with this email belongs to another Cognito user.") }
                     // Only the same ASCII address is bound: lower() folds some other letters
                     // onto ASCII ones, so a row found by it may hold a different address.
@@ -175,13 +175,13 @@ struct Provisioning {
                     else {
                         throw conflict("A user with a similar email exists; an administrator must bind it.")
                     }
-                    return try Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub, pool)[0])
+                    return try await Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub, pool)[0])
                 }
-                if let row = try db.query(UserStore.create, event.userName, email, event.sub, pool).first {
+                if let row = try await db.query(UserStore.create, event.userName, email, event.sub, pool).first {
                     return try Self.provisioned(row)
                 }
                 // The same event, provisioned by another request a moment ago.
-                guard let row = try db.query(Self.bySub, event.sub, pool).first else { throw conflict("The user changed meanwhile; try again.") }
+                guard let row = try await db.query(Self.bySub, event.sub, pool).first else { throw conflict("The user changed meanwhile; try again.") }
                 return try Self.provisioned(row)
             }
         } catch let error as PGError where error.sqlState == .uniqueViolation {

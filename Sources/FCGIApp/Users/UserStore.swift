@@ -70,25 +70,25 @@ enum UserStore {
     /// matches no row creates one (username from `cognito:username`). Two first requests at
     /// once create one row: the second's insert does nothing (or fails on the email, once the
     /// first committed), and it finds the first's row.
-    static func user(for claims: Claims, in db: Connection, autoProvision: Bool = false) throws(PGError) -> Match? {
+    static func user(for claims: Claims, in db: any Database, autoProvision: Bool = false) async throws(PGError) -> Match? {
         let session = claims.originJTI
-        if let match = try first(db.query(bySub, claims.sub, session, claims.poolKey)) { return match }
+        if let match = try await first(db.query(bySub, claims.sub, session, claims.poolKey)) { return match }
         guard claims.tokenUse == .id, claims.emailVerified, let email = claims.email else { return nil }
         if let folded = EmailAddress.asciiFolded(email),
-            let match = try first(db.query(bindByEmail, claims.sub, folded, session, claims.poolKey))
+            let match = try await first(db.query(bindByEmail, claims.sub, folded, session, claims.poolKey))
         {
             return match
         }
         if autoProvision, let username = claims.username {
             do {
-                try db.query(create, username, email, claims.sub, claims.poolKey)
+                try await db.query(create, username, email, claims.sub, claims.poolKey)
             } catch let error where error.sqlState == .uniqueViolation {
                 // A row holds this username or email: for another sub (then there is none), or
                 // for this one, made by another request a moment ago.
             }
         }
         // The row made just now, or bound or made by another request a moment ago.
-        return try first(db.query(bySub, claims.sub, session, claims.poolKey))
+        return try await first(db.query(bySub, claims.sub, session, claims.poolKey))
     }
 
     private static func first(_ rows: QueryResult) throws(PGError) -> Match? {

@@ -23,14 +23,13 @@ extension Service {
 /// The worker's responder called in process, on a migrated database of its own: the same
 /// configuration, keys, change feed and caches as `serve` builds from the environment, without
 /// nginx and libfcgi in between. Requests are built as nginx would pass them (path and query
-/// apart, header names in lower case, the body's length, `Host` without its port); each calling
-/// thread gets an `App` of its own, as each serving thread does.
+/// apart, header names in lower case, the body's length, `Host` without its port), and answered
+/// by one `App` on a serving loop of its own, whose requests interleave as a serving loop's do.
 final class InProcess: Service, @unchecked Sendable {
     let database: TestDatabase
     let services: Services
-    /// Apps no request is using: made as requests overlap, kept for the next ones.
-    private var idle: [App] = []
-    private let lock = NSLock()
+    private let loop: TestLoop
+    private let app: App
 
     init(database: TestDatabase? = nil, environment: [String: String] = [:]) throws {
         let dir = try TestEnvironment.scratchFolder("in-process")
@@ -40,6 +39,8 @@ final class InProcess: Service, @unchecked Sendable {
         settings.merge(environment) { $1 }
         let logger = Logger(label: "in-process") { _ in SwiftLogNoOpLogHandler() }
         services = try Services(config: Config.fromEnvironment(settings), logger: logger)
+        loop = try TestLoop()
+        app = services.app(on: loop.loop)
     }
 
     /// The change feed's session ends with the test (its walsender would otherwise read every
@@ -54,15 +55,8 @@ final class InProcess: Service, @unchecked Sendable {
         let request = Request(
             method: method, path: String(target[0]).removingPercentEncoding ?? String(target[0]),
             query: target.count > 1 ? String(target[1]) : "", headers: fields, body: body.map(Array.init) ?? [])
-        let response = withApp { $0.respond(to: request).response }
+        let response = try loop.run { [app] in await app.respond(to: request).response }
         return HTTPResponse(
             status: response.status.code, headers: response.headers, body: Data(method == "HEAD" ? [] : response.body))
-    }
-
-    /// Runs `body` with an app no other thread uses meanwhile.
-    private func withApp<T>(_ body: (App) -> T) -> T {
-        let app = lock.withLock { idle.popLast() } ?? services.app()
-        defer { lock.withLock { idle.append(app) } }
-        return body(app)
     }
 }

@@ -1,0 +1,146 @@
+import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Waits until a socket is ready, for the `async` statements of a `Connection`: a serving loop
+/// parks the waiting task in its epoll set and goes on with other work meanwhile.
+public protocol SocketWaiter: AnyObject, Sendable {
+    /// Returns once `fd` is readable (or, with `writable`, writable), or has failed.
+    func wait(for fd: Int32, writable: Bool) async
+}
+
+/// Where statements run: a `Connection`, or a set of them that lends one to each statement
+/// (and one to each transaction, for all of its statements).
+public protocol Database: AnyObject {
+    /// Runs one statement with `$1…$n` bound to `parameters`.
+    func query(_ sql: String, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult
+    /// Runs a prepared statement (unnamed through a pooler).
+    func query(_ statement: PreparedStatement, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult
+    /// Runs `body` inside `BEGIN` … `COMMIT` on one connection, or `ROLLBACK` when it throws.
+    func transaction<T>(_ body: (Connection) async throws -> T) async throws -> T
+}
+
+extension Database {
+    @discardableResult
+    public func query(_ sql: String, _ parameters: (any PGEncodable)?...) async throws(PGError) -> QueryResult {
+        try await query(sql, parameters)
+    }
+
+    @discardableResult
+    public func query(_ statement: PreparedStatement, _ parameters: (any PGEncodable)?...) async throws(PGError) -> QueryResult {
+        try await query(statement, parameters)
+    }
+}
+
+/// The statements that wait for the server without holding the thread: sent with libpq's
+/// non-blocking interface (`PQsendQueryParams`, `PQsendQueryPrepared`, `PQflush`), their
+/// results read as they arrive (`PQconsumeInput`, `PQisBusy`, `PQgetResult`) while the task
+/// waits on the connection's `waiter`. Connecting (and connecting again) still blocks, as
+/// `PQconnectdbParams` does.
+extension Connection: Database {
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
+        let conn = try open()
+        let sent = try withCParameters(parameters) { count, values in
+            PQsendQueryParams(conn, sql, count, nil, values, nil, nil, 0)
+        }
+        return try await result(of: sent, conn)
+    }
+
+    @discardableResult
+    public func query(_ statement: PreparedStatement, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
+        var conn = try open()
+        if isPooled { return try await query(statement.sql, parameters) }
+        do {
+            try await prepareIfNeeded(statement, conn)
+            return try await executePrepared(statement, parameters, conn)
+        } catch let error where error.sqlState == .invalidSQLStatementName && !inTransaction {
+            // Someone ran DEALLOCATE or DISCARD ALL: nothing ran, so prepare it again and retry.
+            prepared[statement.name] = nil
+            conn = try open()
+            try await prepareIfNeeded(statement, conn)
+            return try await executePrepared(statement, parameters, conn)
+        }
+    }
+
+    public func transaction<T>(_ body: (Connection) async throws -> T) async throws -> T {
+        guard !inTransaction else {
+            throw PGError(kind: .client, message: "a transaction is already open on this connection")
+        }
+        try await query("BEGIN")
+        inTransaction = true
+        defer { inTransaction = false }
+        let value: T
+        do {
+            value = try await body(self)
+        } catch {
+            if isConnected { _ = try? await query("ROLLBACK") }
+            throw error
+        }
+        let commit = try await query("COMMIT")
+        if commit.commandTag == "ROLLBACK" {
+            throw PGError(
+                kind: .server, sqlState: .transactionRollback,
+                message: "the transaction was rolled back: a statement in it failed")
+        }
+        return value
+    }
+
+    private func prepareIfNeeded(_ statement: PreparedStatement, _ conn: OpaquePointer) async throws(PGError) {
+        if let sql = prepared[statement.name] {
+            guard sql == statement.sql else { throw PGError.preparedWithOtherSQL(statement) }
+            return
+        }
+        _ = try await result(of: PQsendPrepare(conn, statement.name, statement.sql, 0, nil), conn)
+        prepared[statement.name] = statement.sql
+    }
+
+    private func executePrepared(
+        _ statement: PreparedStatement, _ parameters: [(any PGEncodable)?], _ conn: OpaquePointer
+    ) async throws(PGError) -> QueryResult {
+        let sent = try withCParameters(parameters) { count, values in
+            PQsendQueryPrepared(conn, statement.name, count, values, nil, nil, 0)
+        }
+        return try await result(of: sent, conn)
+    }
+
+    /// The result of the statement `PQsend…` returned `sent` for: its data flushed to the
+    /// server, then every result read, the last one kept (a single statement has one).
+    private func result(of sent: Int32, _ conn: OpaquePointer) async throws(PGError) -> QueryResult {
+        guard sent == 1 else { throw PGError(connection: conn) }
+        let fd = PQsocket(conn)
+        while true {
+            let flushed = PQflush(conn)
+            if flushed == 0 { break }
+            guard flushed > 0 else { throw PGError(connection: conn) }
+            await wait(for: fd, writable: true)
+        }
+        var last: OpaquePointer?
+        while true {
+            while PQisBusy(conn) == 1 {
+                await wait(for: fd, writable: false)
+                guard PQconsumeInput(conn) == 1 else {
+                    if let last { PQclear(last) }
+                    throw PGError(connection: conn)
+                }
+            }
+            guard let next = PQgetResult(conn) else { break }
+            // An error result wins over what came before it.
+            if let last, PQresultStatus(next) != PGRES_FATAL_ERROR || PQresultStatus(last) == PGRES_FATAL_ERROR {
+                PQclear(next)
+                continue
+            }
+            if let last { PQclear(last) }
+            last = next
+        }
+        return try checked(last, conn)
+    }
+
+    private func wait(for fd: Int32, writable: Bool) async {
+        if let waiter { return await waiter.wait(for: fd, writable: writable) }
+        var ready = pollfd(fd: fd, events: Int16(writable ? POLLOUT : POLLIN), revents: 0)
+        _ = poll(&ready, 1, -1)
+    }
+}

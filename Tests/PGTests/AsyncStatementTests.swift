@@ -1,0 +1,49 @@
+import Foundation
+import PG
+import Testing
+
+/// The `async` statements (libpq's non-blocking interface): the same answers and errors as the
+/// blocking ones, here waiting in `poll` (a serving loop's waiter is what the worker's tests use).
+@Suite struct AsyncStatementTests {
+    let db: Connection
+    init() throws { db = try TestDatabase.fresh() }
+
+    @Test func answerAsTheBlockingStatementsDo() async throws {
+        try await db.query("CREATE TABLE t (id int PRIMARY KEY, name text)")
+        try await db.query("INSERT INTO t VALUES ($1, $2)", 1, "one")
+        let byID = PreparedStatement(name: "t_by_id", sql: "SELECT name FROM t WHERE id = $1")
+        #expect(try await db.query(byID, 1).first?.decode(String.self, at: 0) == "one")
+        #expect(try await db.query(byID, 2).isEmpty)
+        let duplicate = try await #require(throws: PGError.self) { try await db.query("INSERT INTO t VALUES ($1, $2)", 1, "again") }
+        #expect(duplicate.sqlState == .uniqueViolation && duplicate.constraint == "t_pkey")
+        // A result of many packets arrives whole; a parameter of many megabytes is flushed whole.
+        #expect(try await db.query("SELECT g, repeat('x', 1000) FROM generate_series(1, 5000) g").count == 5000)
+        let big = String(repeating: "y", count: 4_000_000)
+        #expect(try await db.query("SELECT length($1)", big).first?.decode(Int.self, at: 0) == 4_000_000)
+    }
+
+    @Test func aTransactionThatThrowsLeavesNothing() async throws {
+        try await db.query("CREATE TABLE t (id int PRIMARY KEY)")
+        await #expect(throws: PGError.self) {
+            try await db.transaction { db in
+                try await db.query("INSERT INTO t VALUES (1)")
+                try await db.query("SELEC 1")
+            }
+        }
+        try await db.transaction { db in try await db.query("INSERT INTO t VALUES (2)") }
+        #expect(try await db.query("SELECT array_agg(id)::text FROM t").first?.decode(String.self, at: 0) == "{2}")
+    }
+
+    @Test func aStatementCutOffByTheServerIsAConnectionErrorAndTheNextConnectsAgain() async throws {
+        let pid = try #require(try await db.query("SELECT pg_backend_pid()").first?.decode(Int32.self, at: 0))
+        let conninfo = try TestDatabase.conninfo(database: "postgres")
+        let cut = Thread {
+            Thread.sleep(forTimeInterval: 0.2)  // while the statement below runs
+            _ = try? Connection(conninfo).query("SELECT pg_terminate_backend($1)", pid)
+        }
+        cut.start()
+        let error = try await #require(throws: PGError.self) { try await db.query("SELECT pg_sleep(5)") }
+        #expect(error.kind == .connection)
+        #expect(try await db.query("SELECT 1").first?.decode(Int.self, at: 0) == 1)
+    }
+}
