@@ -37,14 +37,14 @@ final class App: Responder {
     }
 
     func respond(to request: Request) async -> Answer {
-        let started = ContinuousClock.now
+        let started = monotonicNanoseconds()
         noteReconnects()
         metrics.shared.inFlight.increment()
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
         var context = RequestContext(route: route?.name)
         let response = cors.decorate(await self.route(route, request, &context), for: request)
-        metrics.answered(route: context.route ?? "other", status: response.status.code, after: ContinuousClock.now - started)
+        metrics.answered(route: context.route ?? "other", status: response.status.code, after: elapsed(since: started))
         return Answer(response: response, context: context)
     }
 
@@ -87,7 +87,7 @@ final class App: Responder {
                 return response
             case (.provisioning, _):
                 return try await Provisioning(
-                    secret: provisioning!, pools: services.pools, db: database, now: Date().timeIntervalSince1970
+                    secret: provisioning!, pools: services.pools, db: database, now: wallSeconds()
                 ).handle(request)
             case (.metrics, _):
                 return Response(

@@ -97,6 +97,19 @@ import Testing
         #expect(named == [], "\(named)")
     }
 
+    /// One clock and one way to lock: durations and deadlines in `monotonicNanoseconds()` and
+    /// wall time through `wallSeconds()` (`Support/Clock.swift`); locks are `Mutex`, with
+    /// `ConditionLock` (`Support/Threads.swift`) where a thread sleeps until another's event.
+    @Test func oneClockAndOneKindOfLock() throws {
+        let own = [TestEnvironment.path("Sources/FCGIApp/Support/Threads.swift"), TestEnvironment.path("Sources/FCGIApp/Support/Clock.swift")]
+        let other = try Regex(
+            #"\b(ContinuousClock|SuspendingClock|DispatchTime|DispatchSemaphore|NSLock|NSCondition|NSRecursiveLock|pthread_mutex_\w+|pthread_cond_\w+|clock_gettime)\b|\bDate\(\)"#)
+        let named = try Self.code(of: Part(path: "FCGIApp")).filter { !own.contains($0.file) }.flatMap { file, text in
+            text.matches(of: other).map { "\(file.replacingOccurrences(of: TestEnvironment.path(""), with: "")): \(text[$0.range])" }
+        }
+        #expect(named == [], "\(named)")
+    }
+
     /// A Swift file longer than `longFile` lines says near its top why it stays whole
     /// (`// Kept whole ...`); otherwise it is split by concern.
     @Test func longFilesSayWhyTheyStayWhole() throws {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Synchronization
 
@@ -13,23 +13,24 @@ import Synchronization
 /// own, so the 10 s pass without waiting).
 final class KeyStore: @unchecked Sendable {
     typealias Fetch = @Sendable (CognitoConfig.KeySource) throws -> [UInt8]
-    typealias Now = @Sendable () -> ContinuousClock.Instant
+    /// `monotonicNanoseconds()`, unless a test's clock.
+    typealias Now = @Sendable () -> Int64
 
     static let refetchInterval: Duration = .seconds(10)
     /// Whether a miss on a serving loop parks (`AuthError.keysReloading`) rather than waits:
     /// off for the second look of a request that parked once.
     @TaskLocal static var mayPark = true
     /// How long requests with an unknown kid wait for the reload, from its start.
-    static let missWait: TimeInterval = 1
+    static let missWait: Duration = .seconds(1)
 
     let source: CognitoConfig.KeySource
     private let fetch: Fetch
     private let now: Now
     private let logger: Logger
-    // Guards everything below.
-    private let condition = NSCondition()
+    // Guards everything below; its condition wakes the threads that wait for a reload.
+    private let condition = ConditionLock()
     private var keySet: KeySet?
-    private var lastAttempt: ContinuousClock.Instant?
+    private var lastAttempt: Int64?
     private var lastError: String?
     private var fetching = false
     /// Requests parked in their loops until the reload in flight ends.
@@ -40,7 +41,7 @@ final class KeyStore: @unchecked Sendable {
 
     init(
         source: CognitoConfig.KeySource, logger: Logger, metrics: Metrics? = nil,
-        fetch: @escaping Fetch = KeyFetcher.fetch, now: @escaping Now = { .now }
+        fetch: @escaping Fetch = KeyFetcher.fetch, now: @escaping Now = monotonicNanoseconds
     ) {
         self.source = source
         self.fetch = fetch
@@ -84,11 +85,11 @@ final class KeyStore: @unchecked Sendable {
         }
         // Every miss waits for the same deadline: once a reload has run for `missWait`, later
         // misses are answered at once with what is loaded.
-        let left = Self.missWait - (now() - lastAttempt!).seconds
+        let left = Self.missWait.nanoseconds - (now() - lastAttempt!)
         if fetching, left > 0, Self.mayPark, let loop = EventLoop.current {
             throw .keysReloading { [self] in await reloaded(within: left, on: loop) }
         }
-        let deadline = Date().addingTimeInterval(left)
+        let deadline = monotonicNanoseconds() + left
         while fetching, condition.wait(until: deadline) {}
         guard let keySet else { throw .keysUnavailable(lastError ?? "signing keys not loaded") }
         guard let key = keySet[kid] else {
@@ -97,10 +98,10 @@ final class KeyStore: @unchecked Sendable {
         return key
     }
 
-    /// Parks the calling task in `loop` until the reload in flight ends, `seconds` at most.
-    private func reloaded(within seconds: Double, on loop: EventLoop) async {
+    /// Parks the calling task in `loop` until the reload in flight ends, `nanoseconds` at most.
+    private func reloaded(within nanoseconds: Int64, on loop: EventLoop) async {
         let wait = LoopWait(loop: loop)
-        await wait.park(until: monotonicNanoseconds() + Int64(seconds * 1e9)) {
+        await wait.park(until: monotonicNanoseconds() + nanoseconds) {
             condition.lock()
             defer { condition.unlock() }
             if fetching { parked.append(wait) } else { wait.resume() }
@@ -128,7 +129,7 @@ final class KeyStore: @unchecked Sendable {
     /// Marks a fetch as running, unless the last attempt is too recent; the lock is held.
     private func beginAttempt(force: Bool) -> Bool {
         let now = now()
-        if !force, let lastAttempt, now - lastAttempt < Self.refetchInterval { return false }
+        if !force, let lastAttempt, now - lastAttempt < Self.refetchInterval.nanoseconds { return false }
         fetching = true
         lastAttempt = now
         return true
@@ -171,13 +172,5 @@ extension CognitoConfig.KeySource: CustomStringConvertible {
         case .url(let url): url
         case .file(let path): path
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -19,7 +19,7 @@ final class TokenVerifier: Sendable {
     private let metrics: Metrics?
 
     init(config: CognitoConfig, keys: KeyStore, pools: (any PoolDirectory)? = nil, cache: TokenCache = TokenCache(),
-         metrics: Metrics? = nil, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+         metrics: Metrics? = nil, clock: @escaping @Sendable () -> Double = wallSeconds) {
         self.config = config
         self.keys = keys
         self.pools = pools
@@ -99,7 +99,11 @@ final class TokenVerifier: Sendable {
         guard token.utf8.count <= maxTokenBytes else { throw .invalid("Token is too large.") }
         // Compact JWS is base64url and dots only: this refuses other schemes, extra spaces
         // or tabs, several tokens and trailing text alike.
-        guard !token.isEmpty, token.utf8.allSatisfy(isTokenCharacter) else { throw .badHeader }
+        // Over the contiguous bytes where the text has them (it always has, from a request): a
+        // scan of a thousand bytes through the string's index type showed in profiles.
+        let valid = token.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isTokenCharacter) }
+            ?? token.utf8.allSatisfy(isTokenCharacter)
+        guard !token.isEmpty, valid else { throw .badHeader }
         return String(token)
     }
 

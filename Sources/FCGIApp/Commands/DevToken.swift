@@ -76,7 +76,7 @@ struct DevToken: ParsableCommand {
 
     func run() throws {
         let (key, kid) = try LocalDevelopment.signingKey()
-        let now = Int(Date().timeIntervalSince1970)
+        let now = Int(wallSeconds())
         var output = ""
         for _ in 0..<count {
             output += try Self.token(

@@ -49,7 +49,7 @@ final class ManagedLoginStandIn: Responder, Sendable {
     /// Codes not yet redeemed.
     let grants = Mutex<[String: Grant]>([:])
 
-    init(_ settings: Settings, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+    init(_ settings: Settings, now: @escaping @Sendable () -> Double = wallSeconds) {
         self.settings = settings
         policy = Self.policy(pageURLs: settings.pageURLs)
         self.now = now

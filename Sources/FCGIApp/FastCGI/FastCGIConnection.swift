@@ -113,7 +113,7 @@ final class FastCGIConnection: @unchecked Sendable {
 
     /// Answers one complete request; false when the response could not be written.
     private func serve(_ fastCGI: FastCGIRequest, _ serving: Serving, on loop: EventLoop, timeout: Int64) async -> Bool {
-        let started = ContinuousClock.now
+        let started = monotonicNanoseconds()
         let parsed = fastCGI.parametersTooLarge ? nil : fastCGI.parameters.withUnsafeBytes { Request(fastCGIParameters: $0) }
         var incoming = parsed ?? Request(method: "", path: "")
         let answer: Answer
@@ -136,7 +136,7 @@ final class FastCGIConnection: @unchecked Sendable {
         let written = await write(RecordReader.response(id: fastCGI.id, payload: payload), on: loop, timeout: timeout)
         if !written { serving.logger.debug("client went away before the response was written") }
         if let log = serving.log {
-            log.add(LogfmtHandler.requestLine(incoming, answer, duration: ContinuousClock.now - started, loop: loop.index))
+            log.add(LogfmtHandler.requestLine(incoming, answer, duration: elapsed(since: started), loop: loop.index))
         }
         return written
     }

@@ -120,8 +120,8 @@ final class FastCGIServer: Sendable {
         ])
         stopping()
         connections.stopListening()
-        let deadline = ContinuousClock.now + Self.drainTimeout
-        while connections.count > 0, ContinuousClock.now < deadline {
+        let deadline = monotonicNanoseconds() + Self.drainTimeout.nanoseconds
+        while connections.count > 0, monotonicNanoseconds() < deadline {
             usleep(20_000)
             connections.closeLate()
         }

@@ -176,8 +176,7 @@ struct LogfmtHandler: LogHandler {
 
     /// The time now in UTC, RFC 3339 with milliseconds (`2026-11-27T12:40:00.123Z`).
     private static func appendNow(to line: inout [UInt8]) {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
+        let spec = wallTime()
         var parts = tm()
         var seconds = spec.tv_sec
         gmtime_r(&seconds, &parts)
