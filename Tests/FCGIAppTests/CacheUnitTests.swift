@@ -195,6 +195,15 @@ import Testing
         #expect(!log.mayHaveMissed(Snapshot(xmax: 14, running: [10]), appliedUpTo: nil))
     }
 
+    @Test func aReadingPastAPageHeaderIsTakenBackToThePagesStart() {
+        let (page, segment): (UInt64, UInt64) = (8192, 16 << 20)
+        func end(_ value: UInt64) -> UInt64 { WALPositionReader.recordEnd(LSN(value), pageSize: page, segmentSize: segment).value }
+        #expect(end(3 * segment + 40) == 3 * segment, "a segment's first page has a 40-byte header")
+        #expect(end(3 * segment + 5 * page + 24) == 3 * segment + 5 * page, "the others 24")
+        #expect(end(3 * segment + 5 * page + 40) == 3 * segment + 5 * page + 40, "past a short header: where a record may end")
+        #expect(end(3 * segment + 1000) == 3 * segment + 1000)
+    }
+
     @Test func waitsForThePositionOrGivesUp() throws {
         let position = AppliedPosition()
         let loop = try TestLoop()

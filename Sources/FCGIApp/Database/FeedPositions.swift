@@ -63,20 +63,25 @@ final class AppliedPosition: Sendable {
 final class WALPositionReader {
     /// `pg_current_wal_insert_lsn()`: every commit other sessions can see, whatever its
     /// `synchronous_commit` (an asynchronous commit is visible before it is flushed, so the
-    /// flush position may be behind it), is at or before it. The insert position of a record
-    /// that would begin a page is past the page's header, where no record ends: it is taken
-    /// back to the page's start (a segment's first page has a 40-byte header, the others 24),
-    /// where the feed's position can be.
-    static let statement = PreparedStatement(
-        name: "wal_end",
-        sql: """
-            SELECT CASE
-              WHEN (p - '0/0') % pg_size_bytes(current_setting('wal_segment_size')) = 40 THEN p - 40
-              WHEN (p - '0/0') % current_setting('wal_block_size')::int = 24 THEN p - 24
-              ELSE p END
-            FROM pg_current_wal_insert_lsn() AS p
-            """)
+    /// flush position may be behind it), is at or before it.
+    static let statement = PreparedStatement(name: "wal_end", sql: "SELECT pg_current_wal_insert_lsn()")
+    /// The cluster's WAL page and segment sizes, read once.
+    static let sizes = PreparedStatement(
+        name: "wal_sizes", sql: "SELECT current_setting('wal_block_size')::int8, pg_size_bytes(current_setting('wal_segment_size'))")
 
+    /// Where a record inserted at `position` may end at the latest: the insert position of a
+    /// record that would begin a page is past the page's header, where no record ends, so it is
+    /// taken back to the page's start (a segment's first page has a 40-byte header, the others
+    /// 24), where the feed's position can be.
+    static func recordEnd(_ position: LSN, pageSize: UInt64, segmentSize: UInt64) -> LSN {
+        guard pageSize > 0, segmentSize > 0 else { return position }
+        if position.value % segmentSize == 40 { return LSN(position.value - 40) }
+        if position.value % pageSize == 24 { return LSN(position.value - 24) }
+        return position
+    }
+
+    private var pageSize: UInt64 = 0
+    private var segmentSize: UInt64 = 0
     private var started: UInt64 = 0
     private var finished: UInt64 = 0
     private var reading = false
@@ -103,9 +108,12 @@ final class WALPositionReader {
                 parked.removeAll()
                 for each in waking { each.resume() }
             }
+            if pageSize == 0, let row = try await db.query(Self.sizes).first {
+                (pageSize, segmentSize) = (UInt64(try row.decode(Int64.self, at: 0)), UInt64(try row.decode(Int64.self, at: 1)))
+            }
             let position = try await db.query(Self.statement).first?.decode(LSN?.self, at: 0)
             finished = mine
-            latest = position
+            latest = position.map { Self.recordEnd($0, pageSize: pageSize, segmentSize: segmentSize) }
         }
         return latest
     }
