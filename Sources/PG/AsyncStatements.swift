@@ -7,8 +7,9 @@ import Glibc
 /// Waits until a socket is ready, for the `async` statements of a `Connection`: a serving loop
 /// parks the waiting task in its epoll set and goes on with other work meanwhile.
 public protocol SocketWaiter: AnyObject, Sendable {
-    /// Returns once `fd` is readable (or, with `writable`, writable), or has failed.
-    func wait(for fd: Int32, writable: Bool) async
+    /// Returns true once `fd` is readable (or, with `writable`, writable), or has failed; false
+    /// when `timeout` passed first.
+    func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool
 }
 
 /// Where statements run: a `Connection`, or a set of them that lends one to each statement
@@ -37,12 +38,13 @@ extension Database {
 /// The statements that wait for the server without holding the thread: sent with libpq's
 /// non-blocking interface (`PQsendQueryParams`, `PQsendQueryPrepared`, `PQflush`), their
 /// results read as they arrive (`PQconsumeInput`, `PQisBusy`, `PQgetResult`) while the task
-/// waits on the connection's `waiter`. Connecting (and connecting again) still blocks, as
-/// `PQconnectdbParams` does.
+/// waits on the connection's `waiter`. Connecting again waits the same way (`PQconnectStartParams`,
+/// `PQconnectPoll`), within `connect_timeout`; only a host name's lookup blocks, and the few
+/// statements that set a new session up.
 extension Connection: Database {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
-        let conn = try open()
+        let conn = try await openParked()
         let sent = try withCParameters(parameters) { count, values in
             PQsendQueryParams(conn, sql, count, nil, values, nil, nil, 0)
         }
@@ -51,7 +53,7 @@ extension Connection: Database {
 
     @discardableResult
     public func query(_ statement: PreparedStatement, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
-        var conn = try open()
+        var conn = try await openParked()
         if isPooled { return try await query(statement.sql, parameters) }
         do {
             try await prepareIfNeeded(statement, conn)
@@ -59,7 +61,7 @@ extension Connection: Database {
         } catch let error where error.sqlState == .invalidSQLStatementName && !inTransaction {
             // Someone ran DEALLOCATE or DISCARD ALL: nothing ran, so prepare it again and retry.
             prepared[statement.name] = nil
-            conn = try open()
+            conn = try await openParked()
             try await prepareIfNeeded(statement, conn)
             return try await executePrepared(statement, parameters, conn)
         }
@@ -86,6 +88,30 @@ extension Connection: Database {
                 message: "the transaction was rolled back: a statement in it failed")
         }
         return value
+    }
+
+    /// `open()`, but connecting again parked on the waiter, when there is one.
+    private func openParked() async throws(PGError) -> OpaquePointer {
+        if let conn = try live() { return conn }
+        guard waiter != nil else { return try open() }
+        let (fresh, timeout) = try startReconnecting()
+        let deadline = ContinuousClock.now + timeout
+        var polling = PGRES_POLLING_WRITING
+        while polling != PGRES_POLLING_OK {
+            let left = deadline - .now
+            guard polling != PGRES_POLLING_FAILED,
+                left > .zero, await wait(for: PQsocket(fresh), writable: polling == PGRES_POLLING_WRITING, timeout: left)
+            else {
+                defer { PQfinish(fresh) }
+                if polling == PGRES_POLLING_FAILED { throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection) }
+                throw PGError(
+                    kind: .connection, sqlState: .sqlClientUnableToEstablishSQLConnection,
+                    message: "the server did not answer within connect_timeout (\(timeout))")
+            }
+            polling = PQconnectPoll(fresh)
+        }
+        try adopt(fresh)
+        return try open()
     }
 
     private func prepareIfNeeded(_ statement: PreparedStatement, _ conn: OpaquePointer) async throws(PGError) {
@@ -115,12 +141,12 @@ extension Connection: Database {
             let flushed = PQflush(conn)
             if flushed == 0 { break }
             guard flushed > 0 else { throw PGError(connection: conn) }
-            await wait(for: fd, writable: true)
+            _ = await wait(for: fd, writable: true, timeout: nil)
         }
         var last: OpaquePointer?
         while true {
             while PQisBusy(conn) == 1 {
-                await wait(for: fd, writable: false)
+                _ = await wait(for: fd, writable: false, timeout: nil)
                 guard PQconsumeInput(conn) == 1 else {
                     if let last { PQclear(last) }
                     throw PGError(connection: conn)
@@ -138,9 +164,10 @@ extension Connection: Database {
         return try checked(last, conn)
     }
 
-    private func wait(for fd: Int32, writable: Bool) async {
-        if let waiter { return await waiter.wait(for: fd, writable: writable) }
+    private func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
+        if let waiter { return await waiter.wait(for: fd, writable: writable, timeout: timeout) }
         var ready = pollfd(fd: fd, events: Int16(writable ? POLLOUT : POLLIN), revents: 0)
-        _ = poll(&ready, 1, -1)
+        let milliseconds = timeout.map { Int32(clamping: $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 + 1) }
+        return poll(&ready, 1, milliseconds ?? -1) != 0
     }
 }

@@ -100,14 +100,7 @@ public final class Connection {
     /// after `conninfo`, the defaults and the environment; nil while not connected or unset.
     /// The C function is `PQconninfo`.
     public func option(_ keyword: String) -> String? {
-        guard let conn, let options = PQconninfo(conn) else { return nil }
-        defer { PQconninfoFree(options) }
-        var option = options
-        while let name = option.pointee.keyword {
-            if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
-            option += 1
-        }
-        return nil
+        conn.flatMap { optionValue($0, keyword) }
     }
 
     /// Whether the last known state of the connection is good. The C function is `PQstatus`.
@@ -202,6 +195,14 @@ public final class Connection {
     /// The live connection, after noticing a drop that happened while idle and connecting again
     /// if the previous one is gone (never inside a transaction).
     func open() throws(PGError) -> OpaquePointer {
+        if let conn = try live() { return conn }
+        try reconnect()
+        return conn!
+    }
+
+    /// The connection if it is still good; nil when it must be made again (throws when it may
+    /// not be: closed, or lost inside a transaction).
+    func live() throws(PGError) -> OpaquePointer? {
         if isClosed {
             throw PGError(kind: .connection, sqlState: .connectionDoesNotExist, message: "the connection was closed")
         }
@@ -213,8 +214,7 @@ public final class Connection {
                 kind: .connection, sqlState: .connectionFailure,
                 message: "the connection was lost inside a transaction")
         }
-        try reconnect()
-        return conn!
+        return nil
     }
 
     /// Whether the server closed an idle connection: a terminated backend sends its FATAL
@@ -233,10 +233,28 @@ public final class Connection {
     }
 
     private func reconnect() throws(PGError) {
+        forget()
+        try adopt(connectToServer(conninfo, connectTimeout: connectTimeout, applicationName: applicationName))
+    }
+
+    /// Drops the connection there was, before another is made.
+    private func forget() {
         if let conn { PQfinish(conn) }
         conn = nil
         prepared = [:]
-        let fresh = try connectToServer(conninfo, connectTimeout: connectTimeout, applicationName: applicationName)
+    }
+
+    /// Drops the connection there was and starts making another, to be finished with
+    /// `PQconnectPoll` within the timeout returned (libpq leaves `connect_timeout` to whoever
+    /// polls: the conninfo's, else this connection's), then `adopt`ed.
+    func startReconnecting() throws(PGError) -> (OpaquePointer, Duration) {
+        forget()
+        let fresh = try startConnecting(conninfo, connectTimeout: connectTimeout, applicationName: applicationName)
+        return (fresh, .seconds(optionValue(fresh, "connect_timeout").flatMap(Int.init) ?? connectTimeout))
+    }
+
+    /// Makes `fresh`, just connected, this connection's: its notices, its settings, its session.
+    func adopt(_ fresh: OpaquePointer) throws(PGError) {
         // Notices are dropped, except that a FATAL report (the server ending this backend, as
         // pg_terminate_backend does) marks the connection for replacement before it is used.
         fatalWhileIdle.isSet = false

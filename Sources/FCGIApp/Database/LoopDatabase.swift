@@ -109,7 +109,7 @@ final class LoopDatabase: Database {
 }
 
 extension EventLoop: SocketWaiter {
-    func wait(for fd: Int32, writable: Bool) async {
-        _ = await ready(fd, writable: writable)
+    func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
+        await ready(fd, writable: writable, until: timeout.map { monotonicNanoseconds() + $0.nanoseconds })
     }
 }

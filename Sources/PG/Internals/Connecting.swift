@@ -41,6 +41,37 @@ private let tcpBounds = [
 func connectToServer(
     _ conninfo: String?, connectTimeout: Int, applicationName: String, replication: String? = nil
 ) throws(PGError) -> OpaquePointer {
+    let (keywords, values) = connectionParameters(conninfo, connectTimeout: connectTimeout, applicationName: applicationName, replication: replication)
+    let fresh = withCStrings(keywords) { keys in
+        withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
+    }
+    guard let fresh else { throw PGError(connection: nil) }
+    guard PQstatus(fresh) == CONNECTION_OK else {
+        defer { PQfinish(fresh) }
+        throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection)
+    }
+    return fresh
+}
+
+/// A connection to be made with `PQconnectPoll`, as `connectToServer` makes one: started, not
+/// yet made. The C function is `PQconnectStartParams`.
+func startConnecting(_ conninfo: String?, connectTimeout: Int, applicationName: String) throws(PGError) -> OpaquePointer {
+    let (keywords, values) = connectionParameters(conninfo, connectTimeout: connectTimeout, applicationName: applicationName)
+    let fresh = withCStrings(keywords) { keys in
+        withCStrings(values) { vals in PQconnectStartParams(keys, vals, 1) }
+    }
+    guard let fresh else { throw PGError(connection: nil) }
+    guard PQstatus(fresh) != CONNECTION_BAD else {
+        defer { PQfinish(fresh) }
+        throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection)
+    }
+    return fresh
+}
+
+/// The keywords and values both ways of connecting pass libpq.
+private func connectionParameters(
+    _ conninfo: String?, connectTimeout: Int, applicationName: String, replication: String? = nil
+) -> (keywords: [String], values: [String]) {
     var keywords = ["connect_timeout"] + tcpBounds.map(\.0)
     var values = [String(connectTimeout)] + tcpBounds.map(\.1)
     if let conninfo {
@@ -53,13 +84,18 @@ func connectToServer(
         keywords.append("replication")
         values.append(replication)
     }
-    let fresh = withCStrings(keywords) { keys in
-        withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
+    return (keywords, values)
+}
+
+/// The value libpq uses for option `keyword` of `conn`, after its conninfo, the defaults and
+/// the environment. The C function is `PQconninfo`.
+func optionValue(_ conn: OpaquePointer, _ keyword: String) -> String? {
+    guard let options = PQconninfo(conn) else { return nil }
+    defer { PQconninfoFree(options) }
+    var option = options
+    while let name = option.pointee.keyword {
+        if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
+        option += 1
     }
-    guard let fresh else { throw PGError(connection: nil) }
-    guard PQstatus(fresh) == CONNECTION_OK else {
-        defer { PQfinish(fresh) }
-        throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection)
-    }
-    return fresh
+    return nil
 }
