@@ -45,10 +45,7 @@ import Testing
         return try JSONDecoder().decode([Article].self, from: response.body)
     }
 
-    private func metric(_ stack: Stack, _ name: String) throws -> Double? {
-        let text = try stack.operations("GET", "/metrics").text
-        return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
-    }
+    private func metric(_ stack: Stack, _ name: String) throws -> Double? { try stack.metric(name) }
 
     /// The replication backends that stream to `stack`'s worker (two while a frozen one lingers).
     private func feedBackends(_ stack: Stack) throws -> [Int32] {
@@ -142,7 +139,7 @@ import Testing
         #expect(pairs.load(ordering: .relaxed) >= 2_000)
         #expect(staleAnswers.load(ordering: .relaxed) == 0)
         // Both workers followed the feed (so their caches were in play), and still do.
-        for stack in stacks { try waitFor("the feed", within: 10) { try metric(stack, "articles_fcgi_change_feed_up") == 1 } }
+        for stack in stacks { try stack.waitForChangeFeed(within: 10) }
     }
 
     @Test func psqlChangesReachEveryThreadOfTwoWorkersWithinASecond() throws {

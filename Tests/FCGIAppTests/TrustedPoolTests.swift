@@ -22,6 +22,8 @@ import Testing
         let keys = try JWKSServer()
         try keys.serve([TestPool.jwk(Self.key, kid: "second-kid")])
         let stack = try Stack()
+        // Trusted "within a second" of the psql command by a worker that follows the database.
+        try stack.waitForChangeFeed()
         let db = try stack.database.connect()
         // The same sub in both pools: two principals.
         let sub = UUID().uuidString.lowercased()
@@ -70,6 +72,7 @@ import Testing
 
     @Test func provisioningTakesEventsOfATrustedPool() throws {
         let stack = try Stack(environment: ["PROVISIONING_SECRET": ProvisioningTests.secret])
+        try stack.waitForChangeFeed()
         let body = try JSONSerialization.data(withJSONObject: [
             "userPoolId": Self.poolID, "userName": "from-second",
             "request": ["userAttributes": ["sub": "sub-second", "email": "from-second@example.com", "email_verified": "true"]],

@@ -47,9 +47,8 @@ enum ArticleStore {
         """
         WITH u AS (
           SELECT id, username FROM users
-          WHERE coalesce(pool_id, '') = $6 AND cognito_sub = $2 AND is_active AND is_client = $5
-            AND (tokens_valid_after IS NULL OR floor(extract(epoch FROM tokens_valid_after))::int8 < $3)
-            AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = $4)\(unlessLocked ? "\n  FOR KEY SHARE SKIP LOCKED" : "")
+          WHERE coalesce(pool_id, '') = $6 AND cognito_sub = $2
+            AND \(mayAct("users", client: "$5", signedIn: "$3", session: "$4"))\(unlessLocked ? "\n  FOR KEY SHARE SKIP LOCKED" : "")
         ), a AS (INSERT INTO articles (name, owner_id) SELECT $1, id FROM u RETURNING *)
         SELECT \(columns) FROM a JOIN u ON u.id = a.owner_id
         """
@@ -68,9 +67,7 @@ enum ArticleStore {
             ), u AS (
               SELECT i.n, i.name, users.id, users.username FROM input i
               JOIN users ON coalesce(users.pool_id, '') = i.pool AND users.cognito_sub = i.sub
-              WHERE users.is_active AND users.is_client = i.client
-                AND (users.tokens_valid_after IS NULL OR floor(extract(epoch FROM users.tokens_valid_after))::int8 < i.signed_in)
-                AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = i.origin_jti)
+              WHERE \(mayAct("users", client: "i.client", signedIn: "i.signed_in", session: "i.origin_jti"))
               FOR KEY SHARE OF users SKIP LOCKED
             ), a AS (INSERT INTO articles (name, owner_id) SELECT name, id FROM u ORDER BY n RETURNING *)
             SELECT u.n, \(columns)
@@ -78,6 +75,19 @@ enum ArticleStore {
             JOIN (SELECT *, row_number() OVER (PARTITION BY name, id ORDER BY n) AS k FROM u) u
               ON u.name = a.name AND u.id = a.owner_id AND u.k = a.k
             """)
+    /// Whether the row `user` of `users` may act for a token (a machine client's when `client`),
+    /// in SQL: active, a machine client exactly when the token is one, not signed out since the
+    /// token's sign-in (`signedIn`, whole seconds), and the sign-in session (`session`) not
+    /// revoked. Both create statements use it; `Authenticator.caller` decides the same from a
+    /// row, or from the caches, and says which part failed.
+    private static func mayAct(_ user: String, client: String, signedIn: String, session: String) -> String {
+        """
+        \(user).is_active AND \(user).is_client = \(client) \
+        AND (\(user).tokens_valid_after IS NULL OR floor(extract(epoch FROM \(user).tokens_valid_after))::int8 < \(signedIn)) \
+        AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE origin_jti = \(session))
+        """
+    }
+
     static let rename = PreparedStatement(
         name: "articles_rename",
         sql: """

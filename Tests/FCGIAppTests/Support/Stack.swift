@@ -105,6 +105,19 @@ final class Stack: Service, @unchecked Sendable {
         try HTTPClient.request(port: opsPort, method: method, path: path, headers: headers, body: body)
     }
 
+    /// A metric of the worker's `/metrics`, if it has it without labels.
+    func metric(_ name: String) throws -> Double? {
+        try operations("GET", "/metrics").text.split(separator: "\n")
+            .first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+    }
+
+    /// Waits until the worker's change feed is up: a feed that connects while another test's
+    /// session holds a transaction open waits for it (a new slot waits for the transactions
+    /// running), and what is committed before the feed is up is loaded, not streamed.
+    func waitForChangeFeed(within seconds: Double = 15) throws {
+        try waitFor("the change feed", within: seconds) { try metric("articles_fcgi_change_feed_up") == 1 }
+    }
+
     deinit {
         // nginx first: a stopping worker waits for nginx to close the connections it keeps.
         nginx.stop()
