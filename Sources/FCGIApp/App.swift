@@ -14,7 +14,7 @@ final class App: Responder {
     private let creator: ArticleCreator
     /// This loop's copy of the groups' roles.
     private let groupRoles: FeedState<[String: Authorization.Role]>.View
-    private let metrics: ThreadMetrics
+    private let metrics: LoopMetrics
     /// The reconnects of the loop's connections counted so far.
     private var reconnects = 0
 
@@ -26,14 +26,14 @@ final class App: Responder {
 
     /// A responder on `loop`, with its own connections made by `connect`.
     init(loop: EventLoop, services: Services, connect: @escaping (EventLoop) -> Connection) {
-        database = LoopDatabase(loop: loop, make: connect)
+        database = LoopDatabase(loop: loop, metrics: services.metrics, logger: services.logger, make: connect)
         self.services = services
         authenticator = Authenticator(
             verifier: services.verifier, revoked: services.revoked, autoProvision: services.config.autoProvisionUsers)
         caches = LoopCaches(changes: services.changes, metrics: services.metrics, loop: loop)
         creator = ArticleCreator(metrics: services.metrics)
         groupRoles = .init(services.groupRoles)
-        metrics = ThreadMetrics(services.metrics)
+        metrics = LoopMetrics(services.metrics)
     }
 
     func respond(to request: Request) async -> Answer {

@@ -43,6 +43,11 @@ import Testing
         #expect(after[#"articles_fcgi_requests_in_flight{}"#] == 1, "the scrape itself")
         #expect(after[#"articles_fcgi_database_errors_total{}"#] == 0)
         #expect(after[#"articles_fcgi_database_reconnects_total{}"#] == 0)
+        // The serving loops' sessions, as PostgreSQL counts them.
+        let sessions = try stack.database.connect().query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'articles-fcgi loop %'")
+        #expect(after[#"articles_fcgi_database_sessions{}"#] == Double(try sessions.first!.decode(Int.self, at: 0)))
+        #expect((after[#"articles_fcgi_database_sessions{}"#] ?? 0) >= 1)
         #expect(moved(#"articles_fcgi_requests_total{route="metrics",status="200"}"#) == 1, "the scrape before")
     }
 

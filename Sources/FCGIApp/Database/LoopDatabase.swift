@@ -1,3 +1,4 @@
+import Logging
 import PG
 
 /// The PostgreSQL connections of one serving loop, lent to one statement (or one transaction)
@@ -19,6 +20,9 @@ final class LoopDatabase: Database {
 
     private let make: () -> Connection
     private let loop: EventLoop
+    /// The sessions gauge, and where a loop that reached `most` says so.
+    private let metrics: Metrics?
+    private let logger: Logger?
     private var idle: [Connection] = []
     /// The connections lent, and since when (monotonic nanoseconds).
     private var lent: [ObjectIdentifier: Int64] = [:]
@@ -29,8 +33,10 @@ final class LoopDatabase: Database {
     private(set) var made: [Connection] = []
 
     /// `make` makes a connection (lazily, on the loop's waiter).
-    init(loop: EventLoop, make: @escaping (EventLoop) -> Connection) {
+    init(loop: EventLoop, metrics: Metrics? = nil, logger: Logger? = nil, make: @escaping (EventLoop) -> Connection) {
         self.loop = loop
+        self.metrics = metrics
+        self.logger = logger
         self.make = { make(loop) }
     }
 
@@ -76,6 +82,7 @@ final class LoopDatabase: Database {
         if count >= Self.usual {
             made.removeAll { $0 === db }
             db.close()
+            metrics?.databaseSessions.decrement()
         } else {
             idle.append(db)
         }
@@ -89,6 +96,12 @@ final class LoopDatabase: Database {
     private func open() -> Connection {
         let db = make()
         made.append(db)
+        metrics?.databaseSessions.increment()
+        if made.count > Self.usual {
+            logger?.log(level: made.count == Self.most ? .warning : .info, "a statement is stuck: the loop opens another database connection", metadata: [
+                "loop": "\(loop.index)", "connections": "\(made.count)", "most": "\(Self.most)",
+            ])
+        }
         return db
     }
 

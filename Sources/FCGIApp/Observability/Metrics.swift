@@ -12,6 +12,7 @@ final class Metrics: Sendable {
     let keyFetchFailures: Counter
     let databaseErrors: Counter
     let databaseReconnects: Counter
+    let databaseSessions: Gauge
     let feedUp: Gauge
     let feedLag: Gauge
     let feedLosses: Counter
@@ -43,7 +44,11 @@ final class Metrics: Sendable {
         databaseErrors = registry.makeCounter(
             descriptor: name("database_errors", "total", "Requests that failed on a database error (answered 503 or 500)."))
         databaseReconnects = registry.makeCounter(
-            descriptor: name("database_reconnects", "total", "Serving threads' connections made again after one was lost."))
+            descriptor: name("database_reconnects", "total", "Serving loops' connections made again after one was lost."))
+        databaseSessions = registry.makeGauge(
+            descriptor: name(
+                "database", "sessions",
+                "PostgreSQL connections the serving loops hold now (two per loop, more while statements are stuck; the change feed's apart)."))
         feedUp = registry.makeGauge(
             descriptor: name("change_feed", "up", "1 while the change feed follows the database (logical decoding), else 0."))
         feedLag = registry.makeGauge(
@@ -93,8 +98,8 @@ final class Metrics: Sendable {
     func exposition() -> [UInt8] { registry.emitToBuffer() }
 }
 
-/// One serving thread's handles on the labelled series it has used.
-final class ThreadMetrics {
+/// One serving loop's handles on the labelled series it has used.
+final class LoopMetrics {
     let shared: Metrics
     private struct RequestKey: Hashable {
         let route: String
