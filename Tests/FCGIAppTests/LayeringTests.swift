@@ -14,6 +14,8 @@ import Testing
     static let auth = Part(path: "FCGIApp/Auth")
     static let fastCGI = Part(path: "FCGIApp/FastCGI")
     static let database = Part(path: "FCGIApp/Database")
+    static let http = Part(path: "FCGIApp/HTTP")
+    static let observability = Part(path: "FCGIApp/Observability")
     /// Handlers: they see Request and Response, never libfcgi.
     static let handlers = [
         Part(path: "FCGIApp/App.swift"), Part(path: "FCGIApp/HTTP"), Part(path: "FCGIApp/Articles"),
@@ -25,7 +27,7 @@ import Testing
         [
             (pg, ["FCGIApp", "CFastCGI", "COpenSSL", "CCurl"], []),
             (auth, ["PG", "CLibPQ", "CFastCGI", "CCurl"], [pg, database, fastCGI]),
-            (fastCGI, ["PG", "CLibPQ", "COpenSSL", "CCurl"], [pg, auth, database]),
+            (fastCGI, ["PG", "CLibPQ", "COpenSSL", "CCurl"], [pg, auth, database, http, observability]),
             (database, ["CFastCGI", "COpenSSL", "CCurl"], [auth, fastCGI]),
         ] + handlers.map { ($0, ["CFastCGI", "CCurl"], [fastCGI]) }
 

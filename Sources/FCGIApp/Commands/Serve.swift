@@ -48,7 +48,7 @@ struct Serve: ParsableCommand {
         try FastCGIServer.initialiseLibrary()
         let server = try FastCGIServer(
             listener: try Listener.open(config.listen), requestTimeout: .seconds(config.requestTimeoutSeconds),
-            allowedPeers: config.allowedPeers, logRequests: config.logRequests, logger: logger)
+            allowedPeers: config.allowedPeers, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         if let systemd {
             try Self.notifyWhenReady(systemd, keys: services.keys, server: server, threads: config.threads, logger: logger)
@@ -61,7 +61,7 @@ struct Serve: ParsableCommand {
                 systemd?.send("READY=1")
             },
             stopping: { systemd?.send("STOPPING=1") }
-        ) { services.app(on: $0) }
+        ) { CGIGateway(services.app(on: $0), on: $0, logRequests: config.logRequests, logger: logger) }
     }
 
     /// Through a connection pooler (PgBouncer), which cannot carry the change feed's

@@ -27,11 +27,10 @@ final class FastCGIConnection: @unchecked Sendable {
         deadline.store(monotonicNanoseconds() + timeout, ordering: .relaxed)
     }
 
-    /// What serving a connection's requests needs from its loop: the loop's responder, request
-    /// log and read buffer.
+    /// What serving a connection's requests needs from its loop: the loop's responder and read
+    /// buffer.
     struct Serving: @unchecked Sendable {
-        let responder: any Responder
-        let log: LogSink.Gathered?
+        let responder: any FastCGIResponder
         let logger: Logger
         /// Where the loop's reads land before they are added to a connection's input.
         let scratch = ScratchBuffer()
@@ -112,51 +111,16 @@ final class FastCGIConnection: @unchecked Sendable {
     }
 
     /// Answers one complete request; false when the response could not be written.
-    private func serve(_ fastCGI: FastCGIRequest, _ serving: Serving, on loop: EventLoop, timeout: Int64) async -> Bool {
-        let started = monotonicNanoseconds()
-        let parsed = fastCGI.parametersTooLarge ? nil : fastCGI.parameters.withUnsafeBytes { Request(fastCGIParameters: $0) }
-        var incoming = parsed ?? Request(method: "", path: "")
-        let answer: Answer
-        if fastCGI.parametersTooLarge {
-            answer = Answer(response: HTTPError(
-                status: .requestHeaderFieldsTooLarge,
-                detail: "Request headers are larger than \(RecordReader.maxParameterBytes) bytes.").response)
-        } else if parsed == nil {
-            answer = Answer(response: HTTPError(status: .badRequest, detail: "Malformed FastCGI parameters.").response)
-        } else {
-            switch Self.body(of: fastCGI, contentLength: incoming.header("content-length")) {
-            case .success(let body):
-                incoming.body = body
-                answer = await serving.responder.respond(to: incoming)
-            case .failure(let error):
-                answer = Answer(response: error.response)
-            }
-        }
-        let payload = answer.response.cgiBytes(includeBody: incoming.method != "HEAD")
-        let written = await write(RecordReader.response(id: fastCGI.id, payload: payload), on: loop, timeout: timeout)
+    private func serve(_ request: FastCGIRequest, _ serving: Serving, on loop: EventLoop, timeout: Int64) async -> Bool {
+        let payload = await serving.responder.respond(to: request)
+        let written = await write(RecordReader.response(id: request.id, payload: payload), on: loop, timeout: timeout)
         if !written { serving.logger.debug("client went away before the response was written") }
-        if let log = serving.log {
-            log.add(LogfmtHandler.requestLine(incoming, answer, duration: elapsed(since: started), loop: loop.index))
-        }
         return written
     }
+}
 
-    /// The body: `CONTENT_LENGTH` bytes of the STDIN stream, refusing one over
-    /// `Request.maxBodyBytes` or one that ended early. (A CGI program reads no more than
-    /// `CONTENT_LENGTH`: STDIN past it is not part of the body.)
-    private static func body(of request: FastCGIRequest, contentLength: String?) -> Result<[UInt8], HTTPError> {
-        guard let contentLength, !contentLength.isEmpty else { return .success([]) }
-        guard let length = Int(contentLength), length >= 0 else {
-            return .failure(HTTPError(status: .badRequest, detail: "Invalid Content-Length."))
-        }
-        guard length <= Request.maxBodyBytes else {
-            return .failure(HTTPError(
-                status: .contentTooLarge,
-                detail: "Request body is larger than \(Request.maxBodyBytes) bytes."))
-        }
-        guard request.stdin.count >= length else {
-            return .failure(HTTPError(status: .badRequest, detail: "Request body ended before Content-Length bytes."))
-        }
-        return .success(request.stdin.count == length ? request.stdin : Array(request.stdin.prefix(length)))
-    }
+/// What a serving loop hands each whole request to: the CGI response to send back (header
+/// lines, a blank line, the body). What the bytes mean is the responder's.
+protocol FastCGIResponder {
+    func respond(to request: FastCGIRequest) async -> [UInt8]
 }

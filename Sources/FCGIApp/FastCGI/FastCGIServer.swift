@@ -35,8 +35,6 @@ final class FastCGIServer: Sendable {
     let requestTimeout: Duration
     private let allowedPeers: Set<UInt32>
     private let logger: Logger
-    /// `LOG_REQUESTS`: a line per request at `info`.
-    private let logRequests: Bool
     /// The serving loops, once running.
     private let loops = Mutex<[EventLoop]>([])
 
@@ -47,15 +45,10 @@ final class FastCGIServer: Sendable {
         guard FCGX_Init() == 0 else { throw ConfigError("libfcgi failed to initialise (FCGX_Init)") }
     }
 
-    /// With `logRequests`, a line per request at `info` (gathered per loop).
-    init(
-        listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logRequests: Bool = true,
-        logger: Logger
-    ) {
+    init(listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logger: Logger) {
         self.listener = listener
         self.requestTimeout = requestTimeout
         self.allowedPeers = allowedPeers
-        self.logRequests = logRequests
         self.logger = logger
     }
 
@@ -66,7 +59,7 @@ final class FastCGIServer: Sendable {
     /// responder.
     func run(
         threads: Int, reload: () -> Void = {}, stopping: () -> Void = {},
-        makeResponder: (EventLoop) -> any Responder
+        makeResponder: (EventLoop) -> any FastCGIResponder
     ) throws(SystemError) {
         // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches
         // sigtimedwait, so take them back to their defaults before blocking them.
@@ -85,9 +78,7 @@ final class FastCGIServer: Sendable {
         var serving: [(EventLoop, FastCGIConnection.Serving)] = []
         for index in 0..<threads {
             let loop = try EventLoop(index: index)
-            serving.append((loop, FastCGIConnection.Serving(
-                responder: makeResponder(loop),
-                log: logRequests && logger.logLevel <= .info ? LogSink.standardError.gathering() : nil, logger: logger)))
+            serving.append((loop, FastCGIConnection.Serving(responder: makeResponder(loop), logger: logger)))
         }
         let connections = try ConnectionSet(
             listener: listener, timeout: requestTimeout, allowedPeers: allowedPeers, loops: serving, logger: logger)

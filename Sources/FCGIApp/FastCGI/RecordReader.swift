@@ -27,8 +27,9 @@ struct FastCGIRequest: Sendable, Equatable {
 struct RecordReader {
     /// The most PARAMS bytes a request may carry: nginx's own header limits stay well below it.
     static let maxParameterBytes = 64 * 1024
-    /// The most STDIN bytes kept: `Request.maxBodyBytes`; past it the request is answered 413.
-    static let maxBodyBytes = Request.maxBodyBytes
+    /// The most STDIN bytes kept (and counted past): what a body may be, as the responder sees
+    /// it, is at most this (`CGIGateway` checks `Request.maxBodyBytes` against it).
+    static let maxBodyBytes = 64 * 1024
 
     enum Event: Equatable {
         /// A complete request.
