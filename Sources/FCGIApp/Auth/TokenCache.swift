@@ -6,9 +6,9 @@ import Synchronization
 /// under that `kid`, the entry is not used. Entries are not used past the token's `exp` (plus
 /// leeway). When full, expired entries are dropped first, then everything.
 ///
-/// Every serving thread looks a token up on every request, so the entries are split into
+/// Every serving loop looks a token up on every request, so the entries are split into
 /// shards, each behind its own lock, chosen by characters of the signature (random for every
-/// token): threads looking up different tokens rarely wait for each other.
+/// token): loops looking up different tokens rarely wait for each other.
 final class TokenCache: Sendable {
     struct Entry: Sendable {
         let claims: Claims
@@ -65,14 +65,14 @@ final class TokenCache: Sendable {
 
     var count: Int { shards.reduce(0) { total, shard in total + shard.entries.withLock { $0.count } } }
 
-    /// One serving thread's most recently used entries, in front of the shared cache: a token
+    /// One serving loop's most recently used entries, in front of the shared cache: a token
     /// that many requests reuse at once (one user's session, a service's token) would otherwise
-    /// have every thread waiting on the same shard's lock. Emptied when full.
+    /// have every loop waiting on the same shard's lock. Emptied when full.
     ///
     /// It also remembers the tokens whose signature it found bad, with the key set it checked
     /// them against, so a client repeating a forged or corrupted token costs no RS256.
     final class Recent {
-        /// What this thread last found a token to be.
+        /// What this loop last found a token to be.
         enum Outcome {
             case verified(Entry)
             /// Refused for a bad signature under the key set of that generation.

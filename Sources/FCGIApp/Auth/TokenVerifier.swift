@@ -29,7 +29,7 @@ final class TokenVerifier: Sendable {
     }
 
     /// The claims of the token in an `Authorization` header value: `Bearer <jwt>` (the scheme
-    /// in any case, one space) or a bare `<jwt>`. `recent`, the calling thread's own cache, is
+    /// in any case, one space) or a bare `<jwt>`. `recent`, the calling loop's own cache, is
     /// looked in before the shared one, without a lock.
     func verify(authorization: String?, recent: TokenCache.Recent? = nil) throws(AuthError) -> Claims {
         guard let authorization, !authorization.isEmpty else { throw .missing }

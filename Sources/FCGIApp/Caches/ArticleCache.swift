@@ -1,4 +1,4 @@
-/// One serving thread's recent answers about articles, as the JSON it sent: list pages by
+/// One serving loop's recent answers about articles, as the JSON it sent: list pages by
 /// `after` and `limit`, and single articles with their ETags. So a page many clients read is
 /// one dictionary lookup instead of a query.
 ///

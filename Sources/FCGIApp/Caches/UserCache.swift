@@ -1,7 +1,7 @@
-/// One serving thread's users by Cognito `sub`, so a request with a known token needs no user
+/// One serving loop's users by Cognito `sub`, so a request with a known token needs no user
 /// lookup. A user's entry is dropped when the change feed reports a change to that user's row
 /// (an administrator's deactivation, a revocation, a deletion, a binding); whether the cache
-/// may be used for a request is the caller's decision (`ChangeFeed.isCurrent(for:waiting:)`).
+/// may be used for a request is the caller's decision (`LoopCaches.areCurrent`).
 final class UserCache {
     private let capacity: Int
     private var users: [String: User] = [:]

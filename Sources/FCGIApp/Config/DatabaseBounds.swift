@@ -1,4 +1,4 @@
-/// The database bounds every serving thread's session gets, and whether nginx waits for them.
+/// The database bounds every serving loop's sessions get, and whether nginx waits for them.
 extension Config {
     /// The shipped nginx site's `fastcgi_read_timeout`: nginx answers 502 to a request whose
     /// answer has not begun by then, though the worker goes on and may commit it.
@@ -23,7 +23,7 @@ extension Config {
             + "/etc/nginx/sites-available/articles-fcgi) or lower the timeouts"
     }
 
-    /// What every serving thread sets on its database session: the statement and lock bounds,
+    /// What every serving loop sets on its database sessions: the statement and lock bounds,
     /// the same bound on a transaction left idle, and generic plans (the worker's statements
     /// are few and prepared; an index scan for each saves planning each page query anew).
     var sessionSettings: [(name: String, value: String)] {

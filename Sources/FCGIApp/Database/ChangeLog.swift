@@ -1,13 +1,13 @@
 import PG
 import Synchronization
 
-/// The changes the feed applied, in order, for the serving threads to apply to their caches: the
-/// last `capacity` of them. A thread that fell further behind empties its caches.
+/// The changes the feed applied, in order, for the serving loops to apply to their caches: the
+/// last `capacity` of them. A loop that fell further behind empties its caches.
 ///
 /// The feed reads a commit once it is flushed, a moment before the transaction becomes visible
 /// to other sessions' snapshots. So the log also keeps the ids of the last `capacity`
-/// transactions it logged changes of, and hands a thread the highest of them with the changes:
-/// an answer loaded with a snapshot that hides one of the transactions the thread applied may
+/// transactions it logged changes of, and hands a loop the highest of them with the changes:
+/// an answer loaded with a snapshot that hides one of the transactions the loop applied may
 /// predate a change its cache already applied, and is not kept (`mayHaveMissed`).
 final class ChangeLog: Sendable {
     static let capacity = 16_384
@@ -28,7 +28,7 @@ final class ChangeLog: Sendable {
     private let ring = Mutex(Ring())
     private let count = Atomic<UInt64>(0)
 
-    /// How many changes were ever appended: a thread that has applied this many is up to date.
+    /// How many changes were ever appended: a loop that has applied this many is up to date.
     var total: UInt64 { count.load(ordering: .acquiring) }
 
     /// Appends `new`, the changes of transaction `xid` (nil: not a transaction's).
@@ -59,7 +59,7 @@ final class ChangeLog: Sendable {
         append([.everything], of: nil)
     }
 
-    /// Whether an answer loaded with `snapshot` may miss a change a thread applied, the
+    /// Whether an answer loaded with `snapshot` may miss a change a loop applied, the
     /// transactions it applied going up to id `highest` (from `changes(after:)`): the snapshot
     /// hides that id or higher ones, saw a logged transaction running, or hides one that the
     /// feed's start showed. True without a snapshot.

@@ -1,8 +1,8 @@
 import Synchronization
 
-/// What the change feed keeps whole for the serving threads (the revoked sessions, the groups'
+/// What the change feed keeps whole for the serving loops (the revoked sessions, the groups'
 /// roles): replaced at each (re)connect and changed by each commit, under a lock. Each serving
-/// thread reads a copy of its own (`View`), taken again only after a change, so its reads take
+/// loop reads a copy of its own (`View`), taken again only after a change, so its reads take
 /// no lock.
 class FeedState<Value: Sendable>: @unchecked Sendable {
     private let current: Mutex<Value>
@@ -21,7 +21,7 @@ class FeedState<Value: Sendable>: @unchecked Sendable {
         changes.add(1, ordering: .releasing)
     }
 
-    /// One serving thread's copy.
+    /// One serving loop's copy.
     final class View {
         private let shared: FeedState<Value>
         private var copy: Value

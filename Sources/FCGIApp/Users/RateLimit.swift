@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A per-principal limit on one kind of request (`RATE_LIMIT_READS_PER_MINUTE`,
-/// `RATE_LIMIT_WRITES_PER_MINUTE`), shared by a worker's threads: a token bucket per principal
+/// `RATE_LIMIT_WRITES_PER_MINUTE`), shared by a worker's loops: a token bucket per principal
 /// that holds a minute's requests and refills continuously, so a principal may spend its minute
 /// in a burst, then one request per `60 / perMinute` seconds. Asked before the database and
 /// after the token's verification (which the token cache usually answers), so a refused
@@ -17,7 +17,7 @@ final class RateLimit: Sendable {
     private final class Shard: Sendable {
         let buckets = Mutex<[String: Bucket]>([:])
     }
-    /// Sharded by principal, so threads seldom wait for each other.
+    /// Sharded by principal, so loops seldom wait for each other.
     private let shards: [Shard]
     static let shardCount = 16
     /// Principals a shard keeps before it forgets the idle ones.
