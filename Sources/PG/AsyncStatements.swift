@@ -69,7 +69,7 @@ extension Connection: Database {
 
     public func transaction<T>(_ body: (Connection) async throws -> T) async throws -> T {
         guard !inTransaction else {
-            throw PGError(kind: .client, message: "a transaction is already open on this connection")
+            throw PGError.transactionAlreadyOpen
         }
         try await query("BEGIN")
         inTransaction = true
@@ -82,11 +82,7 @@ extension Connection: Database {
             throw error
         }
         let commit = try await query("COMMIT")
-        if commit.commandTag == "ROLLBACK" {
-            throw PGError(
-                kind: .server, sqlState: .transactionRollback,
-                message: "the transaction was rolled back: a statement in it failed")
-        }
+        try PGError.checkCommitted(commit)
         return value
     }
 

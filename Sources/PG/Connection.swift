@@ -169,7 +169,7 @@ public final class Connection {
     /// rethrown). A lost connection inside the transaction is never silently replaced.
     public func transaction<T>(_ body: (Connection) throws -> T) throws -> T {
         guard !inTransaction else {
-            throw PGError(kind: .client, message: "a transaction is already open on this connection")
+            throw PGError.transactionAlreadyOpen
         }
         try query("BEGIN")
         inTransaction = true
@@ -182,11 +182,7 @@ public final class Connection {
             throw error
         }
         let commit = try query("COMMIT")
-        if commit.commandTag == "ROLLBACK" {
-            throw PGError(
-                kind: .server, sqlState: .transactionRollback,
-                message: "the transaction was rolled back: a statement in it failed")
-        }
+        try PGError.checkCommitted(commit)
         return value
     }
 
@@ -310,6 +306,14 @@ public final class Connection {
 }
 
 extension PGError {
+    static let transactionAlreadyOpen = PGError(kind: .client, message: "a transaction is already open on this connection")
+
+    /// Throws when the server turned a `COMMIT` into a rollback: a statement in it failed.
+    static func checkCommitted(_ commit: QueryResult) throws(PGError) {
+        guard commit.commandTag == "ROLLBACK" else { return }
+        throw PGError(kind: .server, sqlState: .transactionRollback, message: "the transaction was rolled back: a statement in it failed")
+    }
+
     static func preparedWithOtherSQL(_ statement: PreparedStatement) -> PGError {
         PGError(kind: .client, message: "prepared statement \"\(statement.name)\" is already prepared with other SQL")
     }

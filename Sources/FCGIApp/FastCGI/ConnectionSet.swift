@@ -54,10 +54,7 @@ final class ConnectionSet: Sendable {
 
     /// Starts accepting on every loop; call before the loops run.
     func listen() throws(SystemError) {
-        for place in loops {
-            let loop = place.loop
-            try loop.watch(listener.fd, exclusive: true) { [self] in acceptWaiting(on: loop) }
-        }
+        for place in loops { try watchListener(on: place.loop) }
     }
 
     /// Stops taking new connections; the loops stop once the open ones are closed.
@@ -115,6 +112,11 @@ final class ConnectionSet: Sendable {
         if left == 0, stopping.load(ordering: .acquiring) { release() }
     }
 
+    /// Has `loop` accept from the listening socket when it is readable.
+    private func watchListener(on loop: EventLoop) throws(SystemError) {
+        try loop.watch(listener.fd, exclusive: true) { [self] in acceptWaiting(on: loop) }
+    }
+
     /// Accepts the connections waiting (on `loop`, which the listener woke) and starts each on
     /// the loop with the fewest. When accepting fails (out of descriptors), `loop` stops
     /// watching the listener for a moment, rather than go round on it.
@@ -128,7 +130,7 @@ final class ConnectionSet: Sendable {
                 loop.forget(listener.fd)
                 loop.at(monotonicNanoseconds() + 10_000_000) { [self] in
                     guard !stopping.load(ordering: .acquiring) else { return }
-                    try? loop.watch(listener.fd, exclusive: true) { [self] in acceptWaiting(on: loop) }
+                    try? watchListener(on: loop)
                 }
                 return
             }
