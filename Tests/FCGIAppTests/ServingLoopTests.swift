@@ -130,16 +130,22 @@ import Testing
         try admin.query("INSERT INTO users (username, email) VALUES ('reader', 'reader@example.com')")
         try admin.query("INSERT INTO articles (name, owner_id) SELECT 'kept', id FROM users WHERE username = 'reader'")
         let token = TestPool.token(claims: TestPool.idClaims(email: "reader@example.com"))
+        try stack.waitForChangeFeed()
         let clients = try Self.clients(stack, on: [0, 1])
         let (stopped, other) = (clients[0], clients[1])
         // Both loops read once (connecting), then from their caches.
         let page = try other.send("GET", "/articles/", token: token)
         #expect(page.status == "Status: 200 OK" && page.body.contains(#""name":"kept""#))
         #expect(try stopped.send("GET", "/articles/", token: token).body == page.body)
-        let backends = try admin.query(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'articles-fcgi loop 0'"
-        ).map { try $0.decode(Int32.self, at: 0) }
-        #expect(!backends.isEmpty)
+        // Stopped while idle: a backend stopped inside a statement (the loop's request for a WAL
+        // flush, say) could hold a lock of PostgreSQL's own that every session waits for.
+        var backends: [Int32] = []
+        try waitFor("loop 0's sessions to be idle", within: 5) {
+            let sessions = try admin.query(
+                "SELECT pid, state FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'articles-fcgi loop 0'")
+            backends = try sessions.map { try $0.decode(Int32.self, at: 0) }
+            return try !sessions.isEmpty && sessions.allSatisfy { try $0.decode(String?.self, at: 1) == "idle" }
+        }
         for pid in backends { kill(pid, SIGSTOP) }
         defer { for pid in backends { kill(pid, SIGCONT) } }
         let until = Date().addingTimeInterval(2)
