@@ -1,6 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+let log = Target.Dependency.product(name: "Logging", package: "swift-log")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+
 let package = Package(
     name: "articles-fcgi",
     products: [
@@ -22,24 +25,43 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
-        // MARK: - Swift targets
+        // The serving loops' epoll and eventfd, which Swift's Glibc module leaves out.
+        .systemLibrary(name: "CLinux"),
+
+        // MARK: - Swift targets, one per layer; the graph is the layering (LayeringTests)
         .target(name: "PG", dependencies: ["CLibPQ"]),
-        // articles-fcgi --version, from the VERSION file.
+        // The serving loops, threads, the clock, system calls.
+        .target(name: "Support", dependencies: ["CLinux"]),
+        .target(name: "JSON", dependencies: ["Support"]),
+        .target(name: "Observability", dependencies: ["Support", log, prometheus]),
+        // Records, connections, the listening socket: bytes and loops, no HTTP meaning.
+        .target(name: "FastCGI", dependencies: ["Support", "CFastCGI", "CLinux", log]),
+        // Requests, responses, routing, errors.
+        .target(name: "HTTP", dependencies: ["Support", "JSON"]),
+        // Tokens, keys, claims, who may do what: no database.
+        .target(name: "Auth", dependencies: ["Support", "JSON", "HTTP", "Observability", "COpenSSL", "CCurl", log]),
+        // Articles and users in PostgreSQL, the loops' caches and the change feed that keeps them current.
+        .target(name: "Stores", dependencies: ["PG", "Support", "JSON", "HTTP", "Auth", "Observability", log]),
+        // articles-fcgi --version and the sign-in pages' asset path, from the VERSION file.
         .plugin(name: "VersionFile", capability: .buildTool()),
+        // The local stand-in for Cognito's managed login (articles-fcgi dev-login).
+        .target(name: "LoginStandIn", dependencies: ["Support", "JSON", "HTTP", "Auth"], plugins: ["VersionFile"]),
+        // The executable: commands, configuration, the handlers, and the composition of the layers.
         .executableTarget(
             name: "FCGIApp",
             dependencies: [
-                "PG", "CFastCGI", "COpenSSL", "CCurl",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                "PG", "Support", "JSON", "Observability", "FastCGI", "HTTP", "Auth", "Stores", "LoginStandIn",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), log,
             ],
             plugins: ["VersionFile"]
         ),
 
         // MARK: - Tests
         .testTarget(name: "PGTests", dependencies: ["PG"]),
-        .testTarget(name: "FCGIAppTests", dependencies: ["FCGIApp", "PG"], resources: [.copy("Vectors")]),
+        .testTarget(
+            name: "FCGIAppTests",
+            dependencies: ["FCGIApp", "PG", "Support", "JSON", "Observability", "FastCGI", "HTTP", "Auth", "Stores", "LoginStandIn"],
+            resources: [.copy("Vectors")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,12 @@
+import Auth
 import FoundationEssentials
+import HTTP
+import JSON
 import Logging
+import Observability
 import PG
+import Stores
+import Support
 
 /// Answers the requests of one serving loop: routes each to its handler and turns what goes
 /// wrong into a JSON answer, with the loop's database connections, authenticator, caches and

@@ -1,4 +1,8 @@
+import FastCGI
+import HTTP
 import Logging
+import Observability
+import Support
 
 /// Where the FastCGI transport meets HTTP, on one serving loop: a whole request's CGI
 /// parameters and STDIN become a `Request` for the loop's `Responder` (or the error nginx's
@@ -19,7 +23,7 @@ struct CGIGateway: FastCGIResponder {
 
     func respond(to fastCGI: FastCGIRequest) async -> [UInt8] {
         let started = monotonicNanoseconds()
-        let parsed = fastCGI.parametersTooLarge ? nil : fastCGI.parameters.withUnsafeBytes { Request(fastCGIParameters: $0) }
+        let parsed = fastCGI.parametersTooLarge ? nil : Self.request(fastCGI.parameters)
         var incoming = parsed ?? Request(method: "", path: "")
         let answer: Answer
         if fastCGI.parametersTooLarge {
@@ -41,6 +45,14 @@ struct CGIGateway: FastCGIResponder {
         return answer.response.cgiBytes(includeBody: incoming.method != "HEAD")
     }
 
+    /// The request a FastCGI PARAMS stream (name-value pairs) describes; nil when a length in it
+    /// runs past its end.
+    static func request(_ parameters: [UInt8]) -> Request? {
+        var builder = Request.Builder()
+        let complete = parameters.withUnsafeBytes { FastCGIParameters.forEach(in: $0) { builder.add(name: $0, value: $1) } }
+        return complete ? builder.request : nil
+    }
+
     /// The body: `CONTENT_LENGTH` bytes of the STDIN stream, refusing one over
     /// `Request.maxBodyBytes` (which the record reader keeps whole) or one that ended early. (A
     /// CGI program reads no more than `CONTENT_LENGTH`: STDIN past it is not part of the body.)
@@ -58,5 +70,32 @@ struct CGIGateway: FastCGIResponder {
             return .failure(HTTPError(status: .badRequest, detail: "Request body ended before Content-Length bytes."))
         }
         return .success(request.stdin.count == length ? request.stdin : Array(request.stdin.prefix(length)))
+    }
+}
+
+extension LogfmtHandler {
+    /// The request's log line: method, path (without the query, and no header: either may
+    /// carry a token), status, duration, the user, why it was refused, and the serving loop.
+    static func requestLine(_ request: Request, _ answer: Answer, duration: Duration, loop: Int) -> [UInt8] {
+        var line = LogfmtHandler.start(level: .info, message: "request")
+        LogfmtHandler.append(field: "method", request.method, to: &line)
+        LogfmtHandler.append(field: "path", request.path, to: &line)
+        line += " status=".utf8
+        LogfmtHandler.appendDigits(answer.response.status.code, 1, to: &line)
+        let (seconds, attoseconds) = duration.components
+        let micros = Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000)
+        line += " duration_ms=".utf8
+        LogfmtHandler.appendDigits(micros / 1000, 1, to: &line)
+        line.append(UInt8(ascii: "."))
+        LogfmtHandler.appendDigits(micros % 1000, 3, to: &line)
+        if let user = answer.context.user {
+            line += " user=".utf8
+            LogfmtHandler.appendDigits(Int(user), 1, to: &line)
+        }
+        if let refusal = answer.context.refusal { LogfmtHandler.append(field: "reason", refusal, to: &line) }
+        line += " loop=".utf8
+        LogfmtHandler.appendDigits(loop, 1, to: &line)
+        line.append(UInt8(ascii: "\n"))
+        return line
     }
 }

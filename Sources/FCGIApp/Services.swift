@@ -1,5 +1,9 @@
+import Auth
 import Logging
+import Observability
 import PG
+import Stores
+import Support
 
 /// What the serving loops of one worker share, made from its configuration: the signing keys,
 /// the token verifier, the revoked sessions, the change feed and the metrics. Each loop asks

@@ -1,5 +1,5 @@
 import Foundation
-import PG
+@testable import PG
 import Testing
 
 /// The psql scripts in sql/admin, run as an administrator runs them.

@@ -1,8 +1,8 @@
-import Foundation
-import PG
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import PG
+@testable import Stores
+import Testing
 
 /// The serving threads keep the pages and articles they answered with; no answer may be older
 /// than a change the worker made, and changes made elsewhere show within a second.

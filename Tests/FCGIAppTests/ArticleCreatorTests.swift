@@ -1,8 +1,10 @@
-import Foundation
-import PG
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import Observability
+@testable import PG
+@testable import Stores
+import Testing
 
 /// POSTs that arrive together share one statement (`ArticleCreator`), in process against a
 /// real database: each request still gets its own answer, also when the shared statement fails.

@@ -1,8 +1,9 @@
-import Foundation
-import PG
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import JSON
+@testable import PG
+@testable import Stores
+import Testing
 
 /// One responder for the article tests, in process, with `COGNITO_ADMIN_GROUP=editors`.
 final class ArticlesStack: @unchecked Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import PG
+@testable import PG
 import Testing
 
 /// Read-your-writes whatever `synchronous_commit` the writer used: an asynchronous commit is

@@ -1,8 +1,10 @@
-import Foundation
-import PG
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import HTTP
+@testable import PG
+@testable import Stores
+@testable import Support
+import Testing
 
 /// Who may do what, through nginx: access tokens' scopes (`COGNITO_RESOURCE_SERVER`) and
 /// per-principal rate limits.

@@ -1,8 +1,9 @@
-import Foundation
-import PG
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import PG
+@testable import Stores
+@testable import Support
+import Testing
 
 /// The caches, the change decoder and the change log, in process.
 @Suite(.lane()) struct ArticleCacheUnitTests {

@@ -1,11 +1,12 @@
+@testable import FCGIApp
 import Foundation
 import Glibc
 import Logging
-import PG
+@testable import PG
+@testable import Stores
+@testable import Support
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 // Kept whole (about 300 lines): every test here runs workers on one database through the same
 // helpers (users with tokens, pairs of workers, waiting for the feed), kept private to them.

@@ -1,8 +1,10 @@
+@testable import Auth
+@testable import FastCGI
+@testable import FCGIApp
 import Foundation
 import Logging
+@testable import Support
 import Testing
-
-@testable import FCGIApp
 
 @Suite(.lane()) struct ConfigTests {
     static let pool = ["AWS_USER_POOLS_ID": "ap-southeast-2_AbC123", "AWS_APP_CLIENT_ID": "client1"]

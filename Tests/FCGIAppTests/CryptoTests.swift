@@ -1,7 +1,7 @@
+@testable import Auth
+@testable import FCGIApp
 import Foundation
 import Testing
-
-@testable import FCGIApp
 
 @Suite(.lane()) struct CryptoTests {
     @Test func readsAPEMKeyMadeByTheOpenSSLCommand() throws {

@@ -1,5 +1,5 @@
 import Foundation
-import PG
+@testable import PG
 import Testing
 
 /// The worker's two roles on the project's cluster (pg_hba.conf from scripts/lib/common.sh,

@@ -1,5 +1,5 @@
 import Foundation
-import PG
+@testable import PG
 import Testing
 
 /// Every database wait is bounded: a request stuck behind a lock gets 503 within the bound and

@@ -1,7 +1,7 @@
+@testable import FastCGI
+@testable import FCGIApp
 import Foundation
 import Testing
-
-@testable import FCGIApp
 
 /// The worker's socket facing clients that are not nginx: hostile records, stalled requests.
 @Suite(.lane()) struct FastCGIClientTests {

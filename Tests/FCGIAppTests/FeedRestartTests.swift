@@ -1,5 +1,5 @@
 import Foundation
-import PG
+@testable import PG
 import Testing
 
 /// A commit whose record precedes the change feed's new slot but that other sessions cannot see

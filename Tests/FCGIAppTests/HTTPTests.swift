@@ -1,13 +1,16 @@
-import Testing
-
+@testable import FastCGI
 @testable import FCGIApp
+@testable import HTTP
+@testable import PG
+@testable import Stores
+import Testing
 
 @Suite(.lane()) struct HTTPTests {
     /// A request from `parameters` as a FastCGI PARAMS stream carries them.
     private func request(cgi parameters: [String: String]) -> Request {
         var stream: [UInt8] = []
         for (name, value) in parameters { FastCGIParameters.append(name: name, value: value, to: &stream) }
-        return stream.withUnsafeBytes { Request(fastCGIParameters: $0)! }
+        return CGIGateway.request(stream)!
     }
 
     @Test func requestComesFromCGIParameters() {

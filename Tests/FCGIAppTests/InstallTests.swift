@@ -1,4 +1,5 @@
 import Foundation
+@testable import JSON
 import Testing
 
 @Suite(.lane()) struct InstallTests {

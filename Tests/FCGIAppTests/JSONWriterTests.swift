@@ -1,7 +1,11 @@
-import Foundation
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import HTTP
+@testable import JSON
+@testable import PG
+@testable import Stores
+@testable import Support
+import Testing
 
 /// The JSON writer against exact bytes, and the response bodies against their `Codable` form.
 @Suite(.lane()) struct JSONWriterTests {

@@ -1,10 +1,12 @@
+@testable import Auth
+@testable import FCGIApp
 import Foundation
+@testable import HTTP
 import Logging
-import PG
+@testable import Stores
+@testable import Support
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 @Suite(.lane()) struct KeyFetchTests {
     /// A stack whose worker fetches its keys from `url` (no JWKS file).

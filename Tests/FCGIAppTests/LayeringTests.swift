@@ -1,100 +1,156 @@
 import Foundation
 import Testing
 
-/// The parts of the worker and what each must never know, checked in the sources: an import, or
-/// a use of a type declared (at the top level) in a part it must not know, fails the test.
+/// The worker's layers are SwiftPM targets, and the target graph is the layering: a target can
+/// import only the targets it names as dependencies, so what a layer must never know is a
+/// dependency it must not have. These tests read the graph from `swift package dump-package`
+/// and check each target's imports against it.
 @Suite(.lane()) struct LayeringTests {
-    /// A part: a folder under `Sources/` (or a file).
-    struct Part: Hashable, CustomStringConvertible {
-        let path: String
-        var description: String { path }
-    }
+    /// Each target's direct dependencies (targets and products, by name).
+    typealias Graph = [String: Set<String>]
 
-    static let pg = Part(path: "PG")
-    static let auth = Part(path: "FCGIApp/Auth")
-    static let fastCGI = Part(path: "FCGIApp/FastCGI")
-    static let database = Part(path: "FCGIApp/Database")
-    static let http = Part(path: "FCGIApp/HTTP")
-    static let observability = Part(path: "FCGIApp/Observability")
-    /// Handlers: they see Request and Response, never libfcgi.
-    static let handlers = [
-        Part(path: "FCGIApp/App.swift"), Part(path: "FCGIApp/HTTP"), Part(path: "FCGIApp/Articles"),
-        Part(path: "FCGIApp/Users"),
+    /// The worker's own Swift targets (PG, a library of its own, is checked with them).
+    static let layers = ["Support", "JSON", "Observability", "FastCGI", "HTTP", "Auth", "Stores", "LoginStandIn", "FCGIApp"]
+
+    /// Who must never know whom: a target and the targets it must not reach, directly or not.
+    static let never: [(target: String, mustNotReach: Set<String>)] = [
+        ("PG", ["Support", "FastCGI", "HTTP", "Auth", "Stores", "CFastCGI", "COpenSSL", "CCurl"]),
+        ("Support", ["PG", "FastCGI", "HTTP", "Auth", "Stores", "Observability", "CFastCGI", "CLibPQ", "COpenSSL"]),
+        // The transport knows bytes and loops: no HTTP meaning, no tokens, no database.
+        ("FastCGI", ["HTTP", "Auth", "Stores", "PG", "CLibPQ", "Observability", "JSON", "COpenSSL", "CCurl", "LoginStandIn"]),
+        ("HTTP", ["FastCGI", "CFastCGI", "Auth", "Stores", "PG", "CLibPQ"]),
+        // Tokens, keys and claims: no database.
+        ("Auth", ["PG", "CLibPQ", "Stores", "FastCGI", "CFastCGI"]),
+        ("Stores", ["FastCGI", "CFastCGI", "LoginStandIn"]),
+        ("LoginStandIn", ["PG", "CLibPQ", "Stores", "FastCGI", "CFastCGI"]),
     ]
 
-    /// Who must not know whom: the modules it must not import, the parts whose types it must not use.
-    static let rules: [(part: Part, imports: Set<String>, types: [Part])] =
-        [
-            (pg, ["FCGIApp", "CFastCGI", "COpenSSL", "CCurl"], []),
-            (auth, ["PG", "CLibPQ", "CFastCGI", "CCurl"], [pg, database, fastCGI]),
-            (fastCGI, ["PG", "CLibPQ", "COpenSSL", "CCurl"], [pg, auth, database, http, observability]),
-            (database, ["CFastCGI", "COpenSSL", "CCurl"], [auth, fastCGI]),
-        ] + handlers.map { ($0, ["CFastCGI", "CCurl"], [fastCGI]) }
-
-    /// Swift files of `part`, with comments and string literals removed.
-    static func code(of part: Part) throws -> [(file: String, text: String)] {
-        let root = TestEnvironment.path("Sources/\(part.path)")
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isFolder) else { return [] }
-        let files = isFolder.boolValue
-            ? try FileManager.default.subpathsOfDirectory(atPath: root).filter { $0.hasSuffix(".swift") }.map { "\(root)/\($0)" }
-            : [root]
-        return try files.sorted().map { file in
-            var text = try String(contentsOfFile: file, encoding: .utf8)
-            for pattern in [#"(?s)""".*?""""#, #"(?s)/\*.*?\*/"#, #"//[^\n]*"#, #""(?:[^"\\\n]|\\.)*""#] {
-                text = text.replacingOccurrences(of: pattern, with: " ", options: .regularExpression)
+    /// The package's target graph, as SwiftPM reads `Package.swift`.
+    static func packageGraph() throws -> Graph {
+        let scratch = try TestEnvironment.scratchFolder("dump-package")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let dump = try run(
+            "/usr/bin/env", ["swift", "package", "--package-path", TestEnvironment.path(""), "--scratch-path", scratch, "dump-package"])
+        try #require(dump.status == 0, "\(dump.output)")
+        let json = try #require(dump.output.firstIndex(of: "{").map { dump.output[$0...] })
+        let package = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        var graph: Graph = [:]
+        for target in package["targets"] as? [[String: Any]] ?? [] {
+            guard let name = target["name"] as? String else { continue }
+            // Each dependency is {"byName"|"target"|"product": [name, ...]}.
+            let dependencies = (target["dependencies"] as? [[String: Any]] ?? []).compactMap {
+                ($0.values.first as? [Any])?.first as? String
             }
+            graph[name] = Set(dependencies)
+        }
+        return graph
+    }
+
+    /// Everything `target` depends on, directly or through other targets.
+    static func reach(_ target: String, in graph: Graph) -> Set<String> {
+        var seen = Set<String>()
+        var next = Array(graph[target] ?? [])
+        while let name = next.popLast() {
+            if seen.insert(name).inserted { next += graph[name] ?? [] }
+        }
+        return seen
+    }
+
+    /// What in `graph` breaks the layering: a "never" rule, or a target other than the
+    /// executable that reaches the transport, HTTP, Auth and the stores all together.
+    static func violations(_ graph: Graph) -> [String] {
+        var found: [String] = []
+        for rule in never {
+            guard graph[rule.target] != nil else {
+                found.append("no target \(rule.target)")
+                continue
+            }
+            for name in reach(rule.target, in: graph).intersection(rule.mustNotReach).sorted() {
+                found.append("\(rule.target) depends on \(name)")
+            }
+        }
+        let layersAll: Set = ["FastCGI", "HTTP", "Auth", "Stores"]
+        let composers = graph.keys.filter { !$0.hasSuffix("Tests") && reach($0, in: graph).union([$0]).isSuperset(of: layersAll) }
+        if composers != ["FCGIApp"] { found.append("targets that see every layer: \(composers.sorted())") }
+        return found
+    }
+
+    @Test func theTargetGraphIsTheLayering() throws {
+        let graph = try Self.packageGraph()
+        #expect(Self.violations(graph) == [])
+        // The rules see a dependency that breaks them, and what reaches it through another.
+        var broken = graph
+        broken["HTTP", default: []].insert("FastCGI")
+        #expect(Self.violations(broken) == [
+            "HTTP depends on CFastCGI", "HTTP depends on FastCGI", "Auth depends on CFastCGI", "Auth depends on FastCGI",
+            "Stores depends on CFastCGI", "Stores depends on FastCGI", "LoginStandIn depends on CFastCGI",
+            "LoginStandIn depends on FastCGI", #"targets that see every layer: ["FCGIApp", "Stores"]"#,
+        ])
+        broken = graph
+        broken["Auth", default: []].insert("PG")
+        #expect(Self.violations(broken) == [
+            "Auth depends on CLibPQ", "Auth depends on PG", "LoginStandIn depends on CLibPQ", "LoginStandIn depends on PG",
+        ])
+        broken = graph
+        broken["Stores", default: []].insert("FastCGI")
+        #expect(Self.violations(broken) == [
+            "Stores depends on CFastCGI", "Stores depends on FastCGI", #"targets that see every layer: ["FCGIApp", "Stores"]"#,
+        ])
+    }
+
+    /// Every import of a package target names one the importing target depends on directly
+    /// (SwiftPM puts every built module on the search path, so the compiler alone would let
+    /// an undeclared import through once its module happened to be built first).
+    @Test func everyImportIsADeclaredDependency() throws {
+        let graph = try Self.packageGraph()
+        var found: [String] = []
+        for target in Self.layers + ["PG"] {
+            for (file, text) in try Self.code(of: target) {
+                for module in text.matches(of: try Regex(#"(?m)^\s*(?:@testable\s+)?import\s+(\w+)"#)) {
+                    let imported = String(module.output[1].substring ?? "")
+                    if graph[imported] != nil && !(graph[target] ?? []).contains(imported) {
+                        found.append("\(Self.relative(file)) imports \(imported), which \(target) does not depend on")
+                    }
+                }
+            }
+        }
+        #expect(found == [], "\(found.joined(separator: "\n"))")
+    }
+
+    /// The handlers, in the executable beside the transport, see requests and responses, never
+    /// FastCGI.
+    @Test func handlersDoNotSeeTheTransport() throws {
+        let handlers = ["Sources/FCGIApp/App.swift", "Sources/FCGIApp/ArticlesAPI.swift"].map(TestEnvironment.path)
+        let seen = try Self.code(of: "FCGIApp").filter { handlers.contains($0.file) }
+        #expect(seen.count == handlers.count)
+        for (file, text) in seen {
+            #expect(!text.contains(try Regex(#"(?m)^\s*import\s+C?FastCGI\b"#)), "\(Self.relative(file))")
+        }
+    }
+
+    /// Swift files of `folder` under `Sources/`, with comments and string literals removed.
+    static func code(of folder: String) throws -> [(file: String, text: String)] {
+        let root = TestEnvironment.path("Sources/\(folder)")
+        let files = try FileManager.default.subpathsOfDirectory(atPath: root).filter { $0.hasSuffix(".swift") }
+        return try files.sorted().map { name in
+            let file = "\(root)/\(name)"
+            let text = try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(
+                of: #"(?s)""".*?"""|/\*.*?\*/|//[^\n]*|"(?:[^"\\\n]|\\.)*""#, with: " ", options: .regularExpression)
             return (file, text)
         }
     }
 
-    /// The types a part declares at the top level.
-    static func declaredTypes(_ part: Part) throws -> Set<String> {
-        let declaration = try Regex(
-            #"(?m)^(?:(?:public|package|internal|fileprivate|private|final|indirect|@\w+)\s+)*(?:struct|class|enum|protocol|actor|typealias)\s+(\w+)"#)
-        var names = Set<String>()
-        for (_, text) in try code(of: part) {
-            for match in text.matches(of: declaration) {
-                if let name = match.output[1].substring { names.insert(String(name)) }
-            }
-        }
-        return names
-    }
+    /// The worker's Swift files, as `code(of:)` gives them.
+    static func workerCode() throws -> [(file: String, text: String)] { try layers.flatMap { try code(of: $0) } }
 
-    @Test func noPartKnowsWhatItMustNot() throws {
-        var found: [String] = []
-        for rule in Self.rules {
-            let forbidden = try rule.types.map { ($0, try Self.declaredTypes($0)) }
-            for (file, text) in try Self.code(of: rule.part) {
-                let name = file.replacingOccurrences(of: TestEnvironment.path(""), with: "")
-                for module in text.matches(of: try Regex(#"(?m)^\s*(?:@testable\s+)?import\s+(\w+)"#)) {
-                    let imported = String(module.output[1].substring ?? "")
-                    if rule.imports.contains(imported) { found.append("\(name) imports \(imported)") }
-                }
-                let words = Set(text.matches(of: try Regex(#"\b[A-Za-z_]\w*\b"#)).map { String(text[$0.range]) })
-                for (part, types) in forbidden {
-                    for type in types.intersection(words).sorted() { found.append("\(name) uses \(part)'s \(type)") }
-                }
-            }
-        }
-        #expect(found.isEmpty, "\(found.joined(separator: "\n"))")
-    }
-
-    /// The check itself finds what it is for.
-    @Test func theCheckSeesTypesAndImports() throws {
-        #expect(try Self.declaredTypes(Self.pg).isSuperset(of: ["Connection", "PGError", "QueryResult"]))
-        #expect(try Self.declaredTypes(Self.auth).isSuperset(of: ["TokenVerifier", "Claims", "KeyStore"]))
-        #expect(try Self.declaredTypes(Self.fastCGI).contains("FastCGIServer"))
-        let articles = try Self.code(of: Part(path: "FCGIApp/Articles")).map(\.text).joined()
-        #expect(articles.contains("import PG") && !articles.contains("SELECT"))
-    }
+    static func relative(_ file: String) -> String { file.replacingOccurrences(of: TestEnvironment.path(""), with: "") }
 
     /// The worker makes its system calls through `systemCall`, which alone retries `EINTR` and
     /// reads `errno`: no other file of it names either.
     @Test func systemCallsGoThroughOneHelper() throws {
-        let helper = TestEnvironment.path("Sources/FCGIApp/Support/SystemError.swift")
-        let named = try Self.code(of: Part(path: "FCGIApp")).filter { $0.file != helper }.compactMap { file, text in
-            text.contains(try! Regex(#"\b(EINTR|errno)\b"#)) ? file.replacingOccurrences(of: TestEnvironment.path(""), with: "") : nil
+        let helper = TestEnvironment.path("Sources/Support/SystemError.swift")
+        let named = try Self.workerCode().filter { $0.file != helper }.compactMap { file, text in
+            text.contains(try! Regex(#"\b(EINTR|errno)\b"#)) ? Self.relative(file) : nil
         }
         #expect(named == [], "\(named)")
     }
@@ -103,11 +159,11 @@ import Testing
     /// wall time through `wallSeconds()` (`Support/Clock.swift`); locks are `Mutex`, with
     /// `ConditionLock` (`Support/Threads.swift`) where a thread sleeps until another's event.
     @Test func oneClockAndOneKindOfLock() throws {
-        let own = [TestEnvironment.path("Sources/FCGIApp/Support/Threads.swift"), TestEnvironment.path("Sources/FCGIApp/Support/Clock.swift")]
+        let own = ["Sources/Support/Threads.swift", "Sources/Support/Clock.swift"].map(TestEnvironment.path)
         let other = try Regex(
             #"\b(ContinuousClock|SuspendingClock|DispatchTime|DispatchSemaphore|NSLock|NSCondition|NSRecursiveLock|pthread_mutex_\w+|pthread_cond_\w+|clock_gettime)\b|\bDate\(\)"#)
-        let named = try Self.code(of: Part(path: "FCGIApp")).filter { !own.contains($0.file) }.flatMap { file, text in
-            text.matches(of: other).map { "\(file.replacingOccurrences(of: TestEnvironment.path(""), with: "")): \(text[$0.range])" }
+        let named = try Self.workerCode().filter { !own.contains($0.file) }.flatMap { file, text in
+            text.matches(of: other).map { "\(Self.relative(file)): \(text[$0.range])" }
         }
         #expect(named == [], "\(named)")
     }

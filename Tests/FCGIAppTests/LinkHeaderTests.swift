@@ -1,4 +1,5 @@
 import Foundation
+@testable import PG
 import Testing
 
 /// `Link` and `Location` through nginx: relative references, whatever `Host` and forwarded

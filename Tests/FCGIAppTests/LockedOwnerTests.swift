@@ -1,5 +1,5 @@
 import Foundation
-import PG
+@testable import PG
 import Testing
 
 /// One user's row held by another session (sql/admin/delete_user.sql, provisioning, a psql

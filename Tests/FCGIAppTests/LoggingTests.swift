@@ -1,9 +1,10 @@
+@testable import FCGIApp
 import Foundation
 import Logging
+@testable import Observability
+@testable import PG
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 @Suite(.lane()) struct LoggingTests {
     @Test func linesAreLogfmtWithQuotingWhereNeeded() {

@@ -1,7 +1,8 @@
-import Foundation
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import JSON
+@testable import PG
+import Testing
 
 @Suite(.lane()) struct MetricsTests {
     /// `/metrics` through nginx's operations server, parsed by prometheus_client's parser: sample -> value.

@@ -1,8 +1,10 @@
-import Foundation
-import PG
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import JSON
+@testable import PG
+@testable import Stores
+@testable import Support
+import Testing
 
 @Suite(.lane()) struct MigrationTests {
     @Test func applyingTwiceChangesNothing() throws {

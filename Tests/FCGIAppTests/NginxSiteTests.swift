@@ -1,7 +1,8 @@
-import Foundation
-import Testing
-
+@testable import FastCGI
 @testable import FCGIApp
+import Foundation
+@testable import Support
+import Testing
 
 /// What the production site passes to the worker, read off the FastCGI socket by the test
 /// itself standing in for the worker.

@@ -1,7 +1,10 @@
-import Foundation
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import HTTP
+@testable import PG
+@testable import Stores
+@testable import Support
+import Testing
 
 /// The Link chain over a table larger than a page, in process.
 @Suite(.lane()) struct PaginationTests {

@@ -1,9 +1,10 @@
+@testable import FCGIApp
 import Foundation
-import PG
+@testable import PG
+@testable import Stores
+@testable import Support
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 /// The worker's database connections through PgBouncer in transaction pooling mode, where each
 /// transaction may run on another server session: named statements and session settings would

@@ -1,8 +1,9 @@
-import Foundation
-import PG
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import JSON
+@testable import PG
+import Testing
 
 /// The endpoint Cognito's Post Confirmation trigger reaches through its Lambda function.
 @Suite(.lane()) struct ProvisioningTests {

@@ -1,7 +1,7 @@
-import Foundation
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import Stores
+import Testing
 
 /// A principal's token bucket, with a clock the test moves.
 @Suite(.lane()) struct RateLimitTests {

@@ -1,7 +1,8 @@
-import Foundation
-import Testing
-
+@testable import FastCGI
 @testable import FCGIApp
+import Foundation
+@testable import HTTP
+import Testing
 
 /// The worker's own FastCGI record reader, in process: what each record sequence makes.
 @Suite(.lane()) struct RecordReaderTests {
@@ -55,7 +56,7 @@ import Testing
             Issue.record("no request")
             return
         }
-        let parsed = request.parameters.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Request? in Request(fastCGIParameters: bytes) }
+        let parsed = CGIGateway.request(request.parameters)
         #expect(parsed == nil)
         var lengths: [UInt8] = []
         FastCGIParameters.append(name: String(repeating: "n", count: 200), value: "v", to: &lengths)

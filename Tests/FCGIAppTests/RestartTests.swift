@@ -1,9 +1,9 @@
+@testable import FCGIApp
 import Foundation
-import PG
+@testable import PG
+@testable import Support
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 /// A worker restarted under load, with the listening socket held outside it (as systemd's
 /// socket unit holds it; here the test process holds it and starts each worker on it, as

@@ -1,7 +1,7 @@
-import Foundation
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import PG
+import Testing
 
 /// sql/admin/revoke_session.sql and revoke_tokens.sql: refusals within a second, through every
 /// serving thread, and after a restart.

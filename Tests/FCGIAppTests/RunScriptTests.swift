@@ -1,8 +1,9 @@
-import Foundation
-import PG
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import PG
+@testable import Stores
+import Testing
 
 /// scripts/run as a new user runs it: ready line, answers through nginx, Ctrl-C stops every
 /// process, and the next run keeps the data.

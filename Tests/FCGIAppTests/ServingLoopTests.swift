@@ -1,10 +1,11 @@
+@testable import FCGIApp
 import Foundation
 import Glibc
-import PG
+@testable import PG
+@testable import Stores
+@testable import Support
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 /// A request that waits is parked in its serving loop, which goes on serving its other
 /// connections: through FastCGI connections of the test's own, each on a loop it knows.

@@ -1,7 +1,10 @@
-import Foundation
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import HTTP
+@testable import LoginStandIn
+@testable import PG
+import Testing
 
 /// The sign-in page's settings (`COGNITO_DOMAIN`, `COGNITO_SCOPES`, `GET /app-config.json`) and
 /// the local managed-login stand-in's OAuth 2.0 rules, in process. scripts/browser-check drives
@@ -174,7 +177,7 @@ import Testing
         let id = try claims("id_token")
         #expect(id["nonce"] as? String == "n-1" && id["aud"] as? String == LocalDevelopment.clientID)
         #expect(id["email"] as? String == "Reader@Example.com" && id["cognito:username"] as? String == "Reader")
-        #expect(id["sub"] as? String == DevToken.sub(forEmail: "reader@example.com"))
+        #expect(id["sub"] as? String == LocalDevelopment.sub(forEmail: "reader@example.com"))
         #expect(id["iat"] as? Int == Int(clock.now) && id["exp"] as? Int == Int(clock.now) + 3600)
         let access = try claims("access_token")
         #expect(access["scope"] as? String == "openid email" && access["token_use"] as? String == "access")

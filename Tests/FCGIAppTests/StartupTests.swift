@@ -1,8 +1,7 @@
-import Foundation
-import PG
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import PG
+import Testing
 
 /// What `serve` and `check-config` refuse before serving, and how they say it.
 @Suite(.lane()) struct StartupTests {

@@ -1,6 +1,8 @@
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+@testable import JSON
+@testable import PG
+import Testing
 
 @Suite(.lane()) struct StrictJSONTests {
     @Test func parsesWhatCognitoWrites() throws {

@@ -1,8 +1,9 @@
+@testable import FCGIApp
 import Foundation
+@testable import JSON
+@testable import Support
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 /// The units in systemd/ and what the worker does for systemd: there is no running systemd
 /// here, so the units are checked by `systemd-analyze verify` and the notifications are

@@ -1,8 +1,8 @@
+@testable import FCGIApp
 import Glibc
+@testable import Support
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 /// Threads the worker starts leave SIGTERM, SIGINT and SIGHUP to the thread that waits for
 /// them: a thread taking one would end the process by the default action, without draining

@@ -1,7 +1,6 @@
+@testable import FCGIApp
 import Foundation
 import Testing
-
-@testable import FCGIApp
 
 /// What only the whole stack shows: nginx's own answers and the worker's log.
 @Suite(.lane()) struct TokenEndToEndTests {

@@ -1,10 +1,9 @@
+@testable import Auth
+@testable import FCGIApp
 import Foundation
 import Logging
-import PG
 import Synchronization
 import Testing
-
-@testable import FCGIApp
 
 /// Settings other than the defaults, in process: access tokens, several clients, no leeway.
 @Suite(.lane()) struct TokenModeTests {

@@ -1,8 +1,9 @@
-import Foundation
-import PG
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import PG
+@testable import Stores
+import Testing
 
 // Kept whole (about 280 lines): the token rules are one table, read best in one place, and
 // every row goes through the same responder and the same check of the refusal it must get.

@@ -1,8 +1,10 @@
-import Foundation
-import PG
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import PG
+@testable import Stores
+@testable import Support
+import Testing
 
 /// A second user pool trusted with sql/admin/trust_pool.sql, its keys from a JWKS server of the
 /// test's own, through nginx.

@@ -1,7 +1,6 @@
+@testable import FCGIApp
 import Foundation
 import Testing
-
-@testable import FCGIApp
 
 /// The worker threads cache users by `sub`; changes made with psql reach every thread at once.
 @Suite(.lane()) struct UserCacheTests {

@@ -1,5 +1,5 @@
 import Foundation
-import PG
+@testable import HTTP
 import Synchronization
 import Testing
 

@@ -1,7 +1,8 @@
-import Foundation
-import Testing
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import PG
+import Testing
 
 /// The Wycheproof RSASSA-PKCS1-v1_5 SHA-256 vectors, through the same path as a Cognito key:
 /// each group's JWK loaded by `KeySet.parse`, each signature checked by `verifyRS256`.

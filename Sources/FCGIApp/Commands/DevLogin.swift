@@ -1,6 +1,11 @@
 import ArgumentParser
+import Auth
+import FastCGI
 import Foundation
 import Logging
+import LoginStandIn
+import Observability
+import Support
 
 struct DevLogin: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,8 @@
 import ArgumentParser
 import FoundationEssentials
 import PG
+import Stores
+import Support
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(

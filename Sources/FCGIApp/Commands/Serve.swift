@@ -1,8 +1,12 @@
 import ArgumentParser
-import Glibc
+import Auth
+import FastCGI
 import FoundationEssentials
+import Glibc
 import Logging
+import Observability
 import PG
+import Support
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(

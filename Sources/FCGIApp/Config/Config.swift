@@ -1,12 +1,10 @@
+import Auth
+import FastCGI
 import FoundationEssentials
 import Glibc
+import HTTP
 import Logging
-
-/// A configuration error, reported before the worker starts.
-struct ConfigError: Error, CustomStringConvertible, Equatable {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
+import Support
 
 /// The worker's configuration, read from its environment (the variables in docs/configuration.md).
 struct Config: Sendable, Equatable {

@@ -1,3 +1,6 @@
+import JSON
+import Support
+
 /// What the sign-in page needs to send a user through the pool's managed login
 /// (`COGNITO_DOMAIN`, `COGNITO_SCOPES`), served to it as `GET /app-config.json`.
 struct SignInConfig: Sendable, Equatable {

@@ -1,6 +1,5 @@
-import Foundation
-
 @testable import FCGIApp
+import Foundation
 
 /// Speaks FastCGI to the worker directly, record by record, so a test can hold a request
 /// half-sent (in flight) or send what nginx never would.

@@ -1,7 +1,7 @@
-import Foundation
-import Logging
-
 @testable import FCGIApp
+import Foundation
+@testable import HTTP
+import Logging
 
 /// What a test sends requests to: the worker behind nginx (`Stack`) or its responder in
 /// process (`InProcess`).

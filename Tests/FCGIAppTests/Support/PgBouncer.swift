@@ -1,4 +1,5 @@
 import Foundation
+@testable import JSON
 
 /// Debian's PgBouncer in front of the test cluster, in transaction pooling mode: each
 /// transaction (each statement outside one) runs on whichever of at most `poolSize` server

@@ -1,6 +1,6 @@
-import Foundation
-
 @testable import FCGIApp
+import Foundation
+@testable import Support
 
 /// A unix stream socket a test writes raw bytes to.
 final class RawSocket: @unchecked Sendable {

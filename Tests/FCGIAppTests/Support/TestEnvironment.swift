@@ -1,9 +1,9 @@
-import Foundation
-import Synchronization
-import PG
-import Testing
-
 @testable import FCGIApp
+import Foundation
+@testable import PG
+@testable import Stores
+import Synchronization
+import Testing
 
 /// What scripts/test provides: the test cluster, a scratch folder and the built worker. A
 /// missing variable fails the test; it never skips.

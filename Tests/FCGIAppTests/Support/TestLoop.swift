@@ -1,6 +1,6 @@
-import Foundation
-
 @testable import FCGIApp
+import Foundation
+@testable import Support
 
 /// A serving loop on a thread of its own, for tests that call what runs on one (an `App`, the
 /// shared create statement, a loop's connections) in process: `run` waits for its body to end

@@ -1,6 +1,7 @@
-import Foundation
-
+@testable import Auth
 @testable import FCGIApp
+import Foundation
+@testable import JSON
 
 /// A user pool of the tests' own: its ids, signing keys, JWKS documents and tokens.
 enum TestPool {
