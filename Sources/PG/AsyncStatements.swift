@@ -10,6 +10,10 @@ public protocol SocketWaiter: AnyObject, Sendable {
     /// Returns true once `fd` is readable (or, with `writable`, writable), or has failed; false
     /// when `timeout` passed first.
     func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool
+
+    /// Runs `work`, which blocks (a host name's lookup), on a thread of its own, the calling
+    /// task parked until it returns; nil when `timeout` passed first (`work` then ends unawaited).
+    func offLoop<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () -> T) async -> T?
 }
 
 /// Where statements run: a `Connection`, or a set of them that lends one to each statement
@@ -39,8 +43,8 @@ extension Database {
 /// non-blocking interface (`PQsendQueryParams`, `PQsendQueryPrepared`, `PQflush`), their
 /// results read as they arrive (`PQconsumeInput`, `PQisBusy`, `PQgetResult`) while the task
 /// waits on the connection's `waiter`. Connecting again waits the same way (`PQconnectStartParams`,
-/// `PQconnectPoll`), within `connect_timeout`; only a host name's lookup blocks, and the few
-/// statements that set a new session up.
+/// `PQconnectPoll`, within `connect_timeout`, then the statements that set the session up), and
+/// a host name is looked up on a thread of the waiter's (`HostLookup`).
 extension Connection: Database {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
@@ -89,8 +93,18 @@ extension Connection: Database {
     /// `open()`, but connecting again parked on the waiter, when there is one.
     private func openParked() async throws(PGError) -> OpaquePointer {
         if let conn = try live() { return conn }
-        guard waiter != nil else { return try open() }
-        let (fresh, timeout) = try startReconnecting()
+        guard let waiter else { return try open() }
+        var overriding: [(String, String)] = []
+        if let lookup = HostLookup(conninfo) {
+            let timeout = Duration.seconds(lookup.connectTimeout ?? connectTimeout)
+            guard let found = await waiter.offLoop(timeout: timeout, lookup.resolve) else {
+                throw PGError(
+                    kind: .connection, sqlState: .sqlClientUnableToEstablishSQLConnection,
+                    message: "looking up \(lookup.hosts.joined(separator: ",")) took longer than connect_timeout (\(timeout))")
+            }
+            overriding = try found.get()
+        }
+        let (fresh, timeout) = try startReconnecting(overriding: overriding)
         let deadline = ContinuousClock.now + timeout
         var polling = PGRES_POLLING_WRITING
         while polling != PGRES_POLLING_OK {
@@ -106,8 +120,24 @@ extension Connection: Database {
             }
             polling = PQconnectPoll(fresh)
         }
-        try adopt(fresh)
+        try await adoptParked(fresh)
         return try open()
+    }
+
+    /// `adopt`, with the statements that set the session up sent and awaited on the waiter.
+    private func adoptParked(_ fresh: OpaquePointer) async throws(PGError) {
+        receiveNotices(fresh)
+        PQsetnonblocking(fresh, 1)
+        do throws(PGError) {
+            let backend = try await result(of: PQsendQuery(fresh, Self.sessionStart), fresh)
+            if let statements = try sessionSettings(after: backend, fresh) {
+                _ = try await result(of: PQsendQuery(fresh, statements), fresh)
+            }
+        } catch {
+            PQfinish(fresh)
+            throw error
+        }
+        adopted(fresh)
     }
 
     private func prepareIfNeeded(_ statement: PreparedStatement, _ conn: OpaquePointer) async throws(PGError) {
@@ -128,8 +158,9 @@ extension Connection: Database {
         return try await result(of: sent, conn)
     }
 
-    /// The result of the statement `PQsend…` returned `sent` for: its data flushed to the
-    /// server, then every result read, the last one kept (a single statement has one).
+    /// The result of what `PQsend…` returned `sent` for: its data flushed to the server, then
+    /// every result read, the last statement's kept (a single statement has one; of several sent
+    /// together, as `PQexec` does, the last, or the first error).
     private func result(of sent: Int32, _ conn: OpaquePointer) async throws(PGError) -> QueryResult {
         guard sent == 1 else { throw PGError(connection: conn) }
         let fd = PQsocket(conn)
@@ -149,8 +180,8 @@ extension Connection: Database {
                 }
             }
             guard let next = PQgetResult(conn) else { break }
-            // An error result wins over what came before it.
-            if let last, PQresultStatus(next) != PGRES_FATAL_ERROR || PQresultStatus(last) == PGRES_FATAL_ERROR {
+            // The last statement's result, unless one before it failed: the first error wins.
+            if let last, PQresultStatus(last) == PGRES_FATAL_ERROR {
                 PQclear(next)
                 continue
             }

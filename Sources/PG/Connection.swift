@@ -23,7 +23,7 @@ public final class Connection {
     /// The connection string or URI this connection was opened with; `nil` for libpq's
     /// environment defaults (`PGHOST`, `PGDATABASE`, ...).
     public let conninfo: String?
-    private let connectTimeout: Int
+    let connectTimeout: Int
     private let applicationName: String
     /// Session settings applied at every (re)connect, as `SET name TO 'value'`.
     private let settings: [(name: String, value: String)]
@@ -242,17 +242,36 @@ public final class Connection {
 
     /// Drops the connection there was and starts making another, to be finished with
     /// `PQconnectPoll` within the timeout returned (libpq leaves `connect_timeout` to whoever
-    /// polls: the conninfo's, else this connection's), then `adopt`ed.
-    func startReconnecting() throws(PGError) -> (OpaquePointer, Duration) {
+    /// polls: the conninfo's, else this connection's), then `adopt`ed; `overriding` wins over
+    /// the conninfo (the addresses a `HostLookup` found).
+    func startReconnecting(overriding: [(String, String)] = []) throws(PGError) -> (OpaquePointer, Duration) {
         forget()
-        let fresh = try startConnecting(conninfo, connectTimeout: connectTimeout, applicationName: applicationName)
+        let fresh = try startConnecting(conninfo, connectTimeout: connectTimeout, applicationName: applicationName, overriding: overriding)
         return (fresh, .seconds(optionValue(fresh, "connect_timeout").flatMap(Int.init) ?? connectTimeout))
     }
 
     /// Makes `fresh`, just connected, this connection's: its notices, its settings, its session.
+    /// The statements that set the session up block (`PQexec`); a connection with a waiter sets
+    /// it up parked instead (`adoptParked`).
     func adopt(_ fresh: OpaquePointer) throws(PGError) {
-        // Notices are dropped, except that a FATAL report (the server ending this backend, as
-        // pg_terminate_backend does) marks the connection for replacement before it is used.
+        receiveNotices(fresh)
+        do throws(PGError) {
+            let backend = try check(PQexec(fresh, Self.sessionStart), fresh)
+            if let statements = try sessionSettings(after: backend, fresh) { _ = try check(PQexec(fresh, statements), fresh) }
+        } catch {
+            PQfinish(fresh)
+            throw error
+        }
+        adopted(fresh)
+    }
+
+    /// Timestamps are parsed in ISO form (a setting poolers carry over to every server session
+    /// they use), and the backend's pid tells whether a pooler stands between.
+    static let sessionStart = "SET DateStyle TO ISO; SELECT pg_backend_pid()"
+
+    /// Notices are dropped, except that a FATAL report (the server ending this backend, as
+    /// pg_terminate_backend does) marks the connection for replacement before it is used.
+    func receiveNotices(_ fresh: OpaquePointer) {
         fatalWhileIdle.isSet = false
         PQsetNoticeReceiver(fresh, { context, result in
             guard let context, let result,
@@ -261,22 +280,19 @@ public final class Connection {
             else { return }
             Unmanaged<Flag>.fromOpaque(context).takeUnretainedValue().isSet = true
         }, Unmanaged.passUnretained(fatalWhileIdle).toOpaque())
-        // Timestamps are parsed in ISO form (a setting poolers carry over to every server
-        // session they use); then, on a session of its own, the caller's settings, quoted as
-        // literals.
-        do throws(PGError) {
-            let backend = try check(PQexec(fresh, "SET DateStyle TO ISO; SELECT pg_backend_pid()"), fresh)
-            isPooled = try backend.first?.decode(Int32.self, at: 0) != PQbackendPID(fresh)
-            if !isPooled, !settings.isEmpty {
-                let quoted = settings.map { "SET \($0.name) TO '\($0.value.replacingQuotes)'" }
-                _ = try check(PQexec(fresh, quoted.joined(separator: "; ")), fresh)
-            }
-        } catch {
-            PQfinish(fresh)
-            throw error
-        }
-        // Statements sent with `PQsend…` never block on a full socket buffer (`PQflush` says
-        // when to wait); PQexec still blocks, as it always does.
+    }
+
+    /// Whether `fresh` is a pooler's, from `sessionStart`'s answer; and on a session of its own,
+    /// the caller's settings as statements, quoted as literals (nil when there are none to run).
+    func sessionSettings(after backend: QueryResult, _ fresh: OpaquePointer) throws(PGError) -> String? {
+        isPooled = try backend.first?.decode(Int32.self, at: 0) != PQbackendPID(fresh)
+        guard !isPooled, !settings.isEmpty else { return nil }
+        return settings.map { "SET \($0.name) TO '\($0.value.replacingQuotes)'" }.joined(separator: "; ")
+    }
+
+    /// `fresh`, set up, is this connection's. Statements sent with `PQsend…` never block on a
+    /// full socket buffer (`PQflush` says when to wait); PQexec still blocks, as it always does.
+    func adopted(_ fresh: OpaquePointer) {
         PQsetnonblocking(fresh, 1)
         conn = fresh
         session += 1

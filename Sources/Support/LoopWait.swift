@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A task parked in its serving loop until another thread ends the wait or a deadline passes:
 /// a request waiting for the change feed, or for a reload of the signing keys.
 package final class LoopWait: @unchecked Sendable {
@@ -33,5 +35,36 @@ package final class LoopWait: @unchecked Sendable {
         self.continuation = nil
         alarm?.cancel()
         continuation.resume()
+    }
+}
+
+extension EventLoop {
+    /// Runs `work`, which blocks (a host name's lookup), on a thread of its own, the calling
+    /// task parked on this loop until it returns; nil when `timeout` passed first (`work` then
+    /// ends unawaited). When no thread can be had, `work` runs here.
+    package func offLoop<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () -> T) async -> T? {
+        let handoff = Handoff<T>(loop: self)
+        do {
+            try PosixThread { handoff.finish(work()) }.detach()
+        } catch {
+            return work()
+        }
+        await handoff.wait.park(until: monotonicNanoseconds() + timeout.nanoseconds, list: {}, unlist: {})
+        return handoff.value
+    }
+
+    /// What the thread of `offLoop` hands back, and the wait it ends.
+    private final class Handoff<T: Sendable>: Sendable {
+        let wait: LoopWait
+        private let result = Mutex<T?>(nil)
+
+        init(loop: EventLoop) { wait = LoopWait(loop: loop) }
+
+        func finish(_ value: T) {
+            result.withLock { $0 = value }
+            wait.end()
+        }
+
+        var value: T? { result.withLock { $0 } }
     }
 }

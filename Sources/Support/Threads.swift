@@ -37,6 +37,11 @@ package struct PosixThread: Sendable {
     package func join() {
         pthread_join(thread, nil)
     }
+
+    /// Lets the thread end without a `join`. The C function is `pthread_detach`.
+    package func detach() {
+        pthread_detach(thread)
+    }
 }
 
 /// A POSIX mutex with condition variables (one, or `conditions`), whose timed waits run on the

@@ -81,50 +81,6 @@ import Testing
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
     }
 
-    /// Connecting parks too: a server that takes the connection and never answers holds no loop
-    /// while the connection is tried, within its `connect_timeout`.
-    @Test(.lane(.waiting)) func aServerThatNeverAnswersHoldsNoLoopWhileItIsConnectedTo() throws {
-        // A listening socket nobody accepts on: the kernel completes the handshake, and libpq
-        // waits for the server's answer.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let port = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address -> UInt16 in
-                guard bind(listener, address, length) == 0, listen(listener, 8) == 0, getsockname(listener, address, &length) == 0 else { return 0 }
-                return UInt16(bigEndian: pointer.pointee.sin_port)
-            }
-        }
-        #expect(port != 0)
-        let loop = try TestLoop()
-        let db = LoopDatabase(loop: loop.loop) {
-            Connection(lazy: "host=127.0.0.1 port=\(port) user=nobody dbname=nothing connect_timeout=1", waiter: $0)
-        }
-        let outcome = Mutex<(String, Double)?>(nil)
-        let began = Date()
-        loop.start {
-            let message: String
-            do throws(PGError) {
-                try await db.query("SELECT 1")
-                message = "answered"
-            } catch {
-                message = error.message
-            }
-            outcome.withLock { $0 = (message, Date().timeIntervalSince(began)) }
-        }
-        // Meanwhile the loop runs its other tasks: a 50 ms sleep of its own ends on time.
-        let slept = Date()
-        try loop.run { await loop.loop.sleep(until: monotonicNanoseconds() + 50_000_000) }
-        #expect(Date().timeIntervalSince(slept) < 0.5)
-        #expect(outcome.withLock { $0 } == nil, "still connecting")
-        try waitFor("the connection to be given up", within: 5) { outcome.withLock { $0 } != nil }
-        let (message, took) = try #require(outcome.withLock { $0 })
-        #expect(message.contains("did not answer within connect_timeout") && took >= 0.9 && took < 3, "\(message) after \(took) s")
-    }
-
     @Test func aStoppedBackendHoldsUpNeitherItsLoopsLivenessNorTheOtherLoopsReads() throws {
         let stack = try Stack(environment: ["FCGI_THREADS": "2"])
         let admin = try stack.database.connect()

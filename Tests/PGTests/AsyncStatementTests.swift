@@ -46,4 +46,24 @@ import Testing
         #expect(error.kind == .connection)
         #expect(try await db.query("SELECT 1").first?.decode(Int.self, at: 0) == 1)
     }
+
+    /// A connection with a waiter sets its session up parked, as the blocking one does: ISO
+    /// dates, the caller's settings, and not taken for a pooler's.
+    @Test func aParkedConnectionSetsItsSessionUp() async throws {
+        let db = Connection(
+            lazy: try TestDatabase.conninfo(database: "postgres"), settings: [("lock_timeout", "1234ms")], waiter: PollWaiter())
+        let row = try #require(try await db.query("SELECT current_setting('lock_timeout'), current_setting('DateStyle')").first)
+        #expect(try row.decode(String.self, at: 0) == "1234ms" && row.decode(String.self, at: 1).hasPrefix("ISO"))
+        #expect(!db.isPooled)
+    }
+}
+
+/// Waits in `poll`, and runs work where it is called: a waiter for connections outside a loop.
+private final class PollWaiter: SocketWaiter {
+    func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
+        var ready = pollfd(fd: fd, events: Int16(writable ? POLLOUT : POLLIN), revents: 0)
+        return poll(&ready, 1, timeout.map { Int32($0.components.seconds * 1000) } ?? -1) != 0
+    }
+
+    func offLoop<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () -> T) async -> T? { work() }
 }

@@ -54,7 +54,7 @@ struct DevLogin: ParsableCommand {
         let standIn = ManagedLoginStandIn(.init(
             pageURLs: pageURLs, provisioningURL: URL(string: provisioningURL)!, provisioningSecret: secret, key: key, kid: kid))
         try FastCGIServer.initialiseLibrary()
-        let server = try FastCGIServer(listener: try Listener.open(try ListenAddress(parsing: listen)), logger: logger)
+        let server = FastCGIServer(listener: try Listener.open(try ListenAddress(parsing: listen)), logger: logger)
         try server.run(threads: 2) { CGIGateway(standIn, on: $0, logRequests: true, logger: logger) }
     }
 }

@@ -50,7 +50,7 @@ struct Serve: ParsableCommand {
 
         let services = try Services(config: config, logger: logger)
         try FastCGIServer.initialiseLibrary()
-        let server = try FastCGIServer(
+        let server = FastCGIServer(
             listener: try Listener.open(config.listen), requestTimeout: .seconds(config.requestTimeoutSeconds),
             allowedPeers: config.allowedPeers, logger: logger)
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)

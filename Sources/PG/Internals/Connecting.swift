@@ -54,9 +54,14 @@ func connectToServer(
 }
 
 /// A connection to be made with `PQconnectPoll`, as `connectToServer` makes one: started, not
-/// yet made. The C function is `PQconnectStartParams`.
-func startConnecting(_ conninfo: String?, connectTimeout: Int, applicationName: String) throws(PGError) -> OpaquePointer {
-    let (keywords, values) = connectionParameters(conninfo, connectTimeout: connectTimeout, applicationName: applicationName)
+/// yet made; `overriding` wins over `conninfo` (the addresses a `HostLookup` found). The C
+/// function is `PQconnectStartParams`.
+func startConnecting(
+    _ conninfo: String?, connectTimeout: Int, applicationName: String, overriding: [(String, String)] = []
+) throws(PGError) -> OpaquePointer {
+    var (keywords, values) = connectionParameters(conninfo, connectTimeout: connectTimeout, applicationName: applicationName)
+    keywords += overriding.map(\.0)
+    values += overriding.map(\.1)
     let fresh = withCStrings(keywords) { keys in
         withCStrings(values) { vals in PQconnectStartParams(keys, vals, 1) }
     }

@@ -127,4 +127,5 @@ extension EventLoop: SocketWaiter {
     package func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
         await ready(fd, writable: writable, until: timeout.map { monotonicNanoseconds() + $0.nanoseconds })
     }
+    // offLoop(timeout:_:) is the loop's own (Support/LoopWait.swift).
 }

@@ -4,7 +4,7 @@ import PG
 /// The roles of Cognito groups (`group_roles`, sql/admin/grant_group_role.sql): the whole table
 /// loaded by the change feed each time it connects, then kept current from the changes it
 /// streams, as the revoked sessions are.
-package final class GroupRoles: FeedState<[String: Authorization.Role]> {
+package final class GroupRoles: FeedState<[String: Authorization.Role]>, @unchecked Sendable {
     package init() { super.init([:]) }
 
     /// The table as the feed loaded it (a role the worker does not know counts as none).

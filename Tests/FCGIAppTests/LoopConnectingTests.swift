@@ -1,0 +1,155 @@
+@testable import FCGIApp
+import Foundation
+import Glibc
+@testable import PG
+@testable import Stores
+@testable import Support
+import Synchronization
+import Testing
+
+/// Connecting a loop's database session parks too: whatever the server (or the name's lookup)
+/// makes the connection wait for, the loop's other tasks run on time.
+@Suite(.lane()) struct LoopConnectingTests {
+    /// Connecting parks too: a server that takes the connection and never answers holds no loop
+    /// while the connection is tried, within its `connect_timeout`.
+    @Test(.lane(.waiting)) func aServerThatNeverAnswersHoldsNoLoopWhileItIsConnectedTo() throws {
+        // A listening socket nobody accepts on: the kernel completes the handshake, and libpq
+        // waits for the server's answer.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let port = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address -> UInt16 in
+                guard bind(listener, address, length) == 0, listen(listener, 8) == 0, getsockname(listener, address, &length) == 0 else { return 0 }
+                return UInt16(bigEndian: pointer.pointee.sin_port)
+            }
+        }
+        #expect(port != 0)
+        let loop = try TestLoop()
+        let db = LoopDatabase(loop: loop.loop) {
+            Connection(lazy: "host=127.0.0.1 port=\(port) user=nobody dbname=nothing connect_timeout=1", waiter: $0)
+        }
+        let outcome = Mutex<(String, Double)?>(nil)
+        let began = Date()
+        loop.start {
+            let message: String
+            do throws(PGError) {
+                try await db.query("SELECT 1")
+                message = "answered"
+            } catch {
+                message = error.message
+            }
+            outcome.withLock { $0 = (message, Date().timeIntervalSince(began)) }
+        }
+        // Meanwhile the loop runs its other tasks: a 50 ms sleep of its own ends on time.
+        let slept = Date()
+        try loop.run { await loop.loop.sleep(until: monotonicNanoseconds() + 50_000_000) }
+        #expect(Date().timeIntervalSince(slept) < 0.5)
+        #expect(outcome.withLock { $0 } == nil, "still connecting")
+        try waitFor("the connection to be given up", within: 5) { outcome.withLock { $0 } != nil }
+        let (message, took) = try #require(outcome.withLock { $0 })
+        #expect(message.contains("did not answer within connect_timeout") && took >= 0.9 && took < 3, "\(message) after \(took) s")
+    }
+
+    /// Setting a new session up parks too: a server that lets the client in (AuthenticationOk,
+    /// ReadyForQuery) and never answers its first statement holds no loop; the statement fails
+    /// when the server closes the connection.
+    @Test(.lane(.waiting)) func aServerThatNeverAnswersTheSessionSetUpHoldsNoLoop() throws {
+        let server = try OneConnectionServer { connection in
+            // The startup message (length-prefixed), then "you are in" and "ready".
+            var length: UInt32 = 0
+            guard recv(connection, &length, 4, Int32(MSG_WAITALL)) == 4 else { return }
+            var startup = [UInt8](repeating: 0, count: Int(UInt32(bigEndian: length)) - 4)
+            guard recv(connection, &startup, startup.count, Int32(MSG_WAITALL)) == startup.count else { return }
+            let answer: [UInt8] = [UInt8(ascii: "R"), 0, 0, 0, 8, 0, 0, 0, 0, UInt8(ascii: "Z"), 0, 0, 0, 5, UInt8(ascii: "I")]
+            _ = send(connection, answer, answer.count, Int32(MSG_NOSIGNAL))
+        }
+        let loop = try TestLoop()
+        let db = LoopDatabase(loop: loop.loop) {
+            Connection(
+                lazy: "host=127.0.0.1 port=\(server.port) user=nobody dbname=nothing sslmode=disable gssencmode=disable connect_timeout=5",
+                waiter: $0)
+        }
+        let outcome = Mutex<String?>(nil)
+        loop.start {
+            do throws(PGError) {
+                try await db.query("SELECT 1")
+                outcome.withLock { $0 = "answered" }
+            } catch {
+                outcome.withLock { $0 = error.message }
+            }
+        }
+        try waitFor("the client to send the session's first statement", within: 5) { server.received.contains("DateStyle") }
+        // Meanwhile the loop runs its other tasks: a 50 ms sleep of its own ends on time. (A loop
+        // held by the statement would end it only once the server closes the connection.)
+        let slept = Mutex(false)
+        loop.start {
+            await loop.loop.sleep(until: monotonicNanoseconds() + 50_000_000)
+            slept.withLock { $0 = true }
+        }
+        let onTime = (try? waitFor("the loop's sleep to end", within: 0.5) { slept.withLock { $0 } }) != nil
+        #expect(onTime, "the loop was held while the session was set up")
+        #expect(outcome.withLock { $0 } == nil, "still setting the session up")
+        server.close()
+        try waitFor("the statement to fail", within: 5) { outcome.withLock { $0 } != nil }
+        let message = try #require(outcome.withLock { $0 })
+        #expect(message.contains("server closed the connection"), "\(message)")
+    }
+
+    /// A host name is looked up on a thread of its own: a lookup that takes a second (the
+    /// machine's own `getaddrinfo`, one second slower) holds no loop, and libpq then connects to
+    /// the address found.
+    @Test(.lane(.waiting)) func aHostNameIsLookedUpOffTheLoop() throws {
+        let server = try OneConnectionServer { _ in }
+        let loop = try TestLoop()
+        let waiter = SlowLookups(loop.loop)
+        let db = Connection(
+            lazy: "host=localhost port=\(server.port) user=nobody dbname=nothing sslmode=disable gssencmode=disable connect_timeout=5",
+            waiter: waiter)
+        let outcome = Mutex<String?>(nil)
+        loop.start {
+            do throws(PGError) {
+                try await db.query("SELECT 1")
+                outcome.withLock { $0 = "answered" }
+            } catch {
+                outcome.withLock { $0 = error.message }
+            }
+        }
+        try waitFor("the lookup to begin", within: 5) { waiter.lookups.withLock { $0 } == 1 }
+        let slept = Mutex(false)
+        loop.start {
+            await loop.loop.sleep(until: monotonicNanoseconds() + 50_000_000)
+            slept.withLock { $0 = true }
+        }
+        let onTime = (try? waitFor("the loop's sleep to end", within: 0.5) { slept.withLock { $0 } }) != nil
+        #expect(onTime, "the loop was held while a host name was looked up")
+        // localhost's addresses are tried in order; the server listens on 127.0.0.1.
+        try waitFor("the startup message", within: 5) { server.received.contains("nobody") }
+        server.close()
+        try waitFor("the statement to fail", within: 5) { outcome.withLock { $0 } != nil }
+        #expect(outcome.withLock { $0 }?.contains("server closed the connection") == true, "\(outcome.withLock { $0 } ?? "")")
+    }
+
+    /// A loop's waiter whose host name lookups take a second longer.
+    private final class SlowLookups: SocketWaiter {
+        let loop: EventLoop
+        let lookups = Mutex(0)
+
+        init(_ loop: EventLoop) { self.loop = loop }
+
+        func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
+            await loop.wait(for: fd, writable: writable, timeout: timeout)
+        }
+
+        func offLoop<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () -> T) async -> T? {
+            lookups.withLock { $0 += 1 }
+            return await loop.offLoop(timeout: timeout) {
+                usleep(1_000_000)
+                return work()
+            }
+        }
+    }
+}
