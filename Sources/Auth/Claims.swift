@@ -17,8 +17,10 @@ package struct Claims: Sendable, Equatable {
     package var poolID: String? = nil
     /// The principal: a pool and a `sub` (the same `sub` in two pools is two principals).
     package var principal: String { poolID.map { "\($0) \(sub)" } ?? sub }
-    /// The pool as the `users` table keys it: empty for the worker's own.
-    package var poolKey: String { poolID ?? "" }
+    /// The pool as the `users` table keys it.
+    package var poolKey: String { Self.poolKey(poolID) }
+    /// A trusted pool as the `users` table keys it: empty for the worker's own (nil).
+    package static func poolKey(_ poolID: String?) -> String { poolID ?? "" }
     /// `exp`, in seconds since 1970.
     package var expiresAt: Double
     /// `iat`, in seconds since 1970.

@@ -163,8 +163,7 @@ package struct Provisioning {
         func conflict(_ detail: String) -> HTTPError { HTTPError(status: .conflict, detail: detail) }
         // An address Cognito has not verified is neither stored nor used to bind.
         let email = event.emailVerified ? event.email : nil
-        // The pool as the users table keys it: empty for the worker's own.
-        let pool = event.userPoolID == pools.ownPoolID ? "" : event.userPoolID
+        let pool = Claims.poolKey(event.userPoolID == pools.ownPoolID ? nil : event.userPoolID)
         do {
             return try await db.transaction { db in
                 let signature = Hex.encode(signed.signature)
