@@ -44,10 +44,7 @@ import Testing
             }
             outcome.withLock { $0 = (message, Date().timeIntervalSince(began)) }
         }
-        // Meanwhile the loop runs its other tasks: a 50 ms sleep of its own ends on time.
-        let slept = Date()
-        try loop.run { await loop.loop.sleep(until: monotonicNanoseconds() + 50_000_000) }
-        #expect(Date().timeIntervalSince(slept) < 0.5)
+        #expect(Self.runsOnTime(loop), "the loop was held while the server was connected to")
         #expect(outcome.withLock { $0 } == nil, "still connecting")
         try waitFor("the connection to be given up", within: 5) { outcome.withLock { $0 } != nil }
         let (message, took) = try #require(outcome.withLock { $0 })
@@ -73,29 +70,13 @@ import Testing
                 lazy: "host=127.0.0.1 port=\(server.port) user=nobody dbname=nothing sslmode=disable gssencmode=disable connect_timeout=5",
                 waiter: $0)
         }
-        let outcome = Mutex<String?>(nil)
-        loop.start {
-            do throws(PGError) {
-                try await db.query("SELECT 1")
-                outcome.withLock { $0 = "answered" }
-            } catch {
-                outcome.withLock { $0 = error.message }
-            }
-        }
+        let outcome = Self.select(on: db, in: loop)
         try waitFor("the client to send the session's first statement", within: 5) { server.received.contains("DateStyle") }
-        // Meanwhile the loop runs its other tasks: a 50 ms sleep of its own ends on time. (A loop
-        // held by the statement would end it only once the server closes the connection.)
-        let slept = Mutex(false)
-        loop.start {
-            await loop.loop.sleep(until: monotonicNanoseconds() + 50_000_000)
-            slept.withLock { $0 = true }
-        }
-        let onTime = (try? waitFor("the loop's sleep to end", within: 0.5) { slept.withLock { $0 } }) != nil
-        #expect(onTime, "the loop was held while the session was set up")
-        #expect(outcome.withLock { $0 } == nil, "still setting the session up")
+        #expect(Self.runsOnTime(loop), "the loop was held while the session was set up")
+        #expect(outcome.value == nil, "still setting the session up")
         server.close()
-        try waitFor("the statement to fail", within: 5) { outcome.withLock { $0 } != nil }
-        let message = try #require(outcome.withLock { $0 })
+        try waitFor("the statement to fail", within: 5) { outcome.value != nil }
+        let message = try #require(outcome.value)
         #expect(message.contains("server closed the connection"), "\(message)")
     }
 
@@ -109,28 +90,46 @@ import Testing
         let db = Connection(
             lazy: "host=localhost port=\(server.port) user=nobody dbname=nothing sslmode=disable gssencmode=disable connect_timeout=5",
             waiter: waiter)
-        let outcome = Mutex<String?>(nil)
+        let outcome = Self.select(on: db, in: loop)
+        try waitFor("the lookup to begin", within: 5) { waiter.lookups.withLock { $0 } == 1 }
+        #expect(Self.runsOnTime(loop), "the loop was held while a host name was looked up")
+        // localhost's addresses are tried in order; the server listens on 127.0.0.1.
+        try waitFor("the startup message", within: 5) { server.received.contains("nobody") }
+        server.close()
+        try waitFor("the statement to fail", within: 5) { outcome.value != nil }
+        #expect(outcome.value?.contains("server closed the connection") == true, "\(outcome.value ?? "")")
+    }
+
+    /// What a statement started on a loop ended with: "answered", or its error's message.
+    final class Outcome: Sendable {
+        private let ended = Mutex<String?>(nil)
+        var value: String? { ended.withLock { $0 } }
+        func end(_ text: String) { ended.withLock { $0 = text } }
+    }
+
+    /// Starts `SELECT 1` on `db`, on `loop`.
+    static func select(on db: any Database, in loop: TestLoop) -> Outcome {
+        let outcome = Outcome()
         loop.start {
             do throws(PGError) {
                 try await db.query("SELECT 1")
-                outcome.withLock { $0 = "answered" }
+                outcome.end("answered")
             } catch {
-                outcome.withLock { $0 = error.message }
+                outcome.end(error.message)
             }
         }
-        try waitFor("the lookup to begin", within: 5) { waiter.lookups.withLock { $0 } == 1 }
+        return outcome
+    }
+
+    /// Whether the loop runs its other tasks meanwhile: a 50 ms sleep of its own ends within
+    /// 0.5 s (a loop held by a blocking call ends it only once the call returns).
+    static func runsOnTime(_ loop: TestLoop) -> Bool {
         let slept = Mutex(false)
         loop.start {
             await loop.loop.sleep(until: monotonicNanoseconds() + 50_000_000)
             slept.withLock { $0 = true }
         }
-        let onTime = (try? waitFor("the loop's sleep to end", within: 0.5) { slept.withLock { $0 } }) != nil
-        #expect(onTime, "the loop was held while a host name was looked up")
-        // localhost's addresses are tried in order; the server listens on 127.0.0.1.
-        try waitFor("the startup message", within: 5) { server.received.contains("nobody") }
-        server.close()
-        try waitFor("the statement to fail", within: 5) { outcome.withLock { $0 } != nil }
-        #expect(outcome.withLock { $0 }?.contains("server closed the connection") == true, "\(outcome.withLock { $0 } ?? "")")
+        return (try? waitFor("the loop's sleep to end", within: 0.5) { slept.withLock { $0 } }) != nil
     }
 
     /// A loop's waiter whose host name lookups take a second longer.
