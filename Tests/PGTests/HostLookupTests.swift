@@ -9,6 +9,7 @@ import Testing
         #expect(HostLookup("host=127.0.0.1 port=5432") == nil)
         #expect(HostLookup("postgresql://[::1]:5432/articles") == nil)
         #expect(HostLookup("host=db.example hostaddr=10.0.0.5") == nil)
+        #expect(HostLookup("service=articles host=db.example") == nil)
         let named = HostLookup("host=db.example,/run/postgresql port=6432,5432 connect_timeout=3")
         #expect(named?.hosts == ["db.example", "/run/postgresql"])
         #expect(named?.ports == ["6432", "5432"])

@@ -148,7 +148,7 @@ struct Config: Sendable, Equatable {
             var address = in_addr(s_addr: peer)
             var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
-            return String(cString: text)
+            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }.joined(separator: ",")
     }
 

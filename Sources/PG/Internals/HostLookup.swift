@@ -17,7 +17,8 @@ struct HostLookup: Sendable {
     let connectTimeout: Int?
 
     /// What `conninfo` would have libpq look up; nil when nothing: a unix socket, IP addresses,
-    /// or a `hostaddr` (or `PGHOSTADDR`) given. The C function is `PQconninfoParse`.
+    /// or a `hostaddr` (or `PGHOSTADDR`) given; nil too when a service (`service`, `PGSERVICE`)
+    /// may name the host, which libpq alone reads. The C function is `PQconninfoParse`.
     init?(_ conninfo: String?) {
         var options: [String: String] = [:]
         if let conninfo, let parsed = PQconninfoParse(conninfo, nil) {
@@ -31,7 +32,9 @@ struct HostLookup: Sendable {
         func value(_ keyword: String, _ variable: String) -> String? {
             options[keyword] ?? getenv(variable).map { String(cString: $0) }
         }
-        guard (value("hostaddr", "PGHOSTADDR") ?? "").isEmpty, let host = value("host", "PGHOST") else { return nil }
+        guard (value("service", "PGSERVICE") ?? "").isEmpty, (value("hostaddr", "PGHOSTADDR") ?? "").isEmpty,
+            let host = value("host", "PGHOST")
+        else { return nil }
         hosts = host.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         guard hosts.contains(where: Self.isName) else { return nil }
         let ports = (value("port", "PGPORT") ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
