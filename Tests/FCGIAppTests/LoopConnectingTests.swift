@@ -15,19 +15,8 @@ import Testing
     @Test(.lane(.waiting)) func aServerThatNeverAnswersHoldsNoLoopWhileItIsConnectedTo() throws {
         // A listening socket nobody accepts on: the kernel completes the handshake, and libpq
         // waits for the server's answer.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try TestEnvironment.loopbackListener()
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let port = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address -> UInt16 in
-                guard bind(listener, address, length) == 0, listen(listener, 8) == 0, getsockname(listener, address, &length) == 0 else { return 0 }
-                return UInt16(bigEndian: pointer.pointee.sin_port)
-            }
-        }
-        #expect(port != 0)
         let loop = try TestLoop()
         let db = LoopDatabase(loop: loop.loop) {
             Connection(lazy: "host=127.0.0.1 port=\(port) user=nobody dbname=nothing connect_timeout=1", waiter: $0)

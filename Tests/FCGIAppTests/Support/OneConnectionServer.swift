@@ -10,22 +10,7 @@ final class OneConnectionServer: Sendable {
     private let bytes = Mutex<[UInt8]>([])
 
     init(greet: @escaping @Sendable (Int32) -> Void) throws {
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listener = listener
-        port = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address -> Int in
-                guard bind(listener, address, length) == 0, listen(listener, 8) == 0, getsockname(listener, address, &length) == 0 else { return 0 }
-                return Int(UInt16(bigEndian: pointer.pointee.sin_port))
-            }
-        }
-        guard port != 0 else {
-            Glibc.close(listener)
-            throw HTTPClient.Failure(description: "listen on 127.0.0.1: errno \(errno)")
-        }
+        (listener, port) = try TestEnvironment.loopbackListener()
         Thread.detachNewThread { [self] in
             let accepted = accept(listener, nil, nil)
             guard accepted >= 0 else { return }

@@ -59,6 +59,27 @@ enum TestEnvironment {
     }
 
     private static let handedOut = Mutex<Set<Int>>([])
+
+    /// A TCP socket listening on 127.0.0.1, on a port the kernel picks, and that port.
+    static func loopbackListener() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let port = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address -> Int in
+                guard bind(fd, address, length) == 0, listen(fd, 8) == 0, getsockname(fd, address, &length) == 0 else { return 0 }
+                return Int(UInt16(bigEndian: pointer.pointee.sin_port))
+            }
+        }
+        guard port != 0 else {
+            let failure = HTTPClient.Failure(description: "listen on 127.0.0.1: errno \(errno)")
+            close(fd)
+            throw failure
+        }
+        return (fd, port)
+    }
 }
 
 /// A database of its own for one test, created in the test cluster and migrated.
