@@ -2,9 +2,10 @@ import HTTP
 import Support
 
 /// Who may do what with a verified token (docs/api.md, "Who may do what"): for any token, its
-/// principal's role (from its `cognito:groups`: the groups' roles, `COGNITO_ADMIN_GROUP`, else
-/// `COGNITO_DEFAULT_ROLE`); with `COGNITO_RESOURCE_SERVER`, an access token's scopes too.
-/// Decided from the claims and the groups' roles, before the database is asked about the caller.
+/// principal's role (from its `cognito:groups`: the roles of its own pool's groups,
+/// `COGNITO_ADMIN_GROUP` for the worker's own pool, else `COGNITO_DEFAULT_ROLE`); with
+/// `COGNITO_RESOURCE_SERVER`, an access token's scopes too. Decided from the claims and the
+/// groups' roles, before the database is asked about the caller.
 package struct Authorization: Sendable, Equatable {
     /// What a request does with the articles.
     package enum Action: String, Sendable {
@@ -23,7 +24,21 @@ package struct Authorization: Sendable, Equatable {
         package static func < (a: Role, b: Role) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
     }
 
-    /// `COGNITO_ADMIN_GROUP`: members (by `cognito:groups`) have the admin role.
+    /// A Cognito group of one pool (`group_roles` rows name both): a group name means nothing
+    /// across pools, since each pool's administrators name their own groups.
+    package struct Group: Hashable, Sendable {
+        /// The pool as the `users` table keys it (`Claims.poolKey`: empty for the worker's own).
+        package var pool: String
+        package var name: String
+
+        package init(pool: String, name: String) {
+            self.pool = pool
+            self.name = name
+        }
+    }
+
+    /// `COGNITO_ADMIN_GROUP`: members (by `cognito:groups`) of the worker's own pool have the
+    /// admin role.
     package var adminGroup: String? = nil
     /// `COGNITO_DEFAULT_ROLE`: the role of a principal none of whose groups has one.
     package var defaultRole = Role.writer
@@ -43,12 +58,14 @@ package struct Authorization: Sendable, Equatable {
         return claims.scopes.contains(needed) || (action == .write && claims.scopes.contains(scope(.admin)!))
     }
 
-    /// The role of the principal `claims` name, `roles` being the groups' roles.
-    package func role(_ claims: Claims, roles: [String: Role]) -> Role {
+    /// The role of the principal `claims` name, `roles` being the groups' roles: only the
+    /// roles of groups of the token's own pool count.
+    package func role(_ claims: Claims, roles: [Group: Role]) -> Role {
         var role: Role?
+        let pool = claims.poolKey
         for group in claims.groups {
-            if group == adminGroup { return .admin }
-            if let mapped = roles[group] { role = max(role ?? mapped, mapped) }
+            if claims.poolID == nil, group == adminGroup { return .admin }
+            if let mapped = roles[Group(pool: pool, name: group)] { role = max(role ?? mapped, mapped) }
         }
         return role ?? defaultRole
     }
@@ -56,17 +73,20 @@ package struct Authorization: Sendable, Equatable {
     /// Throws 403 unless the principal's role allows `action` (a reader may not write) and,
     /// for an access token, its scopes do (`insufficient_scope`, RFC 6750 §3.1, naming the
     /// scope it needs).
-    package func require(_ action: Action, _ claims: Claims, roles: [String: Role]) throws(HTTPError) {
+    package func require(_ action: Action, _ claims: Claims, roles: [Group: Role]) throws(HTTPError) {
         if action != .read, role(claims, roles: roles) == .reader { throw Self.forbidden }
         guard scopesAllow(action, claims) else { throw insufficientScope(action) }
     }
 
-    /// Throws 403 unless `claims` may change an article they do not own: with a resource
-    /// server, an access token needs the admin scope; else the admin role.
-    package func requireChangingAnothers(_ claims: Claims, roles: [String: Role]) throws(HTTPError) {
-        if claims.tokenUse == .access, resourceServer != nil {
+    /// Throws 403 unless `claims` may change an article they do not own. A user needs the
+    /// admin role (Cognito grants scopes per app client, so every user of a client allowed the
+    /// admin scope has it) and, with a resource server, an access token also the admin scope.
+    /// A machine client has no groups: with a resource server, the admin scope is what it needs.
+    package func requireChangingAnothers(_ claims: Claims, roles: [Group: Role]) throws(HTTPError) {
+        let scoped = claims.tokenUse == .access && resourceServer != nil
+        if scoped {
             guard scopesAllow(.admin, claims) else { throw insufficientScope(.admin) }
-            return
+            if claims.isMachineClient { return }
         }
         guard role(claims, roles: roles) == .admin else { throw Self.forbidden }
     }

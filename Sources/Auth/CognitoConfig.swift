@@ -81,7 +81,9 @@ package struct CognitoConfig: Sendable, Equatable {
         guard !clientIDs.contains(where: \.isEmpty) else {
             throw ConfigError("AWS_APP_CLIENT_ID has an empty client id: \"\(clients)\"")
         }
-        var tokenUses: Set<TokenUse> = [.id]
+        let resourceServer = try Authorization.resourceServer(value("COGNITO_RESOURCE_SERVER"))
+        // ID tokens carry no scopes: with a resource server, only access tokens unless asked.
+        var tokenUses: Set<TokenUse> = resourceServer == nil ? [.id] : [.access]
         if let text = value("COGNITO_TOKEN_USE") {
             let uses = text.split(separator: ",", omittingEmptySubsequences: false).map {
                 TokenUse(rawValue: $0.trimmingSpaces)
@@ -124,7 +126,7 @@ package struct CognitoConfig: Sendable, Equatable {
             leewaySeconds: leeway,
             authorization: Authorization(
                 adminGroup: value("COGNITO_ADMIN_GROUP"), defaultRole: try Authorization.defaultRole(value("COGNITO_DEFAULT_ROLE")),
-                resourceServer: try Authorization.resourceServer(value("COGNITO_RESOURCE_SERVER"))),
+                resourceServer: resourceServer),
             issuerForm: issuerForm)
     }
 

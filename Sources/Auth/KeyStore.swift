@@ -37,7 +37,12 @@ package final class KeyStore: @unchecked Sendable {
     private var fetching = false
     /// Requests parked in their loops until the reload in flight ends.
     private var parked: [LoopWait] = []
-    private let loads = Atomic<Int>(0)
+    /// The loaded key set's number, unique across the process (`generations`).
+    private let loaded: Atomic<Int>
+    /// Numbers every key set any store loads, so that no two key sets share one: a store made
+    /// anew for a pool (a new `jwks_url`, distrusted then trusted) never takes another store's
+    /// cached verifications for its own.
+    private static let generations = Atomic<Int>(0)
 
     private let metrics: Metrics?
 
@@ -50,6 +55,7 @@ package final class KeyStore: @unchecked Sendable {
         self.now = now
         self.logger = logger
         self.metrics = metrics
+        loaded = Atomic(Self.generations.add(1, ordering: .relaxed).newValue)
     }
 
     /// The keys now loaded, if any.
@@ -59,9 +65,10 @@ package final class KeyStore: @unchecked Sendable {
         return keySet
     }
 
-    /// Changes whenever a key set is loaded: a caller that remembers it can tell, without a
-    /// lock, that the keys it took from `current` are still the current ones.
-    package var generation: Int { loads.load(ordering: .acquiring) }
+    /// Changes whenever a key set is loaded, and is never the same for two key sets of the
+    /// process: a caller that remembers it can tell, without a lock, that the keys it took from
+    /// `current` are still the current ones.
+    package var generation: Int { loaded.load(ordering: .acquiring) }
 
     /// What `/healthz` says when no keys are loaded: only what is wrong, not where they are.
     package var unavailableSummary: String? {
@@ -145,7 +152,7 @@ package final class KeyStore: @unchecked Sendable {
         switch outcome {
         case .success(let keys):
             keySet = keys
-            loads.add(1, ordering: .releasing)
+            loaded.store(Self.generations.add(1, ordering: .relaxed).newValue, ordering: .releasing)
             metrics?.keyFetches.increment()
             lastError = nil
             logger.info("signing keys loaded", metadata: [

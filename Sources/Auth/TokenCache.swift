@@ -75,8 +75,8 @@ package final class TokenCache: Sendable {
         /// What this loop last found a token to be.
         package enum Outcome {
             case verified(Entry)
-            /// Refused for a bad signature under the key set of that generation.
-            case forged(AuthError, keySetGeneration: Int)
+            /// Refused for a bad signature under these keys' key set of that generation.
+            case forged(AuthError, keys: KeyStore, keySetGeneration: Int)
         }
 
         package let capacity: Int

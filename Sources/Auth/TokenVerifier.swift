@@ -38,8 +38,6 @@ package final class TokenVerifier: Sendable {
         guard let authorization, !authorization.isEmpty else { throw .missing }
         let token = try Self.token(fromAuthorization: authorization)
         let now = clock()
-        // Read before the key is looked up: a reload in between only costs later hits a lookup.
-        let generation = keys.generation
         switch recent?[token] {
         case .verified(let cached):
             if let claims = try accept(cached, now: now) {
@@ -47,7 +45,7 @@ package final class TokenVerifier: Sendable {
                 return claims
             }
             recent?[token] = nil
-        case .forged(let error, let keySetGeneration) where keySetGeneration == generation:
+        case .forged(let error, let keys, let keySetGeneration) where keySetGeneration == keys.generation:
             // Refused again without RS256, for as long as the keys are the same.
             throw error
         case .forged, nil:
@@ -62,34 +60,38 @@ package final class TokenVerifier: Sendable {
             cache.remove(token)
         }
         metrics?.tokenCacheMisses.increment()
-        let claims: Claims, kid: KeyID, key: RSAPublicKey
+        let entry: TokenCache.Entry
+        var checked: (keys: KeyStore, generation: Int)?
         do {
-            (claims, kid, key) = try verifySignedToken(token, now: now)
+            entry = try verifySignedToken(token, now: now, checked: &checked)
         } catch where error.isBadSignature {
-            recent?[token] = .forged(error, keySetGeneration: generation)
+            if let checked { recent?[token] = .forged(error, keys: checked.keys, keySetGeneration: checked.generation) }
             throw error
         }
-        let entry = TokenCache.Entry(
-            claims: claims, kid: kid, key: key, keySetGeneration: claims.poolID.flatMap { pools?.pool(id: $0)?.keys.generation } ?? generation)
         cache.insert(entry, for: token, now: now, leeway: Double(config.leewaySeconds))
         recent?[token] = .verified(entry)
-        return claims
+        return entry.claims
     }
 
-    /// The claims of a cached token whose pool is still trusted and whose key is still in its
-    /// key set (nil when not), once its expiry is checked again.
+    /// The claims of a cached token whose pool is still trusted, still for the token's app
+    /// client and kind (`trust_pool.sql` may have narrowed them), and whose key is still in the
+    /// very key set that verified it (nil when not), once its expiry is checked again.
     private func accept(_ cached: TokenCache.Entry, now: Double) throws(AuthError) -> Claims? {
-        let keys: KeyStore
-        if let poolID = cached.claims.poolID {
-            guard let pool = pools?.pool(id: poolID) else { return nil }
-            keys = pool.keys
+        let claims = cached.claims
+        let pool: TrustedPool
+        if let poolID = claims.poolID {
+            guard let trusted = pools?.pool(id: poolID) else { return nil }
+            pool = trusted
         } else {
-            keys = self.keys
+            pool = TrustedPool(config: config, keys: keys)
         }
-        // An unchanged key set still holds the key (no lock taken on this path).
-        guard cached.keySetGeneration == keys.generation || keys.current?[cached.kid] === cached.key else { return nil }
-        try checkTimes(expiresAt: cached.claims.expiresAt, issuedAt: nil, notBefore: nil, now: now)
-        return cached.claims
+        guard pool.config.tokenUses.contains(claims.tokenUse), let client = claims.clientID, pool.config.clientIDs.contains(client)
+        else { return nil }
+        // An unchanged key set still holds the key (no lock taken on this path); generations
+        // are unique across key stores, so a store made anew never matches an old entry.
+        guard cached.keySetGeneration == pool.keys.generation || pool.keys.current?[cached.kid] === cached.key else { return nil }
+        try checkTimes(expiresAt: claims.expiresAt, issuedAt: nil, notBefore: nil, now: now)
+        return claims
     }
 
     package static func token(fromAuthorization value: String) throws(AuthError) -> String {
@@ -120,7 +122,12 @@ package final class TokenVerifier: Sendable {
         }
     }
 
-    private func verifySignedToken(_ token: String, now: Double) throws(AuthError) -> (Claims, KeyID, RSAPublicKey) {
+    /// The cache entry of a token whose signature and claims hold. `checked` is set to the
+    /// issuing pool's keys and their generation, read before the key is looked up (a reload in
+    /// between only costs later hits a lookup).
+    private func verifySignedToken(
+        _ token: String, now: Double, checked: inout (keys: KeyStore, generation: Int)?
+    ) throws(AuthError) -> TokenCache.Entry {
         let bytes = Array(token.utf8)
         let segments = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard segments.count == 3, !segments[0].isEmpty, !segments[1].isEmpty else { throw .malformed }
@@ -142,13 +149,15 @@ package final class TokenVerifier: Sendable {
         if !config.acceptedIssuers.contains(issuer), let trusted = pools?.pool(issuer: issuer) {
             (pool, poolID) = (trusted, trusted.config.poolID)
         }
+        let generation = pool.keys.generation
+        checked = (pool.keys, generation)
         let key = try pool.keys.key(for: kid)
         let signed = bytes.count - segments[2].count - 1
         let verified = bytes.withUnsafeBytes { key.verifyRS256(signature: signature, message: UnsafeRawBufferPointer(rebasing: $0.prefix(signed))) }
         guard verified else { throw .badSignature(kid) }
         var claims = try claims(payload, now: now, config: pool.config)
         claims.poolID = poolID
-        return (claims, kid, key)
+        return TokenCache.Entry(claims: claims, kid: kid, key: key, keySetGeneration: generation)
     }
 
     private static func jsonObject(_ segment: ArraySlice<UInt8>) throws(AuthError) -> [String: JSONValue] {

@@ -19,7 +19,7 @@ final class App: Responder {
     private let caches: LoopCaches
     private let creator: ArticleCreator
     /// This loop's copy of the groups' roles.
-    private let groupRoles: FeedState<[String: Authorization.Role]>.View
+    private let groupRoles: FeedState<[Authorization.Group: Authorization.Role]>.View
     private let metrics: LoopMetrics
     /// The reconnects of the loop's connections counted so far.
     private var reconnects = 0
@@ -49,7 +49,13 @@ final class App: Responder {
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
         var context = RequestContext(route: route?.name)
-        let response = cors.decorate(await self.route(route, request, &context), for: request)
+        var response = cors.decorate(await self.route(route, request, &context), for: request)
+        // Every answer is what its Content-Type says; the articles' answers are one principal's
+        // data, which no shared cache or browser store may keep.
+        response.headers.append(("X-Content-Type-Options", "nosniff"))
+        if route == .articles || route.map({ if case .article = $0 { true } else { false } }) == true {
+            response.headers.append(("Cache-Control", "no-store"))
+        }
         metrics.answered(route: context.route ?? "other", status: response.status.code, after: elapsed(since: started))
         return Answer(response: response, context: context)
     }
@@ -76,7 +82,7 @@ final class App: Responder {
                 return cors.preflight(request, methods: route.allowedMethods)
                     ?? Response(status: .noContent, headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
-            func articles(cached: LoopCaches? = nil, roles: [String: Authorization.Role] = [:]) -> ArticlesAPI {
+            func articles(cached: LoopCaches? = nil, roles: [Authorization.Group: Authorization.Role] = [:]) -> ArticlesAPI {
                 ArticlesAPI(
                     db: database, creator: creator, cache: cached?.articles, mayKeep: caches.mayKeep, authorization: authorization,
                     roles: roles)
@@ -96,6 +102,7 @@ final class App: Responder {
                     secret: provisioning!, pools: services.pools, db: database, now: wallSeconds()
                 ).handle(request)
             case (.metrics, _):
+                await readSlots()
                 return Response(
                     status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     body: metrics.shared.exposition())
@@ -154,7 +161,7 @@ final class App: Responder {
     /// The caller of a change (PUT, PATCH, DELETE), through the authenticator, looked up in the
     /// database (writes query it anyway rather than wait for the change feed), noted in the
     /// request's context; and its groups' roles.
-    private func change(_ request: Request, _ context: inout RequestContext) async throws -> (Caller, [String: Authorization.Role]) {
+    private func change(_ request: Request, _ context: inout RequestContext) async throws -> (Caller, [Authorization.Group: Authorization.Role]) {
         let (claims, roles) = try await claims(for: .write, request)
         return (try await authenticate(claims, caches: nil, &context), roles)
     }
@@ -164,11 +171,11 @@ final class App: Responder {
     /// a write, its groups' roles. Decided from the claims and the workers' copy of the roles,
     /// so a refusal costs no database round trip (but while the change feed is down, when a
     /// write reads its groups' roles from the table).
-    private func claims(for action: Authorization.Action, _ request: Request) async throws -> (Claims, [String: Authorization.Role]) {
+    private func claims(for action: Authorization.Action, _ request: Request) async throws -> (Claims, [Authorization.Group: Authorization.Role]) {
         let claims = try await authenticator.claims(request)
         // Roles decide only writes.
         let roles = action == .read || claims.groups.isEmpty
-            ? [:] : services.changes.isUp ? groupRoles.value : try await GroupRoles.load(claims.groups, in: database)
+            ? [:] : services.changes.isUp ? groupRoles.value : try await services.groupRoles.load(claims, in: database)
         try authorization.require(action, claims, roles: roles)
         let (limit, throttled) = action == .read
             ? (services.readLimit, metrics.shared.throttledReads) : (services.writeLimit, metrics.shared.throttledWrites)
@@ -198,6 +205,27 @@ final class App: Responder {
         context.user = caller.user.id
         return caller
     }
+
+    /// The cluster's replication slots now, for `/metrics`: how many of each kind, and the WAL
+    /// they hold back. Left as last read when the database does not answer.
+    private func readSlots() async {
+        do {
+            let row = try await database.query(Self.slots)[0]
+            metrics.shared.temporarySlots.set(to: Double(try row.decode(Int64.self, at: 0)))
+            metrics.shared.persistentSlots.set(to: Double(try row.decode(Int64.self, at: 1)))
+            metrics.shared.slotsRetainedWAL.set(to: Double(try row.decode(Int64.self, at: 2)))
+        } catch {
+            logger.debug("metrics: replication slots not read", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static let slots = PreparedStatement(
+        name: "replication_slots",
+        sql: """
+            SELECT count(*) FILTER (WHERE temporary), count(*) FILTER (WHERE NOT temporary),
+              coalesce(sum(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::int8
+            FROM pg_replication_slots
+            """)
 
     struct Health: Codable, Equatable, JSONWritable {
         var status: String

@@ -20,7 +20,7 @@ struct ArticlesAPI {
     /// Who may change another's article (`COGNITO_ADMIN_GROUP`, `COGNITO_RESOURCE_SERVER`),
     /// and the caller's groups' roles, for a change.
     let authorization: Authorization
-    var roles: [String: Authorization.Role] = [:]
+    var roles: [Authorization.Group: Authorization.Role] = [:]
 
     /// `GET /articles/?limit=N&after=ID`: a page in id order, with a `Link` to the next one.
     func list(_ request: Request) async throws -> Response {

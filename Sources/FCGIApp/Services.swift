@@ -15,7 +15,7 @@ final class Services: Sendable {
     let verifier: TokenVerifier
     let changes: ChangeFeed
     let revoked = RevokedSessions()
-    let groupRoles = GroupRoles()
+    let groupRoles: GroupRoles
     let pools: TrustedPools
     /// `RATE_LIMIT_READS_PER_MINUTE`, `RATE_LIMIT_WRITES_PER_MINUTE`: nil when off.
     let readLimit: RateLimit?
@@ -30,6 +30,7 @@ final class Services: Sendable {
         keys = KeyStore(source: config.cognito.keySource, logger: logger, metrics: metrics)
         keys.reload(force: true)
         pools = TrustedPools(own: config.cognito, logger: logger, metrics: metrics)
+        groupRoles = GroupRoles(ownPoolID: config.cognito.poolID)
         verifier = TokenVerifier(config: config.cognito, keys: keys, pools: pools, metrics: metrics)
         readLimit = config.readsPerMinute > 0 ? RateLimit(perMinute: config.readsPerMinute) : nil
         writeLimit = config.writesPerMinute > 0 ? RateLimit(perMinute: config.writesPerMinute) : nil

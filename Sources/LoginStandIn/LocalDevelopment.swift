@@ -49,11 +49,13 @@ package enum LocalDevelopment {
     package static func username(forEmail email: String) -> String { String(email.prefix { $0 != "@" }) }
 
     /// A token shaped as Cognito issues them for the local pool: an ID token with the sign-in's
-    /// `nonce` if there was one, an access token with the granted `scope`.
+    /// `nonce` if there was one, an access token with the granted `scope`; with `client`, a
+    /// machine client's access token (the client-credentials grant: its `sub` is the app
+    /// client's id, and it has no username or email).
     package static func token(
         key: RSAPrivateKey, kid: String, email: String, sub: String, use: TokenUse, issuedAt: Int, expiresIn: Int,
         issuer form: CognitoConfig.IssuerForm = .original, nonce: String? = nil, scope: String = "aws.cognito.signin.user.admin",
-        groups: [String] = []
+        groups: [String] = [], client: String? = nil
     ) throws -> String {
         let issuer = form.issuer(region: LocalDevelopment.region, poolID: LocalDevelopment.poolID)
         let username = username(forEmail: email)
@@ -71,9 +73,9 @@ package enum LocalDevelopment {
             claims["cognito:username"] = .string(username)
             if let nonce { claims["nonce"] = .string(nonce) }
         case .access:
-            claims["client_id"] = .string(LocalDevelopment.clientID)
+            claims["client_id"] = .string(client ?? LocalDevelopment.clientID)
             claims["scope"] = .string(scope)
-            claims["username"] = .string(username)
+            if client == nil { claims["username"] = .string(username) }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -22,6 +22,9 @@ package final class Metrics: Sendable {
     package let articleCreatesQueued: Gauge
     package let throttledReads: Counter
     package let throttledWrites: Counter
+    package let temporarySlots: Gauge
+    package let persistentSlots: Gauge
+    package let slotsRetainedWAL: Gauge
 
     /// Request durations, in seconds: 0.25 ms to 2.5 s.
     package static let buckets: [Duration] = [
@@ -69,6 +72,14 @@ package final class Metrics: Sendable {
         let throttled = name("throttled", "total", "Requests refused 429 by a per-principal rate limit, by kind (read or write).")
         throttledReads = registry.makeCounter(descriptor: throttled, labels: [("kind", "read")])
         throttledWrites = registry.makeCounter(descriptor: throttled, labels: [("kind", "write")])
+        let slots = name(
+            "replication_slots", "",
+            "The cluster's replication slots when /metrics was read, by kind: the workers' feeds use temporary ones; a persistent "
+                + "logical slot no worker made lets its role read every change (check-config --database names it).")
+        temporarySlots = registry.makeGauge(descriptor: slots, labels: [("kind", "temporary")])
+        persistentSlots = registry.makeGauge(descriptor: slots, labels: [("kind", "persistent")])
+        slotsRetainedWAL = registry.makeGauge(
+            descriptor: name("replication_slots_retained_wal", "bytes", "WAL the cluster's replication slots hold back, together."))
     }
 
     fileprivate func requests(route: String, status: Int) -> Counter {

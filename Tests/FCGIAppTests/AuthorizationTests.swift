@@ -15,13 +15,14 @@ import Testing
             body: json.map { Data($0.utf8) })
     }
 
-    /// A user bound to a new sub, and an access token of its with `scope`.
-    private func accessToken(_ stack: Stack, _ name: String, scope: Any?) throws -> String {
+    /// A user bound to a new sub, and an access token of its with `scope` (and `groups`).
+    private func accessToken(_ stack: Stack, _ name: String, scope: Any?, groups: [String]? = nil) throws -> String {
         let sub = UUID().uuidString.lowercased()
         try stack.database.connect().query(
             "INSERT INTO users (username, email, cognito_sub) VALUES ($1, $1 || '@example.com', $2)", name, sub)
         var claims = TestPool.accessClaims(sub: sub)
         claims["scope"] = scope
+        claims["cognito:groups"] = groups
         return TestPool.token(claims: claims)
     }
 
@@ -29,9 +30,12 @@ import Testing
         let stack = try Stack(environment: [
             "COGNITO_TOKEN_USE": "id,access", "COGNITO_RESOURCE_SERVER": "articles", "COGNITO_ADMIN_GROUP": "editors",
         ])
+        #expect(stack.worker.output.contains("ID tokens carry no scopes and are not scope-checked"), "the start-up warning")
         let reader = try accessToken(stack, "reader", scope: "articles/read")
         let writer = try accessToken(stack, "writer", scope: "openid articles/read articles/write")
-        let admin = try accessToken(stack, "admin", scope: "articles/admin")
+        let admin = try accessToken(stack, "admin", scope: "articles/admin", groups: ["editors"])
+        // Cognito grants scopes per app client: the admin scope alone makes no user an admin.
+        let scopedWriter = try accessToken(stack, "scoped", scope: "articles/read articles/write articles/admin")
         let db = try stack.database.connect()
         let readersOwn = try db.query("INSERT INTO articles (name, owner_id) SELECT 'readers', id FROM users WHERE username = 'reader' RETURNING id")
             .first!.decode(Int64.self, at: 0)
@@ -41,8 +45,11 @@ import Testing
             #expect(response.header("WWW-Authenticate") == #"Bearer error="insufficient_scope", scope="\#(scope)""#)
         }
 
-        // Read scope: reads, and nothing else.
-        #expect(try send(stack, "GET", "/articles/", reader).status == 200)
+        // Read scope: reads, and nothing else. One principal's answers are kept by no cache.
+        let listed = try send(stack, "GET", "/articles/", reader)
+        #expect(listed.status == 200 && listed.header("Cache-Control") == "no-store" && listed.header("X-Content-Type-Options") == "nosniff")
+        let health = try stack.get("/healthz")
+        #expect(health.header("X-Content-Type-Options") == "nosniff" && health.header("Cache-Control") == nil)
         #expect(try send(stack, "GET", "/articles/\(readersOwn)/", reader).status == 200)
         refusedForScope(try send(stack, "POST", "/articles/", reader, json: #"{"name": "no"}"#), "articles/write")
         refusedForScope(try send(stack, "PATCH", "/articles/\(readersOwn)/", reader, json: #"{"name": "no"}"#), "articles/write")
@@ -55,7 +62,11 @@ import Testing
         refusedForScope(try send(stack, "PATCH", "/articles/\(readersOwn)/", writer, json: #"{"name": "taken"}"#), "articles/admin")
         refusedForScope(try send(stack, "DELETE", "/articles/\(readersOwn)/", writer), "articles/admin")
         refusedForScope(try send(stack, "GET", "/articles/", admin), "articles/read")
-        // Admin scope: changes anyone's.
+        // The admin scope without the admin role: the user's own only.
+        let notAdmin = try send(stack, "PATCH", "/articles/\(readersOwn)/", scopedWriter, json: #"{"name": "taken"}"#)
+        #expect(notAdmin.status == 403 && notAdmin.json == ["detail": "You do not have permission to perform this action."])
+        #expect(try send(stack, "DELETE", "/articles/\(writersOwn)/", scopedWriter).status == 403)
+        // Admin scope and the admin role: changes anyone's.
         #expect(try send(stack, "PATCH", "/articles/\(readersOwn)/", admin, json: #"{"name": "moderated"}"#).status == 200)
         #expect(try send(stack, "DELETE", "/articles/\(writersOwn)/", admin).status == 204)
         #expect(try db.query("SELECT name FROM articles ORDER BY id").map { try $0.decode(String.self, at: 0) } == ["moderated"])
@@ -141,9 +152,20 @@ import Testing
         #expect(created.status == 201, "\(created.text)")
         #expect(try JSONDecoder().decode(Article.self, from: created.body).owner == "robot")
         #expect(try send(stack, "GET", "/articles/", machine).status == 200)
-        // Its scopes count as any access token's.
+        // Its scopes count as any access token's; with the admin scope it changes anyone's
+        // (a machine client has no groups, so no role beside its scopes).
         claims["scope"] = "articles/read"
         #expect(try send(stack, "POST", "/articles/", TestPool.token(claims: claims), json: #"{"name": "x"}"#).status == 403)
+        let db = try stack.database.connect()
+        try db.query("INSERT INTO users (username, email) VALUES ('person', 'person@example.com')")
+        let persons = try db.query("INSERT INTO articles (name, owner_id) SELECT 'persons', id FROM users WHERE username = 'person' RETURNING id")
+            .first!.decode(Int64.self, at: 0)
+        claims["scope"] = "articles/read articles/write"
+        #expect(try send(stack, "PATCH", "/articles/\(persons)/", TestPool.token(claims: claims), json: #"{"name": "x"}"#).status == 403)
+        claims["scope"] = "articles/admin"
+        let moderated = try send(stack, "PATCH", "/articles/\(persons)/", TestPool.token(claims: claims), json: #"{"name": "moderated"}"#)
+        #expect(moderated.status == 200, "\(moderated.text)")
+        try db.query("DELETE FROM articles WHERE id = $1", persons)
         try psql("deactivate_user.sql", ["username": "robot"])
         try waitFor("the deactivation on every thread", within: 1) {
             try (0..<8).allSatisfy { _ in try send(stack, "GET", "/articles/", machine).status == 401 }

@@ -173,7 +173,7 @@ import Testing
             COGNITO_ISSUER=original
             COGNITO_JWKS_URL=https://cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123/.well-known/jwks.json
             COGNITO_LEEWAY_SECONDS=60
-            COGNITO_ADMIN_GROUP=(unset: only owners change their articles)
+            COGNITO_ADMIN_GROUP=(unset: only owners, and members of groups granted the admin role, change their articles)
             COGNITO_DEFAULT_ROLE=writer
             COGNITO_RESOURCE_SERVER=(unset: access tokens' scopes are not checked)
             COGNITO_DOMAIN=(unset: the sign-in page says sign-in is not configured)
@@ -196,6 +196,19 @@ import Testing
         let issuer = "https://issuer-cognito-idp.ap-southeast-2.amazonaws.com/ap-southeast-2_AbC123"
         #expect(updated.output.contains("\nCOGNITO_ISSUER=updated\nCOGNITO_JWKS_URL=\(issuer)/.well-known/jwks.json\n"))
         #expect(updated.output.contains("\nissuer=\(issuer)\n"))
+        // With a resource server, only access tokens by default; ID tokens accepted beside them
+        // are not scope-checked, which check-config says.
+        let scoped = try run(binary, ["check-config"], environment: Self.pool.merging(["COGNITO_RESOURCE_SERVER": "articles"]) { $1 })
+        #expect(scoped.status == 0 && scoped.output.contains("\nCOGNITO_TOKEN_USE=access\n") && !scoped.output.contains("warning"))
+        let withID = try run(binary, ["check-config"], environment: Self.pool.merging([
+            "COGNITO_RESOURCE_SERVER": "articles", "COGNITO_TOKEN_USE": "id,access",
+        ]) { $1 })
+        #expect(withID.status == 0)
+        #expect(withID.output.contains(
+            "\nwarning: COGNITO_TOKEN_USE=id,access with COGNITO_RESOURCE_SERVER=articles: ID tokens carry no scopes and are not "
+                + "scope-checked (their principal's role alone decides), so any app client's ID tokens may do what articles/write "
+                + "allows; accept only access tokens (COGNITO_TOKEN_USE=access, the default with a resource server) to have every "
+                + "request scope-checked\n"), "\(withID.output)")
         let bad = try run(binary, ["check-config"], environment: Self.pool.merging(["FCGI_THREADS": "-1"]) { $1 })
         #expect(bad.status != 0)
         #expect(bad.output.contains("FCGI_THREADS must be a whole number from 1 to 512, got \"-1\""))

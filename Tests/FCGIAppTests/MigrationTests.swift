@@ -13,11 +13,11 @@ import Testing
         let migrator = try Migrator(directory: TestEnvironment.path("sql/migrations"))
         let recorded = try db.query("SELECT version, name FROM schema_migrations ORDER BY version")
         #expect(try recorded.map { try $0.decode(String.self, "version") } == migrator.migrations.map(\.version))
-        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013", "0014"])
+        #expect(migrator.migrations.map(\.version) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013", "0014", "0015", "0016", "0017"])
         let schemaBefore = try schema(db)
         #expect(try migrator.apply(to: db).isEmpty)
         #expect(try schema(db) == schemaBefore)
-        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 14)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations").first?.decode(Int.self, at: 0) == 17)
     }
 
     @Test func theMigrateCommandReportsWhatItApplied() throws {
@@ -44,12 +44,15 @@ import Testing
             applied 0012_group_roles
             applied 0013_machine_clients
             applied 0014_trusted_pools
-            migrated to 0014_trusted_pools
+            applied 0015_group_roles_per_pool
+            applied 0016_serving_role_least_privilege
+            applied 0017_feed_columns
+            migrated to 0017_feed_columns
 
             """)
         let second = try run(binary, ["migrate", "--dir", dir], environment: environment)
         #expect(second.status == 0)
-        #expect(second.output == "up to date at 0014_trusted_pools\n")
+        #expect(second.output == "up to date at 0017_feed_columns\n")
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {

@@ -153,11 +153,39 @@ import Testing
         for target in [stack, second] {
             let replay = try post(target, body, timestamp: signedAt)
             #expect(replay.status == 401)
-            #expect(replay.json == ["detail": "This signed request was accepted before; sign it again to resend it."])
+            #expect(replay.json == ["detail": "This signed request was received before; sign it again to resend it."])
         }
         #expect(try users(stack) == [])
         #expect(try post(second, body, timestamp: signedAt + 1).status == 200)
         #expect(try users(stack) == ["frank frank@example.com sub-frank"])
+    }
+
+    /// A refused signed request is not accepted later either, once what refused it is gone:
+    /// a pool trusted since, a username freed since.
+    @Test func aRefusedSignedRequestIsNotAcceptedLater() throws {
+        let stack = try Stack(environment: ["PROVISIONING_SECRET": Self.secret])
+        try stack.waitForChangeFeed()
+        let received = ["detail": "This signed request was received before; sign it again to resend it."]
+        let signedAt = Int(Date().timeIntervalSince1970)
+        let tenant = event(sub: "sub-tenant", userName: "tenant", email: "tenant@example.com", pool: TrustedPoolTests.poolID)
+        #expect(try post(stack, tenant, timestamp: signedAt).status == 403)
+        let trusted = try stack.database.admin("trust_pool.sql", ["pool_id": TrustedPoolTests.poolID, "client_ids": "c"])
+        try #require(trusted.status == 0, "\(trusted.output)")
+        // A fresh event of that pool shows it trusted; the refused one stays refused.
+        let other = event(sub: "sub-other", userName: "other", email: "other@example.com", pool: TrustedPoolTests.poolID)
+        var attempt = 0
+        try waitFor("the pool to be trusted", within: 1) {
+            attempt += 1
+            return try post(stack, other, timestamp: signedAt - attempt).status == 200
+        }
+        #expect(try post(stack, tenant, timestamp: signedAt).json == received)
+
+        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('grace', 'someone@example.com')")
+        let grace = event(sub: "sub-grace", userName: "grace", email: "grace@example.com")
+        #expect(try post(stack, grace, timestamp: signedAt).json == ["detail": "The username is taken by another user."])
+        try stack.database.connect().query("UPDATE users SET username = 'grace-old' WHERE username = 'grace'")
+        #expect(try post(stack, grace, timestamp: signedAt).json == received)
+        #expect(try users(stack) == ["other other@example.com sub-other", "grace-old someone@example.com -"])
     }
 
     @Test func aSecretFileMustBePrivate() throws {

@@ -14,6 +14,8 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["RUN_DIR"] = runDir
         environment["HTTP_PORT"] = String(port)
+        // Access tokens too, for a machine client's (dev-token --client).
+        environment["COGNITO_TOKEN_USE"] = "id,access"
         for name in ["AWS_USER_POOLS_ID", "DATABASE_URL", "DATABASE_FEED_URL", "FCGI_LISTEN"] { environment[name] = nil }
 
         let first = try start(environment, log: "\(runDir)/first.out")
@@ -62,6 +64,19 @@ import Testing
         #expect(payload.contains(#""iss":"https://issuer-cognito-idp.local-1.amazonaws.com/local-1_ArticlesDev""#), "\(payload)")
         let viaUpdated = try HTTPClient.request(port: port, path: "/articles/", headers: [("Authorization", updatedJWT)])
         #expect(viaUpdated.status == 200)
+        // docs/api.md's machine-client flow, locally: register the app client, then its token.
+        let registered = try run("/usr/bin/psql", [
+            "-X", uri, "-v", "client_id=articles-local", "-v", "name=robot", "-f", TestEnvironment.path("sql/admin/create_client.sql"),
+        ])
+        #expect(registered.status == 0, "\(registered.output)")
+        let machine = try run(binary, ["dev-token", "--client", "articles-local"], environment: environment)
+        #expect(machine.status == 0, "\(machine.output)")
+        let byMachine = try HTTPClient.request(
+            port: port, method: "POST", path: "/articles/",
+            headers: [("Authorization", machine.output.trimmingCharacters(in: .whitespacesAndNewlines)), ("Content-Type", "application/json")],
+            body: Data(#"{"name":"by robot"}"#.utf8))
+        #expect(byMachine.status == 201, "\(byMachine.text)")
+        #expect(try JSONDecoder().decode(Article.self, from: byMachine.body).owner == "robot")
         let noKey = try run(binary, ["dev-token", "--email", "demo@example.com"], environment: ["RUN_DIR": "\(runDir)/nowhere"])
         #expect(noKey.status != 0)
         #expect(noKey.output.contains("no local development key"))
@@ -77,7 +92,7 @@ import Testing
         // The binary the first run built or found is newer than every source: no build again.
         #expect(second.output.contains("the release build is up to date"), "\(second.output.prefix(500))")
         let kept = try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT name FROM articles ORDER BY id"])
-        #expect(kept.output == "kept\nsecond\n")
+        #expect(kept.output == "kept\nsecond\nby robot\n")
         let users = try run("/usr/bin/psql", ["-X", "-tA", uri, "-c", "SELECT count(*) FROM users WHERE username = 'demo'"])
         #expect(users.output == "1\n")
         second.signal(SIGTERM)

@@ -109,7 +109,7 @@ import Testing
         for _ in 0..<3 {
             #expect(throws: AuthError.badSignature(KeyID(TestPool.kid))) { try verifier.verify(authorization: token, recent: recent) }
         }
-        guard case .forged(let error, _) = recent[token] else { Issue.record("not remembered as forged"); return }
+        guard case .forged(let error, _, _) = recent[token] else { Issue.record("not remembered as forged"); return }
         #expect(error == .badSignature(KeyID(TestPool.kid)))
         // The pool now publishes that key under that kid.
         let rotated = try jwks(TestPool.otherKey)

@@ -64,7 +64,7 @@ check_reachable() {
 CLUSTER_SETTINGS="-c wal_level=logical -c max_wal_senders=64 -c max_replication_slots=64 -c max_slot_wal_keep_size=1GB"
 
 # cluster_hba: who may connect to a cluster of the project's own, over its unix socket (trust:
-# the socket's folder is the checkout's). No physical replication connection for the worker's
+# the socket's folder is reachable by the cluster owner and root only, cluster_start). No physical replication connection for the worker's
 # roles: articles_feed has the REPLICATION attribute for the change feed's logical decoding
 # (whose connections match lines by database name, so "all" lets it in), and with a physical
 # one it could copy the whole cluster (pg_basebackup).
@@ -88,6 +88,9 @@ cluster_start() {
     chown postgres: "$dir/pgdata" "$dir/pg" "$dir/postgres.log"
     chmod 700 "$dir/pgdata"
   fi
+  # The socket's folder is the cluster owner's alone (and root's): pg_hba.conf trusts whoever
+  # reaches the socket, so no other local account may.
+  chmod 700 "$dir/pg"
   if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
     log "creating the PostgreSQL cluster in $dir/pgdata"
     as_cluster_owner "$bindir/initdb" -D "$dir/pgdata" -U postgres -E UTF8 --locale=C.UTF-8 \

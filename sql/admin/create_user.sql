@@ -1,7 +1,10 @@
 -- Creates a user of the API. The first valid Cognito token with this email (any case, verified)
--- binds the row to that Cognito account.
+-- of the user's pool binds the row to that Cognito account: the worker's own pool
+-- (AWS_USER_POOLS_ID), or with pool_id a pool trusted with trust_pool.sql. A token or a
+-- provisioning event of any other pool never binds it.
 --
---   psql "$ADMIN_URL" -v username=alice -v email=alice@example.com -f sql/admin/create_user.sql
+--   psql "$ADMIN_URL" -v username=alice -v email=alice@example.com [-v pool_id=eu-west-1_AbC123] \
+--        -f sql/admin/create_user.sql
 --
 -- A username or email that is taken prints one ERROR line, changes nothing and exits non-zero.
 \ir lib/settings.psql
@@ -13,10 +16,14 @@
 \else
 \set email ''
 \endif
+\if :{?pool_id}
+\else
+\set pool_id ''
+\endif
 
 BEGIN;
 SELECT set_config('articles_admin.username', :'username', true),
-       set_config('articles_admin.email', :'email', true) \gset articles_admin_
+       set_config('articles_admin.email', :'email', true), set_config('articles_admin.pool_id', :'pool_id', true) \gset articles_admin_
 DO $$
 DECLARE
   new_username text := current_setting('articles_admin.username');
@@ -28,6 +35,9 @@ BEGIN
   IF new_email !~ '^[^@[:space:]]+@[^@[:space:]]+$' THEN
     RAISE EXCEPTION 'a valid email is required: -v email=ADDRESS (got "%")', new_email;
   END IF;
+  IF current_setting('articles_admin.pool_id') !~ '^([a-z0-9-]+_[A-Za-z0-9]+)?$' THEN
+    RAISE EXCEPTION 'pool_id must be a user pool id, e.g. eu-west-1_AbC123 (got "%")', current_setting('articles_admin.pool_id');
+  END IF;
   IF EXISTS (SELECT FROM users WHERE username = new_username) THEN
     RAISE EXCEPTION 'a user named "%" already exists; nothing was changed', new_username;
   END IF;
@@ -36,6 +46,6 @@ BEGIN
   END IF;
 END
 $$;
-INSERT INTO users (username, email) VALUES (:'username', :'email')
-RETURNING format('created user %s (id %s, email %s)', username, id, email);
+INSERT INTO users (username, email, pool_id) VALUES (:'username', :'email', nullif(:'pool_id', ''))
+RETURNING format('created user %s (id %s, email %s%s)', username, id, email, ', pool ' || pool_id);
 COMMIT;

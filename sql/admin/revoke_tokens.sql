@@ -1,5 +1,6 @@
--- Revokes every token of a user issued up to now: tokens whose iat is at or before this
--- moment, in whole seconds (so one minted in the same second is refused too), are refused
+-- Revokes every token of a user from sign-ins up to now: tokens whose auth_time (the sign-in
+-- they come from; iat for a token without one) is at or before this moment, in whole seconds
+-- (so a sign-in in the same second is refused too), refreshed ones included, are refused
 -- from the next request on, by every worker, also after a restart. The user signs in again
 -- to get tokens that work.
 --
@@ -20,5 +21,5 @@ BEGIN
 END
 $$;
 UPDATE users SET tokens_valid_after = now() WHERE username = :'username'
-RETURNING format('revoked the tokens of user %s (id %s) issued up to %s', username, id, tokens_valid_after);
+RETURNING format('revoked the tokens of user %s (id %s) from sign-ins up to %s', username, id, tokens_valid_after);
 COMMIT;

@@ -24,7 +24,7 @@ struct CheckConfig: ParsableCommand {
         let config = try Config.fromEnvironment(ProcessInfo.processInfo.environment)
         for (name, value) in config.summary { print("\(name)=\(value)") }
         print(Self.serving(config.threads))
-        if let warning = config.readTimeoutWarning { print("warning: \(warning)") }
+        for warning in config.warnings { print("warning: \(warning)") }
         if database {
             do {
                 for line in try Self.checkDatabase(config) { print(line) }
@@ -92,6 +92,19 @@ struct CheckConfig: ParsableCommand {
         }
         lines.append(
             "change feed: ok (wal_level logical, \(freeSlots) free replication slots, max_slot_wal_keep_size \(try settings.decode(String.self, at: 4)))")
+        // The workers' feeds use temporary slots only: a persistent logical slot is someone
+        // else's, and with any plugin it reads every change of its database.
+        for slot in try feed.execute("""
+            SELECT slot_name, plugin, database, pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) \
+            FROM pg_replication_slots WHERE slot_type = 'logical' AND NOT temporary ORDER BY slot_name
+            """) {
+            let name = try slot.decode(String.self, at: 0)
+            lines.append(
+                "warning: replication slot \(name) (plugin \(try slot.decode(String.self, at: 1)), database "
+                    + "\(try slot.decode(String.self, at: 2))) is persistent, so no worker made it: it holds back "
+                    + "\(try slot.decode(String?.self, at: 3) ?? "no") WAL and lets its reader see every change of that database; "
+                    + "drop it if nothing uses it (SELECT pg_drop_replication_slot('\(name)'))")
+        }
         // A physical replication connection streams the whole cluster (pg_basebackup copies
         // every database and every role's password hash): pg_hba.conf must refuse it to both.
         for (name, url) in [("DATABASE_URL", config.databaseURL), ("DATABASE_FEED_URL", config.feedDatabaseURL)] {

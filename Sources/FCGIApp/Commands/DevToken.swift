@@ -18,7 +18,15 @@ struct DevToken: ParsableCommand {
             """)
 
     @Option(help: "The user's email (claims email and, with --use id, cognito:username from its local part).")
-    var email: String
+    var email: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Instead of a user's token, a machine client's (client credentials): an access token whose sub and client_id are "
+                + "this app client id, with no username. The worker accepts it for an id in AWS_APP_CLIENT_ID (locally "
+                + "\(LocalDevelopment.clientID)) once sql/admin/create_client.sql registered it.",
+            valueName: "id"))
+    var client: String?
 
     @Option(help: "The token's sub (default: derived from the email, so repeated tokens map to the same user).")
     var sub: String?
@@ -42,7 +50,12 @@ struct DevToken: ParsableCommand {
     var groups: [String] = []
 
     func validate() throws {
-        guard email.contains("@") else { throw ValidationError("--email must be an email address") }
+        switch (email, client) {
+        case (nil, nil): throw ValidationError("give --email for a user's token, or --client for a machine client's")
+        case (.some, .some): throw ValidationError("give --email or --client, not both")
+        case (let email?, nil): guard email.contains("@") else { throw ValidationError("--email must be an email address") }
+        case (nil, let client?): guard !client.isEmpty else { throw ValidationError("--client must be an app client id") }
+        }
         guard expiresIn > 0 else { throw ValidationError("--expires-in must be positive") }
         guard count > 0 else { throw ValidationError("--count must be positive") }
     }
@@ -52,9 +65,15 @@ struct DevToken: ParsableCommand {
         let now = Int(wallSeconds())
         var output = ""
         for _ in 0..<count {
-            output += try LocalDevelopment.token(
-                key: key, kid: kid, email: email, sub: sub ?? LocalDevelopment.sub(forEmail: email), use: use,
-                issuedAt: now, expiresIn: expiresIn, issuer: issuer, scope: scope, groups: groups) + "\n"
+            if let client {
+                output += try LocalDevelopment.token(
+                    key: key, kid: kid, email: "", sub: client, use: .access, issuedAt: now, expiresIn: expiresIn, issuer: issuer,
+                    scope: scope, groups: groups, client: client) + "\n"
+            } else if let email {
+                output += try LocalDevelopment.token(
+                    key: key, kid: kid, email: email, sub: sub ?? LocalDevelopment.sub(forEmail: email), use: use,
+                    issuedAt: now, expiresIn: expiresIn, issuer: issuer, scope: scope, groups: groups) + "\n"
+            }
         }
         print(output, terminator: "")
     }

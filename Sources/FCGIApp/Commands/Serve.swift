@@ -22,7 +22,7 @@ struct Serve: ParsableCommand {
         Logger.bootstrap(level: config.logLevel)
         try LogSink.standardError.flushPeriodically()
         let logger = Logger(label: "articles-fcgi")
-        if let warning = config.readTimeoutWarning { logger.warning("\(warning)") }
+        for warning in config.warnings { logger.warning("\(warning)") }
 
         // Fail fast on a wrong DATABASE_URL or an unmigrated database; each thread then opens
         // its own connection.

@@ -162,6 +162,20 @@ struct Config: Sendable, Equatable {
     /// Where the change feed connects.
     var feedDatabaseURL: String? { feedURL ?? databaseURL }
 
+    /// What `check-config` prints and `serve` logs at start: settings that work, but likely
+    /// not as the operator meant.
+    var warnings: [String] {
+        var warnings = readTimeoutWarning.map { [$0] } ?? []
+        if let server = cognito.authorization.resourceServer, cognito.tokenUses.contains(.id) {
+            warnings.append(
+                "COGNITO_TOKEN_USE=\(cognito.tokenUseText) with COGNITO_RESOURCE_SERVER=\(server): ID tokens carry no scopes and are "
+                    + "not scope-checked (their principal's role alone decides), so any app client's ID tokens may do what "
+                    + "\(server)/write allows; accept only access tokens (COGNITO_TOKEN_USE=access, the default with a resource server) "
+                    + "to have every request scope-checked")
+        }
+        return warnings
+    }
+
     /// What `check-config` prints: each setting as the worker will use it, secrets masked.
     var summary: [(name: String, value: String)] {
         [
@@ -181,7 +195,7 @@ struct Config: Sendable, Equatable {
             ("COGNITO_ISSUER", cognito.issuerForm.rawValue),
             keySourceSummary,
             ("COGNITO_LEEWAY_SECONDS", String(cognito.leewaySeconds)),
-            ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners change their articles)"),
+            ("COGNITO_ADMIN_GROUP", cognito.adminGroup ?? "(unset: only owners, and members of groups granted the admin role, change their articles)"),
             ("COGNITO_DEFAULT_ROLE", cognito.authorization.defaultRole.rawValue),
             ("COGNITO_RESOURCE_SERVER", cognito.authorization.resourceServer ?? "(unset: access tokens' scopes are not checked)"),
             ("COGNITO_DOMAIN", signIn.domain ?? "(unset: the sign-in page says sign-in is not configured)"),

@@ -18,7 +18,7 @@ extension Config {
         guard longestAnswerSeconds > Self.nginxReadTimeoutSeconds else { return nil }
         return "with DATABASE_STATEMENT_TIMEOUT_SECONDS=\(statementTimeoutSeconds) and DATABASE_LOCK_TIMEOUT_SECONDS="
             + "\(lockTimeoutSeconds) a request may wait \(longestAnswerSeconds) s on the database, longer than the shipped nginx "
-            + "site's fastcgi_read_timeout (\(Self.nginxReadTimeoutSeconds)s), after which nginx answers 502 although the write "
+            + "site's fastcgi_read_timeout (\(Self.nginxReadTimeoutSeconds)s), after which nginx answers 504 although the write "
             + "may commit: raise it (\"fastcgi_read_timeout \(longestAnswerSeconds + 5)s;\" in location / of "
             + "/etc/nginx/sites-available/articles-fcgi) or lower the timeouts"
     }

@@ -1,3 +1,4 @@
+import Auth
 import PG
 
 /// Turns `pgoutput` messages into each transaction's `Change`s, revocations and group roles.
@@ -100,6 +101,14 @@ package struct ChangeDecoder {
         let before = text(old) ?? (operation == .update ? after : nil)
         switch table {
         case .groupRoles:
+            // Keyed by pool and group name: an old key (deletes; updates that changed it)
+            // carries both, as the row after does.
+            func group(_ values: [PGOutputMessage.Value]?) -> Authorization.Group? {
+                guard let name = text(values), let pool = text(values, "pool_id") else { return nil }
+                return Authorization.Group(pool: pool, name: name)
+            }
+            let after = group(new)
+            let before = group(old) ?? (operation == .update ? after : nil)
             if let before, before != after || operation == .delete { roles.append(.revoke(before)) }
             if let after {
                 guard let role = text(new, "role") else {

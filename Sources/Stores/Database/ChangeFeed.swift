@@ -1,3 +1,4 @@
+import Auth
 import Glibc
 import Logging
 import Observability
@@ -25,10 +26,10 @@ package enum SessionChange: Equatable, Sendable {
     case clear
 }
 
-/// A committed change to `group_roles`, by group name and role.
+/// A committed change to `group_roles`, by pool and group name, and role.
 package enum RoleChange: Equatable, Sendable {
-    case grant(String, String)
-    case revoke(String)
+    case grant(Authorization.Group, String)
+    case revoke(Authorization.Group)
     /// The table was emptied.
     case clear
 }
@@ -225,10 +226,11 @@ extension ChangeFeed {
         return pools
     }
 
-    fileprivate static func groupRoles(_ stream: ReplicationStream) throws(PGError) -> [String: String] {
-        var roles: [String: String] = [:]
-        for row in try stream.execute("SELECT group_name, role FROM group_roles") {
-            roles[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1)
+    fileprivate static func groupRoles(_ stream: ReplicationStream) throws(PGError) -> [Authorization.Group: String] {
+        var roles: [Authorization.Group: String] = [:]
+        for row in try stream.execute("SELECT pool_id, group_name, role FROM group_roles") {
+            roles[Authorization.Group(pool: try row.decode(String.self, at: 0), name: try row.decode(String.self, at: 1))] =
+                try row.decode(String.self, at: 2)
         }
         return roles
     }

@@ -55,11 +55,16 @@ package struct Provisioning {
 
     package func handle(_ request: Request) async throws -> Response {
         let signed = try checkSignature(request)
+        // Remembered before anything else is decided, in a statement of its own: a request
+        // refused now (a pool not trusted yet, a username taken) is not accepted later either.
+        guard try await db.query(Self.remember, Hex.encode(signed.signature), signed.timestamp).first?.isNull(0) == false else {
+            throw HTTPError(status: .unauthorized, detail: "This signed request was received before; sign it again to resend it.")
+        }
         let event = try Event(request.body)
         guard pools.accepts(poolID: event.userPoolID) else {
             throw HTTPError(status: .forbidden, detail: "The event is for another user pool.")
         }
-        return .json(try await provision(event, signed))
+        return .json(try await provision(event))
     }
 
     private func checkSignature(_ request: Request) throws(HTTPError) -> Signed {
@@ -137,39 +142,27 @@ package struct Provisioning {
         sql: "SELECT id, username, email FROM users WHERE coalesce(pool_id, '') = $2 AND cognito_sub = $1 FOR UPDATE")
     package static let byEmail = PreparedStatement(
         name: "provision_by_email",
-        sql: "SELECT id, username, email, cognito_sub FROM users WHERE lower(email) = lower($1) FOR UPDATE")
+        sql: "SELECT id, username, email, cognito_sub, coalesce(pool_id, '') FROM users WHERE lower(email) = lower($1) FOR UPDATE")
     package static let rename = PreparedStatement(
         name: "provision_rename", sql: "UPDATE users SET username = $2, email = $3 WHERE id = $1 RETURNING id, username, email")
     package static let bind = PreparedStatement(
         name: "provision_bind",
-        sql: "UPDATE users SET cognito_sub = $2, pool_id = nullif($3, '') WHERE id = $1 RETURNING id, username, email")
-    /// Remembers a signature; no row when it was accepted before. Signatures too old to be
-    /// accepted again, by this host's clock less the skew of another host's, are forgotten.
-    package static let accept = PreparedStatement(
-        name: "provision_accept",
-        sql: """
-            WITH forgotten AS (
-              DELETE FROM provisioning_requests WHERE signed_at < to_timestamp($2::float8) - make_interval(secs => $3::float8)
-            )
-            INSERT INTO provisioning_requests (signature, signed_at) VALUES (decode($1, 'hex'), to_timestamp($2::float8))
-            ON CONFLICT (signature) DO NOTHING RETURNING 1
-            """)
+        sql: "UPDATE users SET cognito_sub = $2 WHERE id = $1 AND cognito_sub IS NULL RETURNING id, username, email")
+    /// Remembers a signature (migration 0016: the one way the serving role may): true, or null
+    /// when it was seen before. Signatures too old to be accepted again are forgotten.
+    package static let remember = PreparedStatement(
+        name: "provision_remember", sql: "SELECT remember_provisioning_request(decode($1, 'hex'), to_timestamp($2::float8))")
 
-    /// Creates or updates the event's user in one transaction, which also remembers the
-    /// signature: by `sub`; else an unbound row with the (verified) email; else a new row. 409
-    /// when the email belongs to another `sub` or the username to another user; 401 for a
-    /// signature accepted before.
-    private func provision(_ event: Event, _ signed: Signed) async throws -> Provisioned {
+    /// Creates or updates the event's user in one transaction: by `sub`; else an unbound row
+    /// with the (verified) email that waits for the event's pool; else a new row. 409 when the
+    /// email belongs to another `sub` or pool, or the username to another user.
+    private func provision(_ event: Event) async throws -> Provisioned {
         func conflict(_ detail: String) -> HTTPError { HTTPError(status: .conflict, detail: detail) }
         // An address Cognito has not verified is neither stored nor used to bind.
         let email = event.emailVerified ? event.email : nil
         let pool = Claims.poolKey(event.userPoolID == pools.ownPoolID ? nil : event.userPoolID)
         do {
             return try await db.transaction { db in
-                let signature = Hex.encode(signed.signature)
-                guard try await db.query(Self.accept, signature, signed.timestamp, 2 * Self.maxSkewSeconds).count == 1 else {
-                    throw HTTPError(status: .unauthorized, detail: "This signed request was accepted before; sign it again to resend it.")
-                }
                 if let row = try await db.query(Self.bySub, event.sub, pool).first {
                     let current = try Self.provisioned(row)
                     let newEmail = email ?? current.email
@@ -178,6 +171,9 @@ package struct Provisioning {
                 }
                 if let email, let row = try await db.query(Self.byEmail, email).first {
                     guard row.isNull(3) else { throw conflict("A user with this email belongs to another Cognito user.") }
+                    guard try row.decode(String.self, at: 4) == pool else {
+                        throw conflict("A user with this email waits for a sign-in from another user pool.")
+                    }
                     // Only the same ASCII address is bound: lower() folds some other letters
                     // onto ASCII ones, so a row found by it may hold a different address.
                     guard let folded = EmailAddress.asciiFolded(email),
@@ -185,7 +181,10 @@ package struct Provisioning {
                     else {
                         throw conflict("A user with a similar email exists; an administrator must bind it.")
                     }
-                    return try await Self.provisioned(db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub, pool)[0])
+                    guard let bound = try await db.query(Self.bind, try row.decode(Int64.self, at: 0), event.sub).first else {
+                        throw conflict("The user changed meanwhile; try again.")
+                    }
+                    return try Self.provisioned(bound)
                 }
                 if let row = try await db.query(UserStore.create, event.userName, email, event.sub, pool).first {
                     return try Self.provisioned(row)

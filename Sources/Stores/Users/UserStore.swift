@@ -21,8 +21,9 @@ package struct Caller {
 /// Maps verified tokens to users.
 ///
 /// By `sub` first. Failing that, an ID token with a verified ASCII email binds its `sub` to the
-/// row with that email (in any ASCII case) whose `cognito_sub` is still empty, in one
-/// statement, so the next request maps by `sub`. A row bound to another `sub` never matches by
+/// row with that email (in any ASCII case) whose `cognito_sub` is still empty and which waits
+/// for the token's pool (`create_user.sql`'s `pool_id`), in one statement, so the next request
+/// maps by `sub`. A row bound to another `sub` never matches by
 /// email; access tokens map by `sub` only. An address with other characters is never bound
 /// automatically: `lower()` folds some of them onto ASCII letters (`İ` to `i`), so two distinct
 /// addresses could meet.
@@ -43,8 +44,9 @@ package enum UserStore {
     package static let bindByEmail = PreparedStatement(
         name: "user_bind_by_email",
         sql: """
-            UPDATE users SET cognito_sub = $1, pool_id = nullif($4, '')
+            UPDATE users SET cognito_sub = $1
             WHERE lower(email) = $2 AND \(EmailAddress.asciiFoldedSQL("email")) = $2 AND cognito_sub IS NULL
+              AND coalesce(pool_id, '') = $4
             RETURNING \(columns(session: 3))
             """)
 

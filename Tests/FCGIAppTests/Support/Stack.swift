@@ -20,6 +20,8 @@ final class Stack: Service, @unchecked Sendable {
     /// The operations server's port: `/metrics` and `/internal/...`.
     let opsPort: Int
     let socketPath: String
+    /// The worker's TCP port, with `.tcp`.
+    let upstreamPort: Int?
     let worker: ChildProcess
     let nginx: ChildProcess
 
@@ -45,6 +47,7 @@ final class Stack: Service, @unchecked Sendable {
         workerEnvironment.merge(environment) { $1 }
         let binary = try TestEnvironment.binary()
         let upstream: String
+        var upstreamPort: Int?
         switch listen {
         case .unix:
             workerEnvironment["FCGI_LISTEN"] = "unix:\(socketPath)"
@@ -52,6 +55,7 @@ final class Stack: Service, @unchecked Sendable {
             worker = try ChildProcess(binary, ["serve"], environment: workerEnvironment, log: "\(dir)/worker.log")
         case .tcp:
             let port = try TestEnvironment.freePort()
+            upstreamPort = port
             workerEnvironment["FCGI_LISTEN"] = "127.0.0.1:\(port)"
             upstream = "127.0.0.1:\(port)"
             worker = try ChildProcess(binary, ["serve"], environment: workerEnvironment, log: "\(dir)/worker.log")
@@ -62,6 +66,7 @@ final class Stack: Service, @unchecked Sendable {
                 "/usr/bin/systemd-socket-activate", ["-l", socketPath] + passed + [binary, "serve"],
                 environment: workerEnvironment, log: "\(dir)/worker.log")
         }
+        self.upstreamPort = upstreamPort
         nginx = try Self.nginx(dir: dir, httpPort: httpPort, upstream: upstream, opsPort: opsPort)
         if wait {
             try waitUntilAnswering(healthy: healthy)
