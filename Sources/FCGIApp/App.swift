@@ -20,7 +20,7 @@ final class App: Responder {
     private let creator: ArticleCreator
     /// This loop's copy of the groups' roles.
     private let groupRoles: FeedState<[Authorization.Group: Authorization.Role]>.View
-    private let metrics: LoopMetrics
+    let metrics: LoopMetrics
     /// The reconnects of the loop's connections counted so far.
     private var reconnects = 0
 
@@ -28,7 +28,7 @@ final class App: Responder {
     private var cors: CORSPolicy { services.config.cors }
     /// `PROVISIONING_SECRET`: without it, the provisioning route does not exist.
     private var provisioning: ProvisioningSecret? { services.config.provisioning }
-    private var logger: Logger { services.logger }
+    var logger: Logger { services.logger }
 
     /// A responder on `loop`, with its own connections made by `connect`.
     init(loop: EventLoop, services: Services, connect: @escaping (EventLoop) -> Connection) {
@@ -49,7 +49,9 @@ final class App: Responder {
         defer { metrics.shared.inFlight.decrement() }
         let route = Route(path: request.path)
         var context = RequestContext(route: route?.name)
-        var response = cors.decorate(await self.route(route, request, &context), for: request)
+        // The request's waits for a database connection end within its budget.
+        let scope = RequestScope(deadline: started + services.config.connectionWaitNanoseconds)
+        var response = await LoopDatabase.$scope.withValue(scope) { cors.decorate(await self.route(route, request, &context), for: request) }
         // Every answer is what its Content-Type says; the articles' answers are one principal's
         // data, which no shared cache or browser store may keep.
         response.headers.append(("X-Content-Type-Options", "nosniff"))
@@ -141,6 +143,11 @@ final class App: Responder {
             metrics.refused(reason: error.detail)
             context.refusal = error.reason
             answer = error.httpError
+        case let error as PGError where error.kind == .client && error.sqlState == .tooManyConnections:
+            // No connection of the loop was free within the request's bound: nothing was sent.
+            metrics.shared.databaseErrors.increment()
+            logger.warning("no database connection free in time", metadata: ["error": "\(error)"])
+            answer = HTTPError(status: .serviceUnavailable, detail: "The database is busy; try again later.")
         case let error as PGError where error.sqlState == .queryCanceled || error.sqlState == .lockNotAvailable:
             // statement_timeout or lock_timeout: the statement was stopped, the loop goes on.
             metrics.shared.databaseErrors.increment()
@@ -173,6 +180,7 @@ final class App: Responder {
     /// write reads its groups' roles from the table).
     private func claims(for action: Authorization.Action, _ request: Request) async throws -> (Claims, [Authorization.Group: Authorization.Role]) {
         let claims = try await authenticator.claims(request)
+        LoopDatabase.scope?.principal = claims.principal
         // Roles decide only writes.
         let roles = action == .read || claims.groups.isEmpty
             ? [:] : services.changes.isUp ? groupRoles.value : try await services.groupRoles.load(claims, in: database)
@@ -204,53 +212,5 @@ final class App: Responder {
         let caller = try await authenticator.caller(claims, db: database, caches: caches)
         context.user = caller.user.id
         return caller
-    }
-
-    /// The cluster's replication slots now, for `/metrics`: how many of each kind, and the WAL
-    /// they hold back. Left as last read when the database does not answer.
-    private func readSlots() async {
-        do {
-            let row = try await database.query(Self.slots)[0]
-            metrics.shared.temporarySlots.set(to: Double(try row.decode(Int64.self, at: 0)))
-            metrics.shared.persistentSlots.set(to: Double(try row.decode(Int64.self, at: 1)))
-            metrics.shared.slotsRetainedWAL.set(to: Double(try row.decode(Int64.self, at: 2)))
-        } catch {
-            logger.debug("metrics: replication slots not read", metadata: ["error": "\(error)"])
-        }
-    }
-
-    private static let slots = PreparedStatement(
-        name: "replication_slots",
-        sql: """
-            SELECT count(*) FILTER (WHERE temporary), count(*) FILTER (WHERE NOT temporary),
-              coalesce(sum(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::int8
-            FROM pg_replication_slots
-            """)
-
-    struct Health: Codable, Equatable, JSONWritable {
-        var status: String
-        var detail: String?
-
-        func write(to json: inout JSONWriter) {
-            json.beginObject()
-            if let detail { json.member("detail", detail) }
-            json.member("status", status)
-            json.endObject()
-        }
-    }
-
-    /// 200 when signing keys are loaded and a connection of this loop answers (reconnecting if
-    /// it was dropped), 503 with the reason otherwise.
-    func health() async -> Response {
-        if let summary = authenticator.verifier.keys.unavailableSummary {
-            return .json(Health(status: "unavailable", detail: summary), status: .serviceUnavailable)
-        }
-        do {
-            try await database.query("SELECT 1")
-            return .json(Health(status: "ok"))
-        } catch {
-            logger.warning("health check: database unavailable", metadata: ["error": "\(error)"])
-            return .json(Health(status: "unavailable", detail: "database unavailable"), status: .serviceUnavailable)
-        }
     }
 }

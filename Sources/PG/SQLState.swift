@@ -34,6 +34,7 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, ExpressibleByStrin
     public static let undefinedTable: SQLState = "42P01"
     public static let undefinedColumn: SQLState = "42703"
     public static let duplicateObject: SQLState = "42710"
+    public static let tooManyConnections: SQLState = "53300"
     public static let lockNotAvailable: SQLState = "55P03"
     public static let queryCanceled: SQLState = "57014"
     public static let adminShutdown: SQLState = "57P01"

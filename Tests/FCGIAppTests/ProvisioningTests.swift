@@ -9,7 +9,7 @@ import Testing
 @Suite(.lane()) struct ProvisioningTests {
     static let secret = "0123456789abcdef0123456789abcdef-test-secret"
 
-    private func event(sub: String, userName: String, email: String, verified: String = "true", pool: String = TestPool.poolID) -> Data {
+    func event(sub: String, userName: String, email: String, verified: String = "true", pool: String = TestPool.poolID) -> Data {
         let object: [String: Any] = [
             "version": "1", "region": "us-test-1", "userPoolId": pool, "userName": userName,
             "triggerSource": "PostConfirmation_ConfirmSignUp", "callerContext": ["clientId": TestPool.clientID],
@@ -20,7 +20,7 @@ import Testing
     }
 
     /// POSTs `body` signed with `secret` at `timestamp` (now by default).
-    private func post(
+    func post(
         _ stack: Stack, _ body: Data, secret: String = Self.secret, timestamp: Int = Int(Date().timeIntervalSince1970),
         signedBody: Data? = nil
     ) throws -> HTTPResponse {
@@ -32,7 +32,7 @@ import Testing
             body: body)
     }
 
-    private func users(_ stack: Stack) throws -> [String] {
+    func users(_ stack: Stack) throws -> [String] {
         try stack.database.connect().query("SELECT username, coalesce(email, '-'), coalesce(cognito_sub, '-') FROM users ORDER BY id").map {
             "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(String.self, at: 2))"
         }
@@ -158,34 +158,6 @@ import Testing
         #expect(try users(stack) == [])
         #expect(try post(second, body, timestamp: signedAt + 1).status == 200)
         #expect(try users(stack) == ["frank frank@example.com sub-frank"])
-    }
-
-    /// A refused signed request is not accepted later either, once what refused it is gone:
-    /// a pool trusted since, a username freed since.
-    @Test func aRefusedSignedRequestIsNotAcceptedLater() throws {
-        let stack = try Stack(environment: ["PROVISIONING_SECRET": Self.secret])
-        try stack.waitForChangeFeed()
-        let received = ["detail": "This signed request was received before; sign it again to resend it."]
-        let signedAt = Int(Date().timeIntervalSince1970)
-        let tenant = event(sub: "sub-tenant", userName: "tenant", email: "tenant@example.com", pool: TrustedPoolTests.poolID)
-        #expect(try post(stack, tenant, timestamp: signedAt).status == 403)
-        let trusted = try stack.database.admin("trust_pool.sql", ["pool_id": TrustedPoolTests.poolID, "client_ids": "c"])
-        try #require(trusted.status == 0, "\(trusted.output)")
-        // A fresh event of that pool shows it trusted; the refused one stays refused.
-        let other = event(sub: "sub-other", userName: "other", email: "other@example.com", pool: TrustedPoolTests.poolID)
-        var attempt = 0
-        try waitFor("the pool to be trusted", within: 1) {
-            attempt += 1
-            return try post(stack, other, timestamp: signedAt - attempt).status == 200
-        }
-        #expect(try post(stack, tenant, timestamp: signedAt).json == received)
-
-        try stack.database.connect().query("INSERT INTO users (username, email) VALUES ('grace', 'someone@example.com')")
-        let grace = event(sub: "sub-grace", userName: "grace", email: "grace@example.com")
-        #expect(try post(stack, grace, timestamp: signedAt).json == ["detail": "The username is taken by another user."])
-        try stack.database.connect().query("UPDATE users SET username = 'grace-old' WHERE username = 'grace'")
-        #expect(try post(stack, grace, timestamp: signedAt).json == received)
-        #expect(try users(stack) == ["other other@example.com sub-other", "grace-old someone@example.com -"])
     }
 
     @Test func aSecretFileMustBePrivate() throws {

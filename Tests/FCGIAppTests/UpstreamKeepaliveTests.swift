@@ -63,11 +63,13 @@ import Testing
         }
         let (few, many, most) = (median(32), median(96), median(256))
         let summary = "medians of 3: 32: \(few); 96: \(many); 256: \(most)"
+        print("upstream keepalive, \(listen): \(summary)")
         #expect(many.rate >= 0.9 * few.rate, "\(summary)")
         #expect(most.rate >= 0.9 * few.rate, "\(summary)")
         #expect(many.p99Milliseconds <= 4 * max(few.p99Milliseconds, 1), "\(summary)")
         if listen == .tcp, let port = stack.upstreamPort {
             let waiting = try timeWait(port: port)
+            print("upstream keepalive, tcp: \(waiting) sockets in TIME_WAIT")
             #expect(waiting < 2_000, "\(waiting) sockets in TIME_WAIT; \(summary)")
         }
     }

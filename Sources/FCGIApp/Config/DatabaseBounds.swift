@@ -1,16 +1,23 @@
+import Stores
+
 /// The database bounds every serving loop's sessions get, and whether nginx waits for them.
 extension Config {
-    /// The shipped nginx site's `fastcgi_read_timeout`: nginx answers 502 to a request whose
+    /// The shipped nginx site's `fastcgi_read_timeout`: nginx answers 504 to a request whose
     /// answer has not begun by then, though the worker goes on and may commit it.
     static let nginxReadTimeoutSeconds = 30
 
     /// The statement bound the sessions get: at least the lock bound.
     var sessionStatementTimeoutSeconds: Int { max(statementTimeoutSeconds, lockTimeoutSeconds) }
 
-    /// The longest a request may wait on the database before it is answered: a `POST` may wait
-    /// for the shared statement in flight, then its own, then run again alone (a `PATCH` locks,
-    /// then writes), each statement within `sessionStatementTimeoutSeconds`.
-    var longestAnswerSeconds: Int { 3 * sessionStatementTimeoutSeconds }
+    /// How long a request's waits for one of its loop's database connections may take, from
+    /// its arrival, before it is answered 503 with nothing sent (`LoopDatabase.defaultWait`).
+    var connectionWaitNanoseconds: Int64 { LoopDatabase.defaultWait.nanoseconds }
+
+    /// The longest a request may wait on the database before it is answered: its waits for a
+    /// connection, then a `POST` may wait for the shared statement in flight, then its own,
+    /// then run again alone (a `PATCH` locks, then writes), each statement within
+    /// `sessionStatementTimeoutSeconds`.
+    var longestAnswerSeconds: Int { Int(LoopDatabase.defaultWait.components.seconds) + 3 * sessionStatementTimeoutSeconds }
 
     /// What to tell the operator when nginx would give up on an answer the worker may still
     /// send (and a write it may still commit): the line of the site to raise.

@@ -1,6 +1,7 @@
 import Auth
 import Observability
 import PG
+import Support
 
 /// Creates the articles of `POST /articles/` for the requests of one serving loop, several in
 /// one statement when they arrive together: the way PostgreSQL shares one WAL flush among
@@ -77,7 +78,10 @@ package final class ArticleCreator {
             let batch = Array(queue.prefix(Self.maxBatch))
             queue.removeFirst(batch.count)
             metrics.articleCreatesQueued.decrement(by: Double(batch.count))
-            let outcomes = await Self.run(batch, on: db)
+            // The shared statement is no one principal's: it never waits behind a principal's
+            // own statements for a connection.
+            let shared = RequestScope(deadline: LoopDatabase.scope?.deadline ?? monotonicNanoseconds() + LoopDatabase.defaultWait.nanoseconds)
+            let outcomes = await LoopDatabase.$scope.withValue(shared) { await Self.run(batch, on: db) }
             metrics.articleCreateStatements.increment()
             for (each, outcome) in zip(batch, outcomes) { each.outcome = outcome }
             running = false

@@ -109,10 +109,14 @@ package final class WALPositionReader {
                 parked.removeAll()
                 for each in waking { each.resume() }
             }
-            if pageSize == 0, let row = try await db.query(Self.sizes).first {
-                (pageSize, segmentSize) = (UInt64(try row.decode(Int64.self, at: 0)), UInt64(try row.decode(Int64.self, at: 1)))
+            // The loop's reading, no one principal's.
+            let shared = RequestScope(deadline: LoopDatabase.scope?.deadline ?? monotonicNanoseconds() + LoopDatabase.defaultWait.nanoseconds)
+            let position = try await LoopDatabase.$scope.withValue(shared) { () async throws -> LSN? in
+                if pageSize == 0, let row = try await db.query(Self.sizes).first {
+                    (pageSize, segmentSize) = (UInt64(try row.decode(Int64.self, at: 0)), UInt64(try row.decode(Int64.self, at: 1)))
+                }
+                return try await db.query(Self.statement).first?.decode(LSN?.self, at: 0)
             }
-            let position = try await db.query(Self.statement).first?.decode(LSN?.self, at: 0)
             finished = mine
             latest = position.map { Self.recordEnd($0, pageSize: pageSize, segmentSize: segmentSize) }
         }

@@ -3,35 +3,50 @@ import Observability
 import PG
 import Support
 
+/// What the request a loop's task serves brings to its database work: the deadline of its
+/// waits for a connection (inside the request's budget, so nothing it sends can outlast
+/// nginx's wait for the answer), and, once its token is verified, its principal, which holds
+/// at most `ConnectionLending.perPrincipal` of the loop's connections. Loop-only, like the
+/// task that carries it.
+package final class RequestScope: @unchecked Sendable {
+    package let deadline: Int64
+    package var principal: String?
+
+    package init(deadline: Int64, principal: String? = nil) {
+        self.deadline = deadline
+        self.principal = principal
+    }
+}
+
 /// The PostgreSQL connections of one serving loop, lent to one statement (or one transaction)
 /// at a time, whose requests are parked while they wait for the server (the connections wait on
-/// the loop, `SocketWaiter`).
-///
-/// A loop keeps `usual` connections: with one statement in flight, the next request's statement
-/// (a write beside a reading of the WAL's end) needs no wait. When every connection is lent and
-/// the one lent longest has been out for `stuckAfter` (a row lock, a slow plan), the loop takes
-/// another, up to `most`, so a stuck statement does not hold up the loop's other requests; a
-/// connection beyond `usual` is closed as soon as nobody waits for it. A request that finds
-/// none to take waits its turn, first come first served.
+/// the loop, `SocketWaiter`). Which request gets which connection, and when the loop opens or
+/// closes one, is `ConnectionLending`'s to decide; this carries its actions out.
 ///
 /// Touched on its loop only.
 package final class LoopDatabase: Database {
-    package static let usual = 2
-    package static let most = 8
-    package static let stuckAfter: Duration = .milliseconds(100)
+    package static let usual = ConnectionLending.usual
+    package static let most = ConnectionLending.most
+    /// How long a request's waits for a connection may take, from its arrival: a loop whose
+    /// connections are all that busy for that long is overloaded, and a quick 503 (nothing
+    /// sent) serves the client better than a late answer.
+    package static let defaultWait: Duration = .seconds(2)
+
+    /// The request the calling task serves (`App` binds it per request).
+    @TaskLocal package static var scope: RequestScope?
 
     private let make: () -> Connection
     private let loop: EventLoop
     /// The sessions gauge, and where a loop that reached `most` says so.
     private let metrics: Metrics?
     private let logger: Logger?
-    private var idle: [Connection] = []
-    /// The connections lent, and since when (monotonic nanoseconds).
-    private var lent: [ObjectIdentifier: Int64] = [:]
-    private var waiting: [UnsafeContinuation<Handed, Never>] = []
-    private var growing: EventLoop.Alarm?
-    /// Connections open or lent now, for the sessions gauge; and every connection this loop made
-    /// (each counts its reconnects).
+    private var lending = ConnectionLending()
+    private var connections: [Int: Connection] = [:]
+    /// Parked requests by ticket: resumed with their connection's number, or nil at their deadline.
+    private var parked: [Int: UnsafeContinuation<Int?, Never>] = [:]
+    private var nextTicket = 0
+    private var alarm: EventLoop.Alarm?
+    /// Every connection this loop made and has not closed (each counts its reconnects).
     package private(set) var made: [Connection] = []
 
     /// `make` makes a connection (lazily, on the loop's waiter).
@@ -43,60 +58,88 @@ package final class LoopDatabase: Database {
     }
 
     /// Connections this loop holds.
-    package var count: Int { idle.count + lent.count }
+    package var count: Int { lending.count }
 
     package func query(_ sql: String, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
-        let db = await borrow()
-        defer { giveBack(db) }
+        let (number, db) = try await borrow()
+        defer { giveBack(number) }
         return try await db.query(sql, parameters)
     }
 
     package func query(_ statement: PreparedStatement, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
-        let db = await borrow()
-        defer { giveBack(db) }
+        let (number, db) = try await borrow()
+        defer { giveBack(number) }
         return try await db.query(statement, parameters)
     }
 
     package func transaction<T>(_ body: (Connection) async throws -> T) async throws -> T {
-        let db = await borrow()
-        defer { giveBack(db) }
+        let (number, db) = try await borrow()
+        defer { giveBack(number) }
         return try await db.transaction(body)
     }
 
-    /// A connection for the caller alone until it gives it back.
-    package func borrow() async -> Connection {
-        if let db = idle.popLast() { return lend(db) }
-        if count < Self.usual { return lend(open()) }
-        return await withUnsafeContinuation { continuation in
-            waiting.append(continuation)
-            growIfStuck()
-        }.db
+    /// What a request gets when no connection was free for it within its deadline: no
+    /// statement of it was sent.
+    package static let busy = PGError(
+        kind: .client, sqlState: .tooManyConnections, message: "no database connection of this loop was free within the request's bound")
+
+    /// A connection for the caller alone until it gives it back, within the scope's deadline.
+    private func borrow() async throws(PGError) -> (Int, Connection) {
+        let scope = Self.scope
+        let now = monotonicNanoseconds()
+        nextTicket += 1
+        let ticket = nextTicket
+        let number: Int?
+        switch lending.borrow(
+            ticket: ticket, principal: scope?.principal, deadline: scope?.deadline ?? now + Self.defaultWait.nanoseconds, now: now)
+        {
+        case .lent(let connection): number = connection
+        case .open(let connection): number = open(connection)
+        case .failed: number = nil
+        case .waiting:
+            number = await withUnsafeContinuation { continuation in
+                parked[ticket] = continuation
+                schedule()
+            }
+        }
+        guard let number, let db = connections[number] else { throw Self.busy }
+        return (number, db)
     }
 
-    /// A connection handed to a parked request: on the same loop, so never used by two threads.
-    private struct Handed: @unchecked Sendable {
-        let db: Connection
+    private func giveBack(_ number: Int) {
+        carryOut(lending.giveBack(number, now: monotonicNanoseconds()))
     }
 
-    package func giveBack(_ db: Connection) {
-        lent[ObjectIdentifier(db)] = nil
-        if !waiting.isEmpty { return waiting.removeFirst().resume(returning: Handed(db: lend(db))) }
-        if count >= Self.usual {
-            made.removeAll { $0 === db }
-            db.close()
-            metrics?.databaseSessions.decrement()
-        } else {
-            idle.append(db)
+    private func carryOut(_ actions: [ConnectionLending.Action]) {
+        for action in actions {
+            switch action {
+            case .hand(let connection, let ticket): parked.removeValue(forKey: ticket)?.resume(returning: connection)
+            case .open(let connection, let ticket): parked.removeValue(forKey: ticket)?.resume(returning: open(connection))
+            case .fail(let ticket): parked.removeValue(forKey: ticket)?.resume(returning: nil)
+            case .close(let connection):
+                guard let db = connections.removeValue(forKey: connection) else { continue }
+                made.removeAll { $0 === db }
+                db.close()
+                metrics?.databaseSessions.decrement()
+            }
+        }
+        schedule()
+    }
+
+    /// An alarm for the next moment the lending has something to decide.
+    private func schedule() {
+        alarm?.cancel()
+        alarm = lending.nextTick().map { due in
+            loop.at(due) { [self] in
+                alarm = nil
+                carryOut(lending.tick(now: monotonicNanoseconds()))
+            }
         }
     }
 
-    private func lend(_ db: Connection) -> Connection {
-        lent[ObjectIdentifier(db)] = monotonicNanoseconds()
-        return db
-    }
-
-    private func open() -> Connection {
+    private func open(_ number: Int) -> Int {
         let db = make()
+        connections[number] = db
         made.append(db)
         metrics?.databaseSessions.increment()
         if made.count > Self.usual {
@@ -104,22 +147,7 @@ package final class LoopDatabase: Database {
                 "loop": "\(loop.index)", "connections": "\(made.count)", "most": "\(Self.most)",
             ])
         }
-        return db
-    }
-
-    /// Opens another connection for the first waiting request once the one lent longest has
-    /// been out for `stuckAfter`, checking again then if it is not yet.
-    private func growIfStuck() {
-        guard growing == nil, !waiting.isEmpty, count < Self.most, let oldest = lent.values.min() else { return }
-        let due = oldest + Self.stuckAfter.nanoseconds
-        if due <= monotonicNanoseconds() {
-            waiting.removeFirst().resume(returning: Handed(db: lend(open())))
-            return growIfStuck()
-        }
-        growing = loop.at(due) { [self] in
-            growing = nil
-            growIfStuck()
-        }
+        return number
     }
 }
 
