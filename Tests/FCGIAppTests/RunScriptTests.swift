@@ -127,17 +127,24 @@ import Testing
         #expect(running.output.contains("stopped"))
         #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
 
-        // And the next run starts as usual.
-        let next = try start(environment, log: "\(runDir)/next.out")
+        // And the next run starts as usual, here in the background of a script (which leaves
+        // SIGINT ignored in it): SIGINT stops it all the same.
+        let next = try start(environment, log: "\(runDir)/next.out", inBackground: true)
         #expect(try HTTPClient.request(port: Int(environment["HTTP_PORT"]!)!, path: "/healthz").status == 200)
-        next.signal(SIGTERM)
-        #expect(next.wait(timeout: 60) == 143)
+        let script = processes(mentioning: runDir).filter { $0.contains("scripts/run") && !$0.contains(" -c ") }
+        try #require(script.count == 1, "\(script)")
+        kill(pid_t(script[0].prefix { $0 != ":" })!, SIGINT)
+        #expect(next.wait(timeout: 60) == 130, "\(next.output)")
         #expect(processes(mentioning: runDir).isEmpty, "left running: \(processes(mentioning: runDir))")
     }
 
-    /// Starts scripts/run and waits for its ready line.
-    private func start(_ environment: [String: String], log: String) throws -> ChildProcess {
-        let script = try ChildProcess(TestEnvironment.path("scripts/run"), [], environment: environment, log: log)
+    /// Starts scripts/run (or a shell that starts it in the background and waits for it) and
+    /// waits for its ready line.
+    private func start(_ environment: [String: String], log: String, inBackground: Bool = false) throws -> ChildProcess {
+        let path = TestEnvironment.path("scripts/run")
+        let script = inBackground
+            ? try ChildProcess("/bin/bash", ["-c", #""$0" & wait $!"#, path], environment: environment, log: log)
+            : try ChildProcess(path, [], environment: environment, log: log)
         let deadline = Date().addingTimeInterval(600)
         while Date() < deadline {
             if script.output.contains("ready http://127.0.0.1:\(environment["HTTP_PORT"]!)/\n") { return script }
