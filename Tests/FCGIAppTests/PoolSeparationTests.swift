@@ -58,7 +58,7 @@ import Testing
     @Test func aRowWaitingForItsFirstSignInIsBoundOnlyFromItsPool() throws {
         let keys = try JWKSServer()
         try keys.serve([TestPool.jwk(TrustedPoolTests.key, kid: "second-kid")])
-        let stack = try Stack(environment: ["AUTO_PROVISION_USERS": "true"])
+        let stack = try Stack(environment: ["AUTO_PROVISION_USERS": "true", "PROVISIONING_SECRET": ProvisioningTests.secret])
         try stack.waitForChangeFeed()
         _ = try TrustedPoolTests.psql(stack.database, "trust_pool.sql", ["pool_id": TrustedPoolTests.poolID, "client_ids": TrustedPoolTests.clientID, "jwks_url": keys.url("/file/jwks.json")])
         #expect(try TrustedPoolTests.psql(stack.database, "create_user.sql", ["username": "carol", "email": "carol@example.com"]).hasPrefix("created user carol"))
@@ -79,6 +79,10 @@ import Testing
             let claimed = try stack.get("/articles/", headers: [("Authorization", secondPool("carol@example.com"))])
             #expect(claimed.status == 401, "\(claimed.text)")
         }
+        // Nor the other pool's provisioning event with her address.
+        let provisioning = ProvisioningTests()
+        let event = provisioning.event(sub: "sub-carol-2", userName: "carol2", email: "carol@example.com", pool: TrustedPoolTests.poolID)
+        #expect(try provisioning.post(stack, event).json == ["detail": "A user with this email waits for a sign-in from another user pool."])
         // The own pool's token with dave's email: not dave.
         #expect(try stack.get("/articles/", headers: [("Authorization", TestPool.token(claims: TestPool.idClaims(email: "dave@example.com")))])
             .status == 401)
