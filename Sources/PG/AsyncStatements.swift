@@ -7,9 +7,9 @@ import Glibc
 /// Waits until a socket is ready, for the `async` statements of a `Connection`: a serving loop
 /// parks the waiting task in its epoll set and goes on with other work meanwhile.
 public protocol SocketWaiter: AnyObject, Sendable {
-    /// Returns true once `fd` is readable (or, with `writable`, writable), or has failed; false
-    /// when `timeout` passed first.
-    func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool
+    /// Returns true once `fd` is readable (with `readable`) or writable (with `writable`), or
+    /// has failed; false when `timeout` passed first.
+    func wait(for fd: Int32, readable: Bool, writable: Bool, timeout: Duration?) async -> Bool
 
     /// Runs `work`, which blocks (a host name's lookup), on a thread of its own, the calling
     /// task parked until it returns; nil when `timeout` passed first (`work` then ends unawaited).
@@ -110,7 +110,8 @@ extension Connection: Database {
         while polling != PGRES_POLLING_OK {
             let left = deadline - .now
             guard polling != PGRES_POLLING_FAILED,
-                left > .zero, await wait(for: PQsocket(fresh), writable: polling == PGRES_POLLING_WRITING, timeout: left)
+                left > .zero,
+                await wait(for: PQsocket(fresh), readable: polling != PGRES_POLLING_WRITING, writable: polling == PGRES_POLLING_WRITING, timeout: left)
             else {
                 defer { PQfinish(fresh) }
                 if polling == PGRES_POLLING_FAILED { throw PGError(connection: fresh, sqlState: .sqlClientUnableToEstablishSQLConnection) }
@@ -164,16 +165,20 @@ extension Connection: Database {
     private func result(of sent: Int32, _ conn: OpaquePointer) async throws(PGError) -> QueryResult {
         guard sent == 1 else { throw PGError(connection: conn) }
         let fd = PQsocket(conn)
+        // Sent whole, reading meanwhile whatever the server sends (as libpq's documentation
+        // says): a server that is sending (notifications, notices) stops reading until the
+        // client reads, and waiting for writable alone would hold both up for good.
         while true {
             let flushed = PQflush(conn)
             if flushed == 0 { break }
             guard flushed > 0 else { throw PGError(connection: conn) }
-            _ = await wait(for: fd, writable: true, timeout: nil)
+            _ = await wait(for: fd, readable: true, writable: true, timeout: nil)
+            guard PQconsumeInput(conn) == 1 else { throw PGError(connection: conn) }
         }
         var last: OpaquePointer?
         while true {
             while PQisBusy(conn) == 1 {
-                _ = await wait(for: fd, writable: false, timeout: nil)
+                _ = await wait(for: fd, readable: true, writable: false, timeout: nil)
                 guard PQconsumeInput(conn) == 1 else {
                     if let last { PQclear(last) }
                     throw PGError(connection: conn)
@@ -191,9 +196,9 @@ extension Connection: Database {
         return try checked(last, conn)
     }
 
-    private func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
-        if let waiter { return await waiter.wait(for: fd, writable: writable, timeout: timeout) }
-        var ready = pollfd(fd: fd, events: Int16(writable ? POLLOUT : POLLIN), revents: 0)
+    private func wait(for fd: Int32, readable: Bool, writable: Bool, timeout: Duration?) async -> Bool {
+        if let waiter { return await waiter.wait(for: fd, readable: readable, writable: writable, timeout: timeout) }
+        var ready = pollfd(fd: fd, events: Int16((readable ? POLLIN : 0) | (writable ? POLLOUT : 0)), revents: 0)
         let milliseconds = timeout.map { Int32(clamping: $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 + 1) }
         return poll(&ready, 1, milliseconds ?? -1) != 0
     }

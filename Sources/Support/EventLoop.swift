@@ -167,13 +167,15 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     // MARK: - Descriptors
 
-    /// Waits until `fd` is readable (or writable), or has failed: true; false once `deadline`
-    /// (monotonic nanoseconds) passed first. One task at a time waits on a descriptor.
-    package func ready(_ fd: Int32, writable: Bool = false, until deadline: Int64? = nil) async -> Bool {
-        await withUnsafeContinuation { continuation in
+    /// Waits until `fd` is readable (by default, unless `writable` alone is asked for) or
+    /// writable (with `writable`), or has failed: true; false once `deadline` (monotonic
+    /// nanoseconds) passed first. One task at a time waits on a descriptor.
+    package func ready(_ fd: Int32, readable: Bool? = nil, writable: Bool = false, until deadline: Int64? = nil) async -> Bool {
+        let events = ((readable ?? !writable) ? EPOLLIN.rawValue : 0) | (writable ? EPOLLOUT.rawValue : 0)
+        return await withUnsafeContinuation { continuation in
             let watch = watches[fd] ?? Watch()
             watches[fd] = watch
-            guard arm(fd, watch, events: (writable ? EPOLLOUT.rawValue : EPOLLIN.rawValue) | EPOLLONESHOT.rawValue) else {
+            guard arm(fd, watch, events: events | EPOLLONESHOT.rawValue) else {
                 // The call that follows meets the descriptor's error itself.
                 return continuation.resume(returning: true)
             }

@@ -128,8 +128,8 @@ import Testing
 
         init(_ loop: EventLoop) { self.loop = loop }
 
-        func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
-            await loop.wait(for: fd, writable: writable, timeout: timeout)
+        func wait(for fd: Int32, readable: Bool, writable: Bool, timeout: Duration?) async -> Bool {
+            await loop.wait(for: fd, readable: readable, writable: writable, timeout: timeout)
         }
 
         func offLoop<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () -> T) async -> T? {

@@ -47,6 +47,35 @@ import Testing
         #expect(try await db.query("SELECT 1").first?.decode(Int.self, at: 0) == 1)
     }
 
+    /// A server that sends while a statement's parameters are still being sent (here the
+    /// notifications a LISTEN session receives, more than the socket buffers hold) blocks
+    /// until the client reads: the client reads while it flushes, so the statement completes.
+    @Test func aStatementLargerThanTheSocketBuffersCompletesWhileTheServerSends() async throws {
+        let database = try #require(try await db.query("SELECT current_database()").first?.decode(String.self, at: 0))
+        let listener = Connection(lazy: try TestDatabase.conninfo(database: database), waiter: PollWaiter())
+        try await listener.query("LISTEN big")
+        let pid = try #require(try await listener.query("SELECT pg_backend_pid()").first?.decode(Int32.self, at: 0))
+        // About 21 MB of notifications, each its own (equal ones in a transaction are sent once).
+        try await db.query("SELECT pg_notify('big', repeat('n', 7000) || g) FROM generate_series(1, 3000) g")
+        // Should the two block each other, the server's side is ended after 20 s, so the test
+        // ends too.
+        let conninfo = try TestDatabase.conninfo(database: "postgres")
+        let stuck = Thread {
+            for _ in 0..<200 {
+                if Thread.current.isCancelled { return }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            _ = try? Connection(conninfo).query("SELECT pg_terminate_backend($1)", pid)
+        }
+        stuck.start()
+        let began = Date()
+        let big = String(repeating: "y", count: 32_000_000)
+        let length = try await listener.query("SELECT length($1)", big).first?.decode(Int.self, at: 0)
+        #expect(length == 32_000_000)
+        #expect(Date().timeIntervalSince(began) < 15)
+        stuck.cancel()
+    }
+
     /// A connection with a waiter sets its session up parked, as the blocking one does: ISO
     /// dates, the caller's settings, and not taken for a pooler's.
     @Test func aParkedConnectionSetsItsSessionUp() async throws {
@@ -60,8 +89,8 @@ import Testing
 
 /// Waits in `poll`, and runs work where it is called: a waiter for connections outside a loop.
 private final class PollWaiter: SocketWaiter {
-    func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
-        var ready = pollfd(fd: fd, events: Int16(writable ? POLLOUT : POLLIN), revents: 0)
+    func wait(for fd: Int32, readable: Bool, writable: Bool, timeout: Duration?) async -> Bool {
+        var ready = pollfd(fd: fd, events: Int16((readable ? POLLIN : 0) | (writable ? POLLOUT : 0)), revents: 0)
         return poll(&ready, 1, timeout.map { Int32($0.components.seconds * 1000) } ?? -1) != 0
     }
 

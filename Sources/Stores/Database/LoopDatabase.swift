@@ -152,8 +152,8 @@ package final class LoopDatabase: Database {
 }
 
 extension EventLoop: SocketWaiter {
-    package func wait(for fd: Int32, writable: Bool, timeout: Duration?) async -> Bool {
-        await ready(fd, writable: writable, until: timeout.map { monotonicNanoseconds() + $0.nanoseconds })
+    package func wait(for fd: Int32, readable: Bool, writable: Bool, timeout: Duration?) async -> Bool {
+        await ready(fd, readable: readable, writable: writable, until: timeout.map { monotonicNanoseconds() + $0.nanoseconds })
     }
     // offLoop(timeout:_:) is the loop's own (Support/LoopWait.swift).
 }
