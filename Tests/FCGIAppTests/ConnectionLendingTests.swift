@@ -73,3 +73,28 @@ import Testing
         #expect(lending.tick(now: 5_000 * Self.ms) == [.fail(ticket: 6)])
     }
 }
+
+extension ConnectionLendingTests {
+    @Test func reconnectingBacksOffUnderAnOutageAndTheFirstSuccessEndsIt() {
+        var lending = Lending()
+        #expect(lending.mayConnect(now: 0))
+        // Pauses from 50 ms, doubling, capped at 1 s; at most jitter (1) each is the whole step.
+        var now: Int64 = 0
+        var pauses: [Int64] = []
+        for _ in 0..<8 {
+            lending.connectFailed(now: now, jitter: 1)
+            let due = lending.retryAt!
+            #expect(!lending.mayConnect(now: due - 1) && lending.mayConnect(now: due))
+            pauses.append((due - now) / Self.ms)
+            now = due
+        }
+        #expect(pauses == [50, 100, 200, 400, 800, 1000, 1000, 1000])
+        // With the least jitter, half the step.
+        lending.connectFailed(now: now, jitter: 0)
+        #expect(lending.retryAt! - now == 500 * Self.ms)
+        lending.connected()
+        #expect(lending.mayConnect(now: now) && lending.retryAt == nil)
+        lending.connectFailed(now: now, jitter: 1)
+        #expect(lending.retryAt! - now == 50 * Self.ms, "anew after a success")
+    }
+}

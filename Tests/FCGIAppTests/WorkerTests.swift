@@ -233,6 +233,8 @@ import Testing
 
         let restarted = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
         try #require(restarted.status == 0, "\(restarted.output)")
+        // Each loop tries again after its pause (at most 1 s), then every answer is 200.
+        try waitFor("healthy again", within: 1.5) { try (0..<4).allSatisfy { _ in try stack.get("/healthz").status == 200 } }
         for _ in 0..<8 {
             let response = try stack.get("/healthz")
             #expect(response.status == 200)

@@ -14,11 +14,18 @@
 ///   belong to no principal.
 /// - A waiting request is served first come, first served among those whose principal is
 ///   below its bound, and fails at its deadline (answered 503 before any statement was sent).
+/// - Once a connection could not be made, none is tried again for a while: the pause doubles
+///   from `firstRetry` at each failure up to `lastRetry`, each drawn between half and all of
+///   that (so the loops of a worker, and the workers of a farm, do not all try at once), and
+///   the first connection made ends it. Meanwhile a request that would need a connection made
+///   fails at once (503), costing neither the database nor the loop a connect.
 package struct ConnectionLending {
     package static let usual = 2
     package static let most = 8
     package static let perPrincipal = 4
     package static let stuckAfter: Duration = .milliseconds(100)
+    package static let firstRetry: Duration = .milliseconds(50)
+    package static let lastRetry: Duration = .seconds(1)
 
     /// A request waiting for a connection, by the shell's ticket.
     package struct Waiter: Equatable {
@@ -60,8 +67,28 @@ package struct ConnectionLending {
     private var lent: [Int: Lend] = [:]
     private(set) package var waiting: [Waiter] = []
     private var nextConnection = 0
+    /// Connects that failed in a row, and when the next may be tried.
+    private var failures = 0
+    private(set) package var retryAt: Int64?
 
     package init() {}
+
+    /// Whether a connection may be made (or made again) now.
+    package func mayConnect(now: Int64) -> Bool { retryAt.map { now >= $0 } ?? true }
+
+    /// A connection could not be made: the next try waits. `jitter`, from 0 to 1, picks the
+    /// pause between half and all of the current step.
+    package mutating func connectFailed(now: Int64, jitter: Double) {
+        failures += 1
+        let step = min(Self.lastRetry.nanoseconds, Self.firstRetry.nanoseconds << min(failures - 1, 20))
+        retryAt = now + step / 2 + Int64(Double(step / 2) * min(max(jitter, 0), 1))
+    }
+
+    /// A connection was made: the next failure starts the pauses anew.
+    package mutating func connected() {
+        failures = 0
+        retryAt = nil
+    }
 
     /// Connections open now, idle or lent.
     package var count: Int { idle.count + lent.count }

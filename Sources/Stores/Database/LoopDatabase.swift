@@ -61,22 +61,53 @@ package final class LoopDatabase: Database {
     package var count: Int { lending.count }
 
     package func query(_ sql: String, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
-        let (number, db) = try await borrow()
-        defer { giveBack(number) }
-        return try await db.query(sql, parameters)
+        // Typed as async: the closure's body would otherwise pick `Connection`'s blocking overload.
+        try await lent { (db: Connection) async throws(PGError) -> QueryResult in try await db.query(sql, parameters) }
     }
 
     package func query(_ statement: PreparedStatement, _ parameters: [(any PGEncodable)?]) async throws(PGError) -> QueryResult {
-        let (number, db) = try await borrow()
-        defer { giveBack(number) }
-        return try await db.query(statement, parameters)
+        try await lent { (db: Connection) async throws(PGError) -> QueryResult in try await db.query(statement, parameters) }
     }
 
     package func transaction<T>(_ body: (Connection) async throws -> T) async throws -> T {
         let (number, db) = try await borrow()
         defer { giveBack(number) }
-        return try await db.transaction(body)
+        let connecting = !db.isConnected
+        do {
+            let result = try await db.transaction(body)
+            if connecting { lending.connected() }
+            return result
+        } catch let error as PGError {
+            noteFailure(error, connecting: connecting)
+            throw error
+        }
     }
+
+    /// `work` on a connection lent for it, noting whether it had to connect and could.
+    private func lent<T>(_ work: (Connection) async throws(PGError) -> T) async throws(PGError) -> T {
+        let (number, db) = try await borrow()
+        defer { giveBack(number) }
+        let connecting = !db.isConnected
+        do {
+            let result = try await work(db)
+            if connecting { lending.connected() }
+            return result
+        } catch {
+            noteFailure(error, connecting: connecting)
+            throw error
+        }
+    }
+
+    private func noteFailure(_ error: PGError, connecting: Bool) {
+        guard connecting, error.isConnectionError else { return }
+        lending.connectFailed(now: monotonicNanoseconds(), jitter: Double.random(in: 0...1))
+    }
+
+    /// What a request gets that would need a connection made while the loop pauses after a
+    /// failed connect.
+    package static let unreachable = PGError(
+        kind: .connection, sqlState: .sqlClientUnableToEstablishSQLConnection,
+        message: "the database could not be reached; this loop tries again after a pause")
 
     /// What a request gets when no connection was free for it within its deadline: no
     /// statement of it was sent.
@@ -103,6 +134,10 @@ package final class LoopDatabase: Database {
             }
         }
         guard let number, let db = connections[number] else { throw Self.busy }
+        guard db.isConnected || lending.mayConnect(now: monotonicNanoseconds()) else {
+            giveBack(number)
+            throw Self.unreachable
+        }
         return (number, db)
     }
 
