@@ -78,7 +78,9 @@ package final class FastCGIServer: Sendable {
 
         var serving: [(EventLoop, FastCGIConnection.Serving)] = []
         for index in 0..<threads {
-            let loop = try EventLoop(index: index)
+            let loop = try EventLoop(index: index) { [logger] error in
+                logger.error("a serving loop could not wait for events", metadata: ["loop": "\(index)", "error": "\(error)"])
+            }
             serving.append((loop, FastCGIConnection.Serving(responder: makeResponder(loop), logger: logger)))
         }
         let connections = try ConnectionSet(

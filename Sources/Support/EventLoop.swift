@@ -31,6 +31,13 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Alarms not yet due, soonest first.
     private var alarms: [Alarm] = []
     private var stopped = false
+    /// `epoll_wait` failures other than an interrupted wait.
+    private let pollFailures = Atomic<Int>(0)
+    /// Told of each `epoll_wait` failure (the worker logs it), on the loop's thread.
+    private let onPollFailure: (@Sendable (SystemError) -> Void)?
+    /// The most jobs one turn runs before the loop looks at its descriptors again: tasks that
+    /// keep handing work to each other cannot keep the loop from its sockets and alarms.
+    package static let jobsPerTurn = 1024
 
     private enum Incoming {
         case job(UnownedJob)
@@ -61,8 +68,9 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// The epoll data that names the wake-up eventfd; a descriptor's is its number.
     private static let wakeEvent = UInt64.max
 
-    package init(index: Int = 0) throws(SystemError) {
+    package init(index: Int = 0, onPollFailure: (@Sendable (SystemError) -> Void)? = nil) throws(SystemError) {
         self.index = index
+        self.onPollFailure = onPollFailure
         epoll = try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         wakeFD = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         var event = epoll_event()
@@ -94,7 +102,13 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
             runReady()
             let timeout = ready.isEmpty ? millisecondsToNextAlarm() : 0
             busySince.store(0, ordering: .relaxed)
-            let count = (try? systemCall("epoll_wait") { epoll_wait(epoll, &events, Int32(events.count), timeout) }) ?? 0
+            var count: Int32 = 0
+            do throws(SystemError) {
+                count = try systemCall("epoll_wait") { epoll_wait(epoll, &events, Int32(events.count), timeout) }
+            } catch where error.code != EINTR {
+                pollFailures.add(1, ordering: .relaxed)
+                onPollFailure?(error)
+            } catch {}
             busySince.store(monotonicNanoseconds(), ordering: .relaxed)
             for index in 0..<Int(count) {
                 let data = events[index].data.u64
@@ -105,6 +119,9 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
         pthread_setspecific(currentKey, nil)
         busySince.store(0, ordering: .relaxed)
     }
+
+    /// `epoll_wait` failures so far (not counting a wait a signal interrupted).
+    package var failedPolls: Int { pollFailures.load(ordering: .relaxed) }
 
     /// How long the loop has been running without waiting for events.
     package var busyFor: Duration {
@@ -157,9 +174,15 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Runs the jobs ready, and those they make ready, up to `jobsPerTurn`; the rest wait for
+    /// the next turn, after the descriptors and alarms.
     private func runReady() {
-        while !ready.isEmpty {
-            swap(&ready, &running)
+        var left = Self.jobsPerTurn
+        while !ready.isEmpty, left > 0 {
+            let taken = min(left, ready.count)
+            left -= taken
+            running.append(contentsOf: ready.prefix(taken))
+            ready.removeFirst(taken)
             for job in running { job.runSynchronously(on: asUnownedTaskExecutor()) }
             running.removeAll(keepingCapacity: true)
         }
@@ -175,6 +198,9 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
         return await withUnsafeContinuation { continuation in
             let watch = watches[fd] ?? Watch()
             watches[fd] = watch
+            // A waiter already there is woken, never dropped: it looks again and finds what it
+            // finds (a descriptor has one reader at a time, so this is a caller's slip).
+            release(watch, returning: true)
             guard arm(fd, watch, events: events | EPOLLONESHOT.rawValue) else {
                 // The call that follows meets the descriptor's error itself.
                 return continuation.resume(returning: true)
@@ -182,12 +208,13 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
             watch.waiter = continuation
             if let deadline {
                 watch.alarm = at(deadline) { [self] in
-                    guard let waiter = watch.waiter else { return }
-                    watch.waiter = nil
-                    watch.alarm = nil
-                    var none = epoll_event()
-                    _ = try? systemCall("epoll_ctl") { epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &none) }
-                    waiter.resume(returning: false)
+                    guard watch.waiter != nil else { return }
+                    // Out of the epoll set: nothing of it arrives for nobody.
+                    if watch.registered {
+                        _ = try? systemCall("epoll_ctl") { epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil) }
+                        watch.registered = false
+                    }
+                    release(watch, returning: false)
                 }
             }
         }
@@ -209,8 +236,18 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Takes `fd` out of the epoll set, before it is closed (or handed on).
     package func forget(_ fd: Int32) {
         guard let watch = watches.removeValue(forKey: fd) else { return }
-        watch.alarm?.cancel()
         if watch.registered { _ = try? systemCall("epoll_ctl") { epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil) } }
+        // Whoever waited on it goes on, and meets the closed descriptor's error.
+        release(watch, returning: true)
+    }
+
+    /// Resumes `watch`'s waiter, if any, with `result`, and cancels its alarm.
+    private func release(_ watch: Watch, returning result: Bool) {
+        watch.alarm?.cancel()
+        watch.alarm = nil
+        guard let waiter = watch.waiter else { return }
+        watch.waiter = nil
+        waiter.resume(returning: result)
     }
 
     /// Registers or re-arms `fd` for `events`; false when the epoll set refuses it.
@@ -235,11 +272,7 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
     private func fire(_ fd: Int32) {
         guard let watch = watches[fd] else { return }
         if let handler = watch.handler { return handler() }
-        guard let waiter = watch.waiter else { return }
-        watch.waiter = nil
-        watch.alarm?.cancel()
-        watch.alarm = nil
-        waiter.resume(returning: true)
+        release(watch, returning: true)
     }
 
     // MARK: - Alarms
