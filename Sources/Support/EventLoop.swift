@@ -31,8 +31,6 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Alarms not yet due, soonest first.
     private var alarms: [Alarm] = []
     private var stopped = false
-    /// `epoll_wait` failures other than an interrupted wait.
-    private let pollFailures = Atomic<Int>(0)
     /// Told of each `epoll_wait` failure (the worker logs it), on the loop's thread.
     private let onPollFailure: (@Sendable (SystemError) -> Void)?
     /// The most jobs one turn runs before the loop looks at its descriptors again: tasks that
@@ -105,10 +103,10 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
             var count: Int32 = 0
             do throws(SystemError) {
                 count = try systemCall("epoll_wait") { epoll_wait(epoll, &events, Int32(events.count), timeout) }
-            } catch where error.code != EINTR {
-                pollFailures.add(1, ordering: .relaxed)
+            } catch {
+                // systemCall has retried an interrupted wait already.
                 onPollFailure?(error)
-            } catch {}
+            }
             busySince.store(monotonicNanoseconds(), ordering: .relaxed)
             for index in 0..<Int(count) {
                 let data = events[index].data.u64
@@ -119,9 +117,6 @@ package final class EventLoop: TaskExecutor, @unchecked Sendable {
         pthread_setspecific(currentKey, nil)
         busySince.store(0, ordering: .relaxed)
     }
-
-    /// `epoll_wait` failures so far (not counting a wait a signal interrupted).
-    package var failedPolls: Int { pollFailures.load(ordering: .relaxed) }
 
     /// How long the loop has been running without waiting for events.
     package var busyFor: Duration {
