@@ -15,15 +15,9 @@ import Testing
     }
 
     @Test func everyRequestIsAnsweredInTimeAndTheWorkerIdlesWhileTheDatabaseIsDown() throws {
-        let clusterDir = try TestEnvironment.scratchFolder("cluster")
-        let cluster = "source \(TestEnvironment.path("scripts/lib/common.sh"))"
-        let started = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
-        try #require(started.status == 0, "\(started.output)")
-        defer { _ = try? run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"]) }
-        let database = "host=\(clusterDir)/pg port=5432 user=postgres dbname=articles"
-        let migrated = try run(try TestEnvironment.binary(), ["migrate", "--dir", TestEnvironment.path("sql/migrations")],
-                               environment: ["DATABASE_URL": database])
-        try #require(migrated.status == 0, "\(migrated.output)")
+        let cluster = try OwnCluster()
+        defer { cluster.stopAtEnd() }
+        let database = cluster.database
         let stack = try Stack(environment: ["DATABASE_URL": database, "DATABASE_FEED_URL": database, "FCGI_THREADS": "2", "LOG_REQUESTS": "false"])
         try Connection(database).query("INSERT INTO users (username, email) VALUES ('steady', 'steady@example.com')")
         let token = TestPool.token(claims: TestPool.idClaims(email: "steady@example.com"))
@@ -52,8 +46,7 @@ import Testing
         Thread.sleep(forTimeInterval: 3)  // a span of serving, to measure: about time
         let upCost = (try stack.worker.cpuSeconds() - upCPU) / 3
 
-        let stopped = try run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"])
-        try #require(stopped.status == 0, "\(stopped.output)")
+        try cluster.stop()
         let down = Date()
         let downCPU = try stack.worker.cpuSeconds()
         let logBefore = stack.worker.output.split(separator: "\n").count
@@ -62,8 +55,7 @@ import Testing
         let logged = stack.worker.output.split(separator: "\n").count - logBefore
 
         let restarting = Date()
-        let restarted = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
-        try #require(restarted.status == 0, "\(restarted.output)")
+        try cluster.start()
         let back = Date()
         try waitFor("a 2xx after the restart", within: 1.5) {
             answers.withLock { $0.contains { $0.at > back && (200..<300).contains($0.status) } }

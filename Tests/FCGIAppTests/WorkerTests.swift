@@ -205,20 +205,12 @@ import Testing
     }
 
     @Test func healthIs503WithinASecondWhilePostgreSQLIsDownAnd200AfterItReturns() throws {
-        let clusterDir = try TestEnvironment.scratchFolder("cluster")
-        let cluster = "source \(TestEnvironment.path("scripts/lib/common.sh"))"
-        let started = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
-        try #require(started.status == 0, "\(started.output)")
-        defer { _ = try? run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"]) }
-        let database = "host=\(clusterDir)/pg port=5432 user=postgres dbname=articles"
-        let migrated = try run(try TestEnvironment.binary(), ["migrate", "--dir", TestEnvironment.path("sql/migrations")],
-                               environment: ["DATABASE_URL": database])
-        try #require(migrated.status == 0, "\(migrated.output)")
-        let stack = try Stack(environment: ["DATABASE_URL": database, "DATABASE_FEED_URL": database])
+        let cluster = try OwnCluster()
+        defer { cluster.stopAtEnd() }
+        let stack = try Stack(environment: ["DATABASE_URL": cluster.database, "DATABASE_FEED_URL": cluster.database])
         let worker = stack.worker.pid
 
-        let stopped = try run("/bin/bash", ["-c", "\(cluster) && cluster_stop \(clusterDir)"])
-        try #require(stopped.status == 0, "\(stopped.output)")
+        try cluster.stop()
         for _ in 0..<8 {
             let began = Date()
             let response = try stack.get("/healthz")
@@ -231,8 +223,7 @@ import Testing
         let warnings = stack.worker.output.components(separatedBy: "msg=\"health check: database unavailable\"").count - 1
         #expect((1...2).contains(warnings), "\(warnings) lines for 8 requests")
 
-        let restarted = try run("/bin/bash", ["-c", "\(cluster) && cluster_start \(clusterDir)"])
-        try #require(restarted.status == 0, "\(restarted.output)")
+        try cluster.start()
         // Each loop tries again after its pause (at most 1 s), then every answer is 200.
         try waitFor("healthy again", within: 1.5) { try (0..<4).allSatisfy { _ in try stack.get("/healthz").status == 200 } }
         for _ in 0..<8 {
