@@ -70,17 +70,18 @@ package final class LoopDatabase: Database {
     }
 
     package func transaction<T>(_ body: (Connection) async throws -> T) async throws -> T {
-        let (number, db) = try await borrow()
-        defer { giveBack(number) }
-        let connecting = !db.isConnected
-        do {
-            let result = try await db.transaction(body)
-            if connecting { lending.connected() }
-            return result
-        } catch let error as PGError {
-            noteFailure(error, connecting: connecting)
-            throw error
+        // The body's own errors pass through; the database's count as `lent`'s.
+        var outcome: Result<T, any Error>?
+        try await lent { (db: Connection) async throws(PGError) in
+            do {
+                outcome = .success(try await db.transaction(body))
+            } catch let error as PGError {
+                throw error
+            } catch {
+                outcome = .failure(error)
+            }
         }
+        return try outcome!.get()
     }
 
     /// `work` on a connection lent for it, noting whether it had to connect and could.
@@ -93,14 +94,11 @@ package final class LoopDatabase: Database {
             if connecting { lending.connected() }
             return result
         } catch {
-            noteFailure(error, connecting: connecting)
+            if connecting, error.isConnectionError {
+                lending.connectFailed(now: monotonicNanoseconds(), jitter: Double.random(in: 0...1))
+            }
             throw error
         }
-    }
-
-    private func noteFailure(_ error: PGError, connecting: Bool) {
-        guard connecting, error.isConnectionError else { return }
-        lending.connectFailed(now: monotonicNanoseconds(), jitter: Double.random(in: 0...1))
     }
 
     /// What a request gets that would need a connection made while the loop pauses after a
