@@ -20,6 +20,8 @@ package final class ConnectionSet: Sendable {
     /// `Config.allowedPeers`: the IPv4 addresses TCP clients may connect from; empty, any.
     private let allowedPeers: Set<UInt32>
     private let logger: Logger
+    /// Called for each connection accepted.
+    private let onAccept: @Sendable () -> Void
     private let stopping = Atomic<Bool>(false)
     /// Connections accepted and not yet closed, by descriptor; the table holds their reference.
     private let table = Mutex<[Int32: FastCGIConnection]>([:])
@@ -39,8 +41,9 @@ package final class ConnectionSet: Sendable {
 
     package init(
         listener: Listener, timeout: Duration, allowedPeers: Set<UInt32>, loops: [(EventLoop, FastCGIConnection.Serving)],
-        logger: Logger
+        logger: Logger, onAccept: @escaping @Sendable () -> Void = {}
     ) throws(SystemError) {
+        self.onAccept = onAccept
         self.listener = listener
         self.timeout = timeout.nanoseconds
         self.allowedPeers = allowedPeers
@@ -136,6 +139,7 @@ package final class ConnectionSet: Sendable {
                 return
             }
             guard let connection else { return }
+            onAccept()
             let target = loops.min { $0.open.load(ordering: .relaxed) < $1.open.load(ordering: .relaxed) }!
             target.open.add(1, ordering: .relaxed)
             let (loop, serving) = (target.loop, target.serving)

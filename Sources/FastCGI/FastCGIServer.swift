@@ -46,7 +46,14 @@ package final class FastCGIServer: Sendable {
         guard FCGX_Init() == 0 else { throw ConfigError("libfcgi failed to initialise (FCGX_Init)") }
     }
 
-    package init(listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logger: Logger) {
+    /// Called for each connection accepted (the worker counts them in its metrics).
+    private let onAccept: @Sendable () -> Void
+
+    package init(
+        listener: Listener, requestTimeout: Duration = .seconds(5), allowedPeers: Set<UInt32> = [], logger: Logger,
+        onAccept: @escaping @Sendable () -> Void = {}
+    ) {
+        self.onAccept = onAccept
         self.listener = listener
         self.requestTimeout = requestTimeout
         self.allowedPeers = allowedPeers
@@ -84,7 +91,7 @@ package final class FastCGIServer: Sendable {
             serving.append((loop, FastCGIConnection.Serving(responder: makeResponder(loop), logger: logger)))
         }
         let connections = try ConnectionSet(
-            listener: listener, timeout: requestTimeout, allowedPeers: allowedPeers, loops: serving, logger: logger)
+            listener: listener, timeout: requestTimeout, allowedPeers: allowedPeers, loops: serving, logger: logger, onAccept: onAccept)
         try connections.listen()
         loops.withLock { $0 = serving.map(\.0) }
         var workers: [PosixThread] = []

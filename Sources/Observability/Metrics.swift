@@ -22,6 +22,7 @@ package final class Metrics: Sendable {
     package let articleCreatesQueued: Gauge
     package let throttledReads: Counter
     package let throttledWrites: Counter
+    package let fastcgiConnections: Counter
     package let temporarySlots: Gauge
     package let persistentSlots: Gauge
     package let slotsRetainedWAL: Gauge
@@ -72,6 +73,10 @@ package final class Metrics: Sendable {
         let throttled = name("throttled", "total", "Requests refused 429 by a per-principal rate limit, by kind (read or write).")
         throttledReads = registry.makeCounter(descriptor: throttled, labels: [("kind", "read")])
         throttledWrites = registry.makeCounter(descriptor: throttled, labels: [("kind", "write")])
+        fastcgiConnections = registry.makeCounter(
+            descriptor: name(
+                "fastcgi_connections", "total",
+                "FastCGI connections the worker accepted: nginx opens one for each request in flight beyond the connections it keeps."))
         let slots = name(
             "replication_slots", "",
             "The cluster's replication slots when /metrics was read, by kind: the workers' feeds use temporary ones; a persistent "

@@ -3,8 +3,10 @@ import Testing
 
 /// The shipped site keeps as many idle upstream connections as nginx may have requests in
 /// flight, bounded by time rather than by requests: above 32 connections at once, no request
-/// opens and closes a TCP connection to the worker, so nothing piles up in TIME_WAIT and the
-/// rate holds (with `keepalive 32; keepalive_requests 100` every request beyond 32 churned one).
+/// opens and closes a connection to the worker (`fastcgi_connections_total` stays put), so
+/// nothing piles up in TIME_WAIT and the rate holds (with `keepalive 32; keepalive_requests 100`
+/// every request beyond 32 churned one: tens of thousands of connections, 13,874 sockets in
+/// TIME_WAIT, 81-84% of the rate at 256).
 @Suite(.lane(.alone)) struct UpstreamKeepaliveTests {
     struct Load: CustomStringConvertible {
         let rate: Double
@@ -52,6 +54,7 @@ import Testing
         try #"wrk.headers["Authorization"] = "Bearer \#(token)""#.write(toFile: script, atomically: true, encoding: .utf8)
         // Warm: the caches, and as many kept connections as the most load opens (steady state).
         _ = try load(stack, script, connections: 256, seconds: 1)
+        let acceptedBefore = try #require(try stack.metric("articles_fcgi_fastcgi_connections_total"))
         // Three interleaved rounds, compared by their medians: the machine is shared.
         var rounds: [Int: [Load]] = [:]
         for _ in 0..<3 {
@@ -64,12 +67,18 @@ import Testing
         let (few, many, most) = (median(32), median(96), median(256))
         let summary = "medians of 3: 32: \(few); 96: \(many); 256: \(most)"
         print("upstream keepalive, \(listen): \(summary)")
-        #expect(many.rate >= 0.9 * few.rate, "\(summary)")
-        // Over the unix socket, 256 connections at once cost wrk and nginx themselves more per
-        // request on two shared cores, churn or not (measured 90-91% with kept connections,
-        // 84% with the old churn): the bound there leaves room for that.
-        #expect(most.rate >= (listen == .tcp ? 0.9 : 0.85) * few.rate, "\(summary)")
-        #expect(many.p99Milliseconds <= 4 * max(few.p99Milliseconds, 1), "\(summary)")
+        // What tells kept connections from churn, whatever the machine's noise: the connections
+        // nginx opened meanwhile. Kept ones live 5 s (`keepalive_time`) or 2 s idle between
+        // rounds, so a few hundred are opened anew; churn opens one per request beyond those kept.
+        let accepted = try #require(try stack.metric("articles_fcgi_fastcgi_connections_total")) - acceptedBefore
+        let requests = rounds.values.joined().reduce(0) { $0 + $1.rate * 2 }
+        print("upstream keepalive, \(listen): \(Int(accepted)) connections accepted for \(Int(requests)) requests")
+        #expect(accepted < 0.01 * requests, "\(Int(accepted)) connections accepted for \(Int(requests)) requests; \(summary)")
+        // The rate and the tail, within what this shared two-core machine's noise allows (rounds
+        // of 32 measured 74% to 115% apart): no collapse.
+        #expect(many.rate >= 0.75 * few.rate, "\(summary)")
+        #expect(most.rate >= 0.75 * few.rate, "\(summary)")
+        #expect(many.p99Milliseconds <= 5 * max(few.p99Milliseconds, 1), "\(summary)")
         if listen == .tcp, let port = stack.upstreamPort {
             let waiting = try timeWait(port: port)
             print("upstream keepalive, tcp: \(waiting) sockets in TIME_WAIT")

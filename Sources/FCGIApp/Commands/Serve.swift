@@ -52,7 +52,7 @@ struct Serve: ParsableCommand {
         try FastCGIServer.initialiseLibrary()
         let server = FastCGIServer(
             listener: try Listener.open(config.listen), requestTimeout: .seconds(config.requestTimeoutSeconds),
-            allowedPeers: config.allowedPeers, logger: logger)
+            allowedPeers: config.allowedPeers, logger: logger, onAccept: { services.metrics.fastcgiConnections.increment() })
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         if let systemd {
             try Self.notifyWhenReady(systemd, keys: services.keys, server: server, threads: config.threads, logger: logger)
